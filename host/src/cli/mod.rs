@@ -1,0 +1,30 @@
+//! Command-line interface: clap definitions and dispatch. The only place that prints for
+//! humans; everything else returns typed results.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "advgame-host",
+    version,
+    about = "AdvGame self-play safety training with sandboxed WebAssembly judges"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Placeholder until the first real command lands.
+    Version,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Version => {
+            println!("advgame-host {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! advgame-host: adversarial self-play safety training (AdvGame, arXiv 2512.20806) with
+//! preference judges, rubrics and curricula as sandboxed WebAssembly components.
+//!
+//! Rooms (see ARCHITECTURE.md):
+//! - [`llm`]: the seam between language-model backends and their users.
+//! - [`plugin`]: the wasmtime host for WIT components (judges, rubrics, curricula).
+//! - [`model`]: the libtorch model engine (HF Llama/Qwen2, generation, log-probs, checkpoints).
+//! - [`game`]: the AdvGame rollout tree, rewards, pairs, losses and training loop.
+//! - [`cli`]: clap commands; the only place that prints for humans.
+
+pub mod cli;
+pub mod game;
+pub mod llm;
+pub mod model;
+pub mod plugin;

@@ -1,0 +1,74 @@
+//! The narrow seam between "something that serves a chat language model" and everything that
+//! needs one: the plugin host (a judge plugin's `generate` import), the game (attacker and
+//! defender sampling) and the CLI. The model engine (`crate::model`) implements [`Generator`];
+//! tests may implement it with a scripted backend. Nothing here depends on tch or wasmtime.
+
+use serde::{Deserialize, Serialize};
+
+/// One request to a chat model: an optional system turn, one user turn, and an optional
+/// assistant prefill that starts the answer (e.g. `<score_A>`), so that even a small model
+/// answers in the expected format. Returned texts include the prefill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ChatRequest {
+    pub system: Option<String>,
+    pub user: String,
+    pub prefill: Option<String>,
+}
+
+impl ChatRequest {
+    pub fn user(text: impl Into<String>) -> Self {
+        Self { system: None, user: text.into(), prefill: None }
+    }
+}
+
+/// Decoding settings for one batch. `temperature == 0` means greedy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    pub max_new_tokens: usize,
+    pub temperature: f32,
+    pub top_p: f32,
+    /// Seed of the sampling RNG: the same seed, inputs and model give the same outputs.
+    pub seed: u64,
+    /// Extra stop strings besides the model's own end-of-turn tokens.
+    pub stop: Vec<String>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self { max_new_tokens: 256, temperature: 0.6, top_p: 0.9, seed: 0, stop: Vec::new() }
+    }
+}
+
+/// Why generation of one sequence ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// An end-of-turn token or a stop string was produced.
+    Stop,
+    /// `max_new_tokens` was reached: the output is truncated.
+    Length,
+}
+
+/// One generated completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// Decoded completion, starting with the request's prefill (if any) and without the
+    /// end-of-turn token.
+    pub text: String,
+    /// The sampled token ids (prefill tokens excluded; they belong to the prompt).
+    pub token_ids: Vec<i64>,
+    pub finish: FinishReason,
+    /// Log-probability of each sampled token under the sampling distribution's model
+    /// (before temperature/top-p), aligned with `token_ids`.
+    pub logprobs: Vec<f32>,
+}
+
+/// Anything that answers batches of chat requests.
+pub trait Generator: Send {
+    /// Generates one completion per request, in order.
+    fn generate(
+        &mut self,
+        requests: &[ChatRequest],
+        params: &SamplingParams,
+    ) -> anyhow::Result<Vec<Generation>>;
+}

