@@ -5,11 +5,13 @@
 //! - [`llm`]: the seam between language-model backends and their users.
 //! - [`plugin`]: the wasmtime host for WIT components (judges, rubrics, curricula).
 //! - [`model`]: the libtorch model engine (HF Llama/Qwen2, generation, log-probs, checkpoints).
+//! - [`judging`]: the judge/curriculum facade the game talks to (typed results, typed failures).
 //! - [`game`]: the AdvGame rollout tree, rewards, pairs, losses and training loop.
 //! - [`cli`]: clap commands; the only place that prints for humans.
 
 pub mod cli;
 pub mod game;
+pub mod judging;
 pub mod llm;
 pub mod model;
 pub mod plugin;

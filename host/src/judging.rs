@@ -1,0 +1,139 @@
+//! The facade the game uses to reach judges and curricula, whatever implements them (in
+//! practice: WebAssembly components through [`crate::plugin`]). Typed inputs, typed per-item
+//! results, typed failures; no wasmtime types cross this line.
+
+use serde::{Deserialize, Serialize};
+
+/// A seed request's category: the attacker's goal and every rubric depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Harmful,
+    Benign,
+}
+
+/// One seed request (a JSONL line `{"id", "category", "text"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    pub id: String,
+    pub category: Category,
+    pub text: String,
+}
+
+/// Compare two responses under the named rubric, given a context (prompt or seed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub rubric: String,
+    pub context: String,
+    pub a: String,
+    pub b: String,
+}
+
+/// Scores of both sides of a comparison on the rubric's 0-10 scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredPair {
+    pub a: f32,
+    pub b: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
+}
+
+/// Score one response under the named rubric, given a context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub rubric: String,
+    pub context: String,
+    pub response: String,
+}
+
+/// Why one judgment (or plugin call) produced no usable result. Every kind is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The guest trapped (`unreachable`, stack overflow, out-of-bounds...).
+    Trap,
+    /// The per-call wall-clock deadline or fuel ran out.
+    Deadline,
+    /// The instance hit its memory cap.
+    Memory,
+    /// A returned string or list exceeded the host's size caps.
+    Oversize,
+    /// The guest returned something the contract forbids (NaN, out-of-range score, wrong
+    /// number of results...).
+    InvalidOutput,
+    /// The plugin reported that the judge model's output could not be parsed.
+    Parse,
+    /// The plugin reported a refusal by the judge model.
+    Refused,
+    /// The plugin reported invalid input.
+    Invalid,
+    /// The plugin reported a failure of a host service (e.g. generation).
+    Host,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 9] = [
+        Self::Trap,
+        Self::Deadline,
+        Self::Memory,
+        Self::Oversize,
+        Self::InvalidOutput,
+        Self::Parse,
+        Self::Refused,
+        Self::Invalid,
+        Self::Host,
+    ];
+
+    /// Stable snake_case name, used in metric names (`judge/failures/<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trap => "trap",
+            Self::Deadline => "deadline",
+            Self::Memory => "memory",
+            Self::Oversize => "oversize",
+            Self::InvalidOutput => "invalid_output",
+            Self::Parse => "parse",
+            Self::Refused => "refused",
+            Self::Invalid => "invalid",
+            Self::Host => "host",
+        }
+    }
+}
+
+/// A typed failure, naming the plugin that produced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("plugin {plugin}: {} failure: {message}", kind.as_str())]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// `name@version (sha256 prefix)` of the plugin.
+    pub plugin: String,
+    pub message: String,
+}
+
+/// A preference judge. The outer `Result` is for errors that stop the run (the failure
+/// policy tripped, the host is broken); per-item failures are the inner results.
+pub trait Judge {
+    fn compare(&mut self, batch: &[Comparison])
+    -> anyhow::Result<Vec<Result<ScoredPair, Failure>>>;
+    fn assess(&mut self, batch: &[Assessment]) -> anyhow::Result<Vec<Result<f32, Failure>>>;
+}
+
+/// What happened to one seed in one step, fed back to the curriculum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub seed_id: String,
+    pub attacker_reward: f32,
+    pub defender_reward: f32,
+    pub faithful: bool,
+}
+
+/// Chooses which seeds the attacker sees next. Stateful; its state is checkpointed.
+pub trait Curriculum {
+    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> anyhow::Result<()>;
+    /// Indices into the `seeds` given to `init` (validated by the caller: in range and of
+    /// the requested category).
+    fn next_batch(&mut self, category: Category, size: u32) -> anyhow::Result<Vec<u32>>;
+    fn observe(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()>;
+    fn save_state(&mut self) -> anyhow::Result<Vec<u8>>;
+    fn load_state(&mut self, state: &[u8]) -> anyhow::Result<()>;
+}
