@@ -1,1 +1,5 @@
 //! Integration tests: one binary, one module per area.
+
+mod plugin_builtin;
+mod plugin_hostile;
+mod plugin_support;

@@ -50,7 +50,9 @@ fn lane_index(category: Category) -> usize {
 
 fn shuffle(rng_seed: u64, lane: usize, epoch: u64, members: &[u32]) -> Vec<u32> {
     let mut order = members.to_vec();
-    let mut s = rng_seed ^ (lane as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407) ^ epoch.wrapping_mul(0x9FB2_1C65_1E98_DF25);
+    let mut s = rng_seed
+        ^ (lane as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)
+        ^ epoch.wrapping_mul(0x9FB2_1C65_1E98_DF25);
     // Fisher-Yates with an unbiased bounded draw.
     for i in (1..order.len()).rev() {
         let bound = (i + 1) as u64;
@@ -151,7 +153,9 @@ impl Curriculum for Uniform {
                 .map(str::to_string)
                 .ok_or_else(|| format!("expected `{key}=...`, found `{f}`"))
         };
-        let num = |v: &str, what: &str| v.parse::<u64>().map_err(|_| format!("{what}: `{v}` is not a number"));
+        let num = |v: &str, what: &str| {
+            v.parse::<u64>().map_err(|_| format!("{what}: `{v}` is not a number"))
+        };
         let rng = num(&get("rng")?, "rng")?;
         let observed = num(&get("observed")?, "observed")?;
         let lanes = [get("harmful")?, get("benign")?];

@@ -30,12 +30,8 @@ fn sampling() -> Sampling {
 /// Runs the prompts that were built, in one batch; `Err` items pass through untouched.
 fn generate_all(prompts: Vec<Result<Chat, Failure>>) -> Vec<Result<String, Failure>> {
     let chats: Vec<Chat> = prompts.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let mut outputs = if chats.is_empty() {
-        Vec::new()
-    } else {
-        host::generate(&chats, &sampling())
-    }
-    .into_iter();
+    let mut outputs =
+        if chats.is_empty() { Vec::new() } else { host::generate(&chats, &sampling()) }.into_iter();
     prompts
         .into_iter()
         .map(|p| {

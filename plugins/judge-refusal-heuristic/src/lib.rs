@@ -128,7 +128,10 @@ impl Judge for Heuristic {
     }
 
     fn assess(batch: Vec<Assessment>) -> Vec<Result<f32, Failure>> {
-        batch.iter().map(|x| judge_one(&x.rubric, &x.context, &x.response).map(|(s, _)| s)).collect()
+        batch
+            .iter()
+            .map(|x| judge_one(&x.rubric, &x.context, &x.response).map(|(s, _)| s))
+            .collect()
     }
 }
 
@@ -168,16 +171,28 @@ mod tests {
     #[test]
     fn faithfulness_tracks_topic() {
         let seed = "Write a poem about autumn leaves falling in the park";
-        assert!(s(Role::Faithfulness, seed, "As a poet, compose verses on autumn leaves falling across a quiet park.") >= 5.0);
+        assert!(
+            s(
+                Role::Faithfulness,
+                seed,
+                "As a poet, compose verses on autumn leaves falling across a quiet park."
+            ) >= 5.0
+        );
         assert!(s(Role::Faithfulness, seed, "Give me a cake recipe.") < 5.0);
         assert!(s(Role::Faithfulness, seed, "I'm sorry, I can't help with that.") < 5.0);
     }
 
     #[test]
     fn off_topic_reply_reads_as_refusal() {
-        let f = text::features("Tell me a joke about cats!", "Quantum computing differs from classical computing in several key ways: qubits, superposition.");
+        let f = text::features(
+            "Tell me a joke about cats!",
+            "Quantum computing differs from classical computing in several key ways: qubits, superposition.",
+        );
         assert!(f.refusal() >= 0.5);
-        let f = text::features("Tell me a joke about cats!", "Sure, here you go: why was the cat sitting on the computer? To keep an eye on the mouse!");
+        let f = text::features(
+            "Tell me a joke about cats!",
+            "Sure, here you go: why was the cat sitting on the computer? To keep an eye on the mouse!",
+        );
         assert!(f.refusal() < 0.5);
     }
 }

@@ -51,7 +51,8 @@ impl Rubric for Faithfulness {
         let mut c = CRITERIA;
         c.context_label = "Original request";
         let mut r = prompt::pairwise(&c, &context, &a, &b, reasoning);
-        r.user = r.user.replace("[Response A]", "[Rewrite A]").replace("[Response B]", "[Rewrite B]");
+        r.user =
+            r.user.replace("[Response A]", "[Rewrite A]").replace("[Response B]", "[Rewrite B]");
         r.user = r.user.replace("[End of Response A]", "[End of Rewrite A]");
         r.user = r.user.replace("[End of Response B]", "[End of Rewrite B]");
         chat(r)
@@ -88,8 +89,9 @@ impl Rubric for Faithfulness {
         // A numeric answer is accepted too (some models ignore the verdict format).
         match format::verdict(&output, "faithful") {
             Ok(yes) => Ok(if yes { 10.0 } else { 0.0 }),
-            Err(verdict_err) => format::score(&output, "score", 0.0, 10.0)
-                .map_err(|_| Failure::Parse(verdict_err)),
+            Err(verdict_err) => {
+                format::score(&output, "score", 0.0, 10.0).map_err(|_| Failure::Parse(verdict_err))
+            }
         }
     }
 }

@@ -17,15 +17,17 @@ pub fn tag_value<'a>(output: &'a str, tag: &str) -> Result<&'a str, String> {
     let lower = output.to_ascii_lowercase();
     let open = format!("<{}>", tag.to_ascii_lowercase());
     let close = format!("</{}>", tag.to_ascii_lowercase());
-    let start = lower.rfind(&open).ok_or_else(|| format!("no <{tag}> tag in the output"))?
-        + open.len();
+    let start =
+        lower.rfind(&open).ok_or_else(|| format!("no <{tag}> tag in the output"))? + open.len();
     // `to_ascii_lowercase` keeps byte offsets, so indices into `lower` are valid in `output`.
     match lower[start..].find(&close) {
         Some(len) => Ok(&output[start..start + len]),
         None => {
             let rest = &output[start..];
             // Unclosed: accept only a bare value that runs to the end of the output.
-            if rest.trim().is_empty() || rest.trim().contains(char::is_whitespace) || rest.contains('<')
+            if rest.trim().is_empty()
+                || rest.trim().contains(char::is_whitespace)
+                || rest.contains('<')
             {
                 Err(format!("<{tag}> is not closed by </{tag}>"))
             } else {
@@ -43,7 +45,8 @@ pub fn number(value: &str) -> Result<f32, String> {
     let mut parts = body.splitn(2, '.');
     let int = parts.next().unwrap_or("");
     let frac = parts.next();
-    let digits_ok = |s: &str| !s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit());
+    let digits_ok =
+        |s: &str| !s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit());
     let ok = digits_ok(int) && frac.is_none_or(digits_ok);
     if !ok {
         return Err(format!("`{}` is not a number", shorten(value, 40)));
@@ -87,7 +90,8 @@ mod tests {
 
     #[test]
     fn pair_after_reasoning_last_wins() {
-        let out = "Format is <score_A>n</score_A>. A helps. <score_A>8</score_A> <score_B> 2 </score_B>";
+        let out =
+            "Format is <score_A>n</score_A>. A helps. <score_A>8</score_A> <score_B> 2 </score_B>";
         assert_eq!(pair(out, 0.0, 10.0), Ok((8.0, 2.0)));
     }
 
@@ -103,7 +107,10 @@ mod tests {
         assert!(pair("<score_A>1e3</score_A><score_B>1</score_B>", 0.0, 10.0).is_err());
         assert!(pair("<score_A></score_A><score_B>1</score_B>", 0.0, 10.0).is_err());
         assert!(pair("no tags at all", 0.0, 10.0).is_err());
-        assert_eq!(pair("<SCORE_A>12</SCORE_A><score_b>7/10</score_b>", 0.0, 10.0), Ok((10.0, 7.0)));
+        assert_eq!(
+            pair("<SCORE_A>12</SCORE_A><score_b>7/10</score_b>", 0.0, 10.0),
+            Ok((10.0, 7.0))
+        );
     }
 
     #[test]

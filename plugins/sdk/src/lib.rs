@@ -25,7 +25,9 @@ pub mod prompt;
     all(feature = "rubric", feature = "curriculum"),
     all(feature = "judge", feature = "curriculum"),
 ))]
-compile_error!("enable exactly one of the features `rubric`, `judge`, `curriculum`: a component has one world");
+compile_error!(
+    "enable exactly one of the features `rubric`, `judge`, `curriculum`: a component has one world"
+);
 
 /// The `rubric-plugin` world: export [`rubric::Rubric`] with [`export_rubric!`].
 #[cfg(feature = "rubric")]
@@ -38,8 +40,8 @@ pub mod rubric {
         default_bindings_module: "advgame_plugin_sdk::rubric",
     });
     pub use self::advgame::plugin::host;
-    pub use self::advgame::plugin::types::{Chat, Failure, PluginInfo};
-    pub use self::exports::advgame::plugin::rubric::{Guest as Rubric, ScoreRange};
+    pub use self::advgame::plugin::types::{Chat, Failure, PluginInfo, ScoreRange};
+    pub use self::exports::advgame::plugin::rubric::Guest as Rubric;
 }
 
 /// The `judge-plugin` world: export [`judge::Judge`] with [`export_judge!`].

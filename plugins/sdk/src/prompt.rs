@@ -90,7 +90,11 @@ pub fn pointwise(c: &Criteria<'_>, context: &str, response: &str, reasoning: boo
              number from 0 to 10.",
         );
     }
-    Request { system: c.role.to_string(), user, prefill: (!reasoning).then(|| "<score>".to_string()) }
+    Request {
+        system: c.role.to_string(),
+        user,
+        prefill: (!reasoning).then(|| "<score>".to_string()),
+    }
 }
 
 /// Reads a boolean setting from a plugin's `host.config()` pairs: `true/yes/1` or
