@@ -2,4 +2,5 @@
 
 mod plugin_builtin;
 mod plugin_hostile;
+mod plugin_refusal_eval;
 mod plugin_support;
