@@ -330,3 +330,32 @@ fn uniform_curriculum_is_deterministic_and_resumes() {
     assert!(err.to_string().contains("rng seed 42"), "{err:#}");
     assert!(d.load_state(b"garbage").is_err());
 }
+
+#[test]
+fn compile_cache_is_reused_and_survives_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || advgame_host::plugin::EngineOptions {
+        limits: crate::plugin_support::test_limits(),
+        cache_dir: Some(dir.path().to_path_buf()),
+    };
+    let path = builtin("rubric-refusal");
+    let first = PluginEngine::new(options()).unwrap();
+    let r = RubricPlugin::load(&first, &path, vec![]).unwrap();
+    assert!(!r.identity().from_cache, "cold cache compiles");
+    let second = PluginEngine::new(options()).unwrap();
+    let mut r = RubricPlugin::load(&second, &path, vec![]).unwrap();
+    assert!(r.identity().from_cache, "warm cache is reused");
+    assert_eq!(r.parse_pairwise("<score_A>1</score_A><score_B>2</score_B>").unwrap(), (1.0, 2.0));
+    // Flip a byte in every artifact: the checksum catches it and the plugin is recompiled.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let third = PluginEngine::new(options()).unwrap();
+    let mut r = RubricPlugin::load(&third, &path, vec![]).unwrap();
+    assert!(!r.identity().from_cache, "a corrupt entry is never loaded");
+    assert_eq!(r.parse_pairwise("<score_A>3</score_A><score_B>4</score_B>").unwrap(), (3.0, 4.0));
+}
