@@ -27,7 +27,7 @@ fn python_judge_runs_under_the_same_contract() {
         let n = counter.fetch_add(1, Ordering::SeqCst);
         if req.user.contains("UNPARSABLE") {
             "whatever".into()
-        } else if n % 2 == 0 {
+        } else if n.is_multiple_of(2) {
             "6</score_A> <score_B>3</score_B>".into()
         } else {
             "9</score_A> <score_B>0</score_B>".into()
