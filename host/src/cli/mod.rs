@@ -3,6 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod judge;
+pub mod plugin;
+mod plugin_new;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "advgame-host",
@@ -18,6 +22,11 @@ pub struct Cli {
 pub enum Command {
     /// Placeholder until the first real command lands.
     Version,
+    /// Inspect, check, benchmark or scaffold plugin components.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Run a judge plugin over a JSONL of comparisons/assessments; one JSON result per line.
+    Judge(judge::JudgeArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -26,5 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("advgame-host {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Judge(args) => judge::run(args),
     }
 }

@@ -127,10 +127,17 @@ fn allowed_list(world: WorldKind) -> String {
     list
 }
 
-pub(crate) fn linker(
-    engine: &PluginEngine,
-    world: WorldKind,
-) -> wasmtime::Result<Linker<HostState>> {
+/// The world's linker, built once per engine.
+fn linker(engine: &PluginEngine, world: WorldKind) -> wasmtime::Result<&Linker<HostState>> {
+    let slot = &engine.inner.linkers[WorldKind::ALL.iter().position(|w| *w == world).unwrap_or(0)];
+    if let Some(linker) = slot.get() {
+        return Ok(linker);
+    }
+    let built = build_linker(engine, world)?;
+    Ok(slot.get_or_init(|| built))
+}
+
+fn build_linker(engine: &PluginEngine, world: WorldKind) -> wasmtime::Result<Linker<HostState>> {
     use wasmtime::component::HasSelf;
     let mut linker = Linker::new(engine.wasmtime());
     match world {
