@@ -239,3 +239,32 @@ fn a_rubric_is_not_a_judge() {
     .expect_err("wrong world");
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
 }
+
+#[test]
+fn fuel_stops_a_loop_deterministically() {
+    use advgame_host::plugin::{EngineOptions, Limits};
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { fuel: Some(1_000_000), ..crate::plugin_support::test_limits() };
+    let engine = PluginEngine::new(EngineOptions { limits, cache_dir: None }).unwrap();
+    let wasm =
+        RubricWat { body: "(loop $l (br $l)) (i32.const 2176)", ..RubricWat::default() }.build();
+    let path = write(dir.path(), "spin.wasm", &wasm);
+    let mut rubric = RubricPlugin::load(&engine, &path, vec![]).unwrap();
+    let failure = rubric.parse_pointwise("x").unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Deadline, "{failure}");
+    assert!(failure.message.contains("fuel"), "{failure}");
+    assert_eq!(rubric.parse_pairwise("x").unwrap(), (1.0, 2.0));
+}
+
+#[test]
+fn a_pinned_sha256_mismatch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let path = write(dir.path(), "pinned.wasm", &RubricWat::default().build());
+    let sha = advgame_host::plugin::file_sha256(&path).unwrap();
+    advgame_host::plugin::verify_pin(&engine, &path, &sha.to_uppercase()).expect("same hash");
+    let err = advgame_host::plugin::verify_pin(&engine, &path, &"0".repeat(64)).unwrap_err();
+    assert_eq!(err.reason(), "pin_mismatch");
+    assert!(err.to_string().contains(&sha) && err.to_string().contains("pinned.wasm"), "{err}");
+    assert_eq!(engine.load_failures().get("pin_mismatch"), Some(&1));
+}

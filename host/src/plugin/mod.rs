@@ -36,7 +36,7 @@ pub use engine::{
 };
 pub use identity::{Identity, WorldKind};
 pub use judge::{Agreement, JudgeOptions, JudgePlugin};
-pub use load::{LoadError, PACKAGE, PACKAGE_VERSION};
+pub use load::{LoadError, PACKAGE, PACKAGE_VERSION, file_sha256, verify_pin};
 pub use registry::RubricRegistry;
 pub use rubric::RubricPlugin;
 
