@@ -138,12 +138,19 @@ cargo run --quiet --release --manifest-path "{sdk}/tools/componentize/Cargo.toml
 "#,
         sdk = sdk.display()
     );
-    Ok(vec![
+    // Start from the built-in plugins' lock file: the same wit-bindgen as they use, and no
+    // registry lookups when those crates are already cached.
+    let mut files = Vec::new();
+    if let Ok(lock) = std::fs::read_to_string(sdk.join("Cargo.lock")) {
+        files.push(("Cargo.lock".to_string(), lock, false));
+    }
+    files.extend([
         ("Cargo.toml".into(), cargo, false),
         ("src/lib.rs".into(), lib, false),
         ("build.sh".into(), build, true),
         (".gitignore".into(), "/target\n*.wasm\n".into(), false),
-    ])
+    ]);
+    Ok(files)
 }
 
 fn python_files(name: &str, world: Kind) -> anyhow::Result<Files> {
