@@ -329,6 +329,21 @@ fn uniform_curriculum_is_deterministic_and_resumes() {
     let err = d.load_state(&state).unwrap_err();
     assert!(err.to_string().contains("rng seed 42"), "{err:#}");
     assert!(d.load_state(b"garbage").is_err());
+
+    // A replaced instance (as after a trap) picks up exactly where the old one was.
+    let mut e = load();
+    e.init(&seeds, 42).unwrap();
+    let first = e.next_batch(Category::Harmful, 6).unwrap();
+    assert_eq!(first, epoch);
+    e.restart().unwrap();
+    assert_eq!(e.instances(), 2);
+    let mut f = load();
+    f.init(&seeds, 42).unwrap();
+    f.next_batch(Category::Harmful, 6).unwrap();
+    assert_eq!(
+        e.next_batch(Category::Harmful, 4).unwrap(),
+        f.next_batch(Category::Harmful, 4).unwrap()
+    );
 }
 
 #[test]
