@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
 pub mod judge;
 pub mod plugin;
 mod plugin_new;
@@ -27,6 +28,8 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Run a judge plugin over a JSONL of comparisons/assessments; one JSON result per line.
     Judge(judge::JudgeArgs),
+    /// Generate text with a Hugging Face model folder (Llama or Qwen2 family).
+    Generate(generate::GenerateArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -37,5 +40,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Judge(args) => judge::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }
