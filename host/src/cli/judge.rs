@@ -37,6 +37,13 @@ pub struct JudgeArgs {
     /// Share of comparisons judged in both orders (averaged; agreement reported).
     #[arg(long, default_value_t = 0.0)]
     pub both_orders_share: f64,
+    /// Judge model (Hugging Face folder) serving the plugin's `host.generate`. Without it,
+    /// LLM judges report a `host` failure per item; heuristic judges need none.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Device of the judge model: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     #[command(flatten)]
     pub setup: Setup,
 }
@@ -107,7 +114,15 @@ fn failure_json(f: &Failure) -> Value {
 }
 
 pub fn run(args: JudgeArgs) -> anyhow::Result<()> {
-    run_with(args, None)
+    let generator: Option<Box<dyn Generator>> = match &args.model {
+        Some(dir) => {
+            let device = crate::model::parse_device(&args.device)?;
+            let kind = crate::model::default_kind(device);
+            Some(Box::new(crate::model::ChatModel::load(dir, device, kind)?))
+        }
+        None => None,
+    };
+    run_with(args, generator)
 }
 
 /// Runs the command with `generator` serving the judge's `host.generate` (the model engine
