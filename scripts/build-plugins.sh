@@ -2,8 +2,9 @@
 # Builds every built-in plugin (plugins/*) into a WebAssembly component, plus the Python
 # example judge (examples/python-judge) when componentize-py is available:
 #   $ADVGAME_PLUGIN_DIR/<crate>.wasm   (default $ADVGAME_CACHE/plugins)
-# Idempotent and fast when nothing changed: cargo is incremental, and a component is only
-# re-encoded when its core module is newer. Flags: --no-python skips the Python example.
+# Idempotent and fast when nothing changed: cargo is incremental, encoding takes
+# milliseconds and leaves identical files untouched, and the Python example is rebuilt only
+# when its inputs' hash changes. Flags: --no-python skips the Python example.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 log() { echo "[build-plugins] $*" >&2; }
@@ -39,8 +40,10 @@ for manifest in rubric-*/Cargo.toml judge-*/Cargo.toml curriculum-*/Cargo.toml; 
     --target wasm32-unknown-unknown -p "$crate"
   core="$WASM_TARGET_DIR/wasm32-unknown-unknown/release/${crate//-/_}.wasm"
   out="$OUT/$crate.wasm"
-  if [ ! -f "$out" ] || [ "$core" -nt "$out" ]; then
-    "$ENCODE" "$core" "$out" >/dev/null
+  # Always encode (cheap): an mtime test is fooled when another checkout wrote $OUT.
+  before="$(sha256sum "$out" 2>/dev/null || true)"
+  "$ENCODE" "$core" "$out" >/dev/null
+  if [ "$before" != "$(sha256sum "$out")" ]; then
     log "built $out ($(stat -c %s "$out") bytes)"
   fi
 done

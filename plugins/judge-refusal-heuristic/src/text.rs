@@ -43,10 +43,19 @@ fn head(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// Binary search in the sorted stop list (cheaper than hashing every word in wasm).
 fn is_stop(word: &str) -> bool {
-    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
-        std::sync::OnceLock::new();
-    SET.get_or_init(|| STOP.iter().copied().collect()).contains(word)
+    static SORTED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    if word.len() > 12 {
+        return false;
+    }
+    let sorted = SORTED.get_or_init(|| {
+        let mut v = STOP.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        v
+    });
+    sorted.binary_search(&word).is_ok()
 }
 
 /// Phrases that decline outright. Matched anywhere in the opening of a response.
@@ -349,21 +358,13 @@ fn coverage_norm(want: &BTreeSet<String>, norm: &str) -> f32 {
     if want.is_empty() {
         return 1.0;
     }
-    let sorted: Vec<&str> = want.iter().map(String::as_str).collect();
-    let mut hit = vec![false; sorted.len()];
-    let mut left = sorted.len();
-    for w in content_stems(norm) {
-        if let Ok(i) = sorted.binary_search(&w)
-            && !hit[i]
-        {
-            hit[i] = true;
-            left -= 1;
-            if left == 0 {
-                break;
-            }
-        }
-    }
-    (sorted.len() - left) as f32 / sorted.len() as f32
+    // A wanted stem counts when some word of the response starts with it ("cat" finds
+    // "cats"): a few substring searches instead of analysing every word of a long reply.
+    let starts_word = |w: &str| {
+        norm.match_indices(w)
+            .any(|(i, _)| norm[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric()))
+    };
+    want.iter().filter(|w| starts_word(w)).count() as f32 / want.len() as f32
 }
 
 /// The cue lists, in the order their patterns are numbered in [`cues`].
@@ -372,7 +373,9 @@ const LISTS: [&[&str]; 4] = [REFUSAL, DISCOURAGE, REDIRECT, ACTIONABLE];
 fn cues() -> &'static aho_corasick::AhoCorasick {
     static AC: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
     AC.get_or_init(|| {
-        aho_corasick::AhoCorasick::new(LISTS.iter().flat_map(|l| l.iter()))
+        aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(LISTS.iter().flat_map(|l| l.iter()))
             .expect("cue phrases build an automaton")
     })
 }
