@@ -12,6 +12,9 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 
+/// Size above which the oldest cache entries are deleted when an engine opens the cache.
+const MAX_CACHE_BYTES: u64 = 2 << 30;
+
 #[derive(Debug)]
 pub(crate) struct CompileCache {
     dir: PathBuf,
@@ -26,7 +29,33 @@ impl CompileCache {
         })?;
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(Self { dir, engine_key: format!("{:016x}", hasher.finish()) })
+        let cache = Self { dir, engine_key: format!("{:016x}", hasher.finish()) };
+        cache.prune(MAX_CACHE_BYTES);
+        Ok(cache)
+    }
+
+    /// Deletes the least recently used artifacts until the cache holds at most `max` bytes
+    /// (every rebuilt plugin leaves a new entry; a hit refreshes its entry's mtime).
+    fn prune(&self, max: u64) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        files.sort();
+        for (_, len, path) in files {
+            if total <= max {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -64,7 +93,13 @@ impl CompileCache {
             return None;
         }
         match deserialize(engine, &data[32..]) {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                // Mark the entry as recently used for pruning.
+                if let Ok(f) = std::fs::File::options().append(true).open(path) {
+                    let _ = f.set_modified(std::time::SystemTime::now());
+                }
+                Some(c)
+            }
             Err(err) => {
                 tracing::warn!(
                     "component cache: {} rejected ({err:#}), recompiling",
@@ -99,4 +134,30 @@ fn deserialize(engine: &wasmtime::Engine, artifact: &[u8]) -> wasmtime::Result<C
     // engine's precompile-compatibility hash; wasmtime additionally checks its own header
     // and version. The cache directory must not be writable by untrusted users.
     unsafe { Component::deserialize(engine, artifact) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn prune_drops_least_recently_used_entries_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache { dir: dir.path().into(), engine_key: String::new() };
+        let base = SystemTime::now() - Duration::from_secs(3600);
+        for (i, name) in ["old.cwasm", "mid.cwasm", "new.cwasm"].iter().enumerate() {
+            let path = dir.path().join(name);
+            std::fs::write(&path, [0u8; 10]).unwrap();
+            let f = std::fs::File::options().append(true).open(&path).unwrap();
+            f.set_modified(base + Duration::from_secs(60 * i as u64)).unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), [0u8; 100]).unwrap();
+        cache.prune(15);
+        let left: Vec<bool> = ["old.cwasm", "mid.cwasm", "new.cwasm", "notes.txt"]
+            .iter()
+            .map(|n| dir.path().join(n).exists())
+            .collect();
+        assert_eq!(left, [false, false, true, true]);
+    }
 }
