@@ -11,3 +11,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ADVGAME_CACHE/target}"
 export ADVGAME_PYTHON="$ADVGAME_VENV/bin/python"
 # Stable CPU timings on a shared box; tests are small.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+# Built-in plugin components (scripts/build-plugins.sh writes them, tests and configs read them).
+export ADVGAME_PLUGIN_DIR="${ADVGAME_PLUGIN_DIR:-$ADVGAME_CACHE/plugins}"

@@ -8,6 +8,7 @@ log() { echo "[test] $*" >&2; }
 
 "$ADVGAME_ROOT/scripts/setup.sh"
 "$ADVGAME_ROOT/scripts/build-plugins.sh"
+"$ADVGAME_ROOT/scripts/check-plugins.sh"
 "$ADVGAME_PYTHON" "$ADVGAME_ROOT/scripts/make_fixtures.py"
 
 log "cargo fmt --check"
