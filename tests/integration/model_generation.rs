@@ -71,3 +71,26 @@ fn greedy_rows_do_not_depend_on_batch_padding() {
         assert_eq!(alone.token_ids, batch[i].token_ids, "row {i} differs between batch and alone");
     }
 }
+
+#[test]
+fn bf16_weights_run_the_same_code_path_as_cuda() {
+    // CUDA runs in bf16; on the CPU the same path must work and stay close to f32.
+    let dir = fixture("tiny-qwen2");
+    let f32_model = ChatModel::load(&dir, Device::Cpu, Kind::Float).unwrap();
+    let mut bf16_model = ChatModel::load(&dir, Device::Cpu, Kind::BFloat16).unwrap();
+    let ids = tch::Tensor::from_slice(&[5i64, 900, 77, 1234, 42, 8]).view([1, 6]);
+    let mask = ids.ones_like();
+    let (a, b) = tch::no_grad(|| {
+        (f32_model.lm().forward(&ids, &mask), bf16_model.lm().forward(&ids, &mask))
+    });
+    assert_eq!(b.kind(), Kind::BFloat16);
+    let scale = a.abs().max().double_value(&[]);
+    let diff = (a - b.to_kind(Kind::Float)).abs().max().double_value(&[]);
+    assert!(diff / scale < 0.05, "bf16 logits too far from f32: {diff} (scale {scale})");
+    let params =
+        SamplingParams { max_new_tokens: 6, temperature: 0.7, ..SamplingParams::default() };
+    let out = bf16_model.generate(&requests(), &params).unwrap();
+    assert!(out.iter().all(|g| g.logprobs.iter().all(|l| l.is_finite() && *l <= 0.0)));
+    let lp = bf16_model.sequence_logprobs(&[(vec![1, 2, 3], vec![4, 5])]).unwrap();
+    assert_eq!(lp.kind(), Kind::Float);
+}
