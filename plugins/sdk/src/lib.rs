@@ -42,6 +42,69 @@ pub mod rubric {
     pub use self::advgame::plugin::host;
     pub use self::advgame::plugin::types::{Chat, Failure, PluginInfo, ScoreRange};
     pub use self::exports::advgame::plugin::rubric::Guest as Rubric;
+
+    /// Wraps a [`crate::prompt::Request`] into this world's `chat` record.
+    pub fn chat(r: crate::prompt::Request) -> Chat {
+        Chat { system: Some(r.system), user: r.user, prefill: r.prefill }
+    }
+
+    /// Whether the run config asks this rubric for reasoning before the scores
+    /// (`reasoning = "true"`); off by default so small judges answer with the tags at once.
+    pub fn reasoning() -> bool {
+        crate::prompt::flag(&host::config(), "reasoning", false)
+    }
+}
+
+/// A whole rubric plugin from its criteria: a 0-10 rubric that uses the shared prompt
+/// layout ([`prompt::pairwise`] / [`prompt::pointwise`]) and the strict score-tag parsers
+/// ([`format`]). Rubrics that differ only in what they judge differ only in their
+/// [`prompt::Criteria`]; anything more unusual implements [`rubric::Rubric`] by hand.
+///
+/// ```ignore
+/// advgame_plugin_sdk::banded_rubric!(
+///     Compliance, name: "compliance", description: "0-10: ...", criteria: CRITERIA
+/// );
+/// ```
+#[cfg(feature = "rubric")]
+#[macro_export]
+macro_rules! banded_rubric {
+    ($ty:ident, name: $name:expr, description: $description:expr, criteria: $criteria:expr $(,)?) => {
+        struct $ty;
+
+        impl $crate::rubric::Rubric for $ty {
+            fn info() -> $crate::rubric::PluginInfo {
+                $crate::rubric::PluginInfo {
+                    name: ($name).into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    description: ($description).into(),
+                }
+            }
+            fn range() -> $crate::rubric::ScoreRange {
+                $crate::rubric::ScoreRange { min: 0.0, max: 10.0 }
+            }
+            fn pairwise_prompt(context: String, a: String, b: String) -> $crate::rubric::Chat {
+                let reasoning = $crate::rubric::reasoning();
+                $crate::rubric::chat($crate::prompt::pairwise(
+                    &$criteria, &context, &a, &b, reasoning,
+                ))
+            }
+            fn parse_pairwise(output: String) -> Result<(f32, f32), $crate::rubric::Failure> {
+                $crate::format::pair(&output, 0.0, 10.0).map_err($crate::rubric::Failure::Parse)
+            }
+            fn pointwise_prompt(context: String, response: String) -> $crate::rubric::Chat {
+                let reasoning = $crate::rubric::reasoning();
+                $crate::rubric::chat($crate::prompt::pointwise(
+                    &$criteria, &context, &response, reasoning,
+                ))
+            }
+            fn parse_pointwise(output: String) -> Result<f32, $crate::rubric::Failure> {
+                $crate::format::score(&output, "score", 0.0, 10.0)
+                    .map_err($crate::rubric::Failure::Parse)
+            }
+        }
+
+        $crate::rubric::export_rubric!($ty);
+    };
 }
 
 /// The `judge-plugin` world: export [`judge::Judge`] with [`export_judge!`].
