@@ -11,6 +11,8 @@ pub mod loss;
 pub mod optim;
 pub mod pairs;
 pub mod parse;
+pub mod prompts;
 pub mod rewards;
+pub mod rollout;
 pub mod schedule;
 pub mod seeds;
