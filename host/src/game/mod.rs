@@ -8,6 +8,7 @@
 pub mod config;
 pub mod ema;
 pub mod loss;
+pub mod metrics;
 pub mod optim;
 pub mod pairs;
 pub mod parse;
