@@ -154,7 +154,6 @@ pub fn rollout_metrics(r: &StepRollout) -> Metrics {
     put(&mut m, "judge/failure_rate", ratio(s.judgments_failed as usize, s.judgments as usize));
     let parse = s.failures.get("parse").copied().unwrap_or(0);
     put(&mut m, "judge/parse_failure_rate", ratio(parse as usize, s.judgments as usize));
-    put(&mut m, "judge/swap_agreement", ratio(s.swap_agreed as usize, s.swapped as usize));
     put(&mut m, "time/attacker_generation", Some(s.time_attacker_generation));
     put(&mut m, "time/defender_generation", Some(s.time_defender_generation));
     put(&mut m, "time/judge", Some(s.time_judge));
@@ -229,7 +228,6 @@ mod tests {
         assert_eq!(m["defender/truncated_rate"], 0.25);
         assert_eq!(m["judge/failures/parse"], 0.0);
         assert_eq!(m["judge/judgments"], 5.0);
-        assert!(!m.contains_key("judge/swap_agreement"));
     }
 
     #[test]

@@ -34,7 +34,6 @@ pub struct RolloutSettings {
     pub optimistic_attacker: bool,
     pub penalize_truncated_replies: bool,
     pub defender_context: JudgeContext,
-    pub swap_share: f64,
     pub rubrics: Rubrics,
     pub prompts: AttackerPrompts,
 }
@@ -44,13 +43,10 @@ pub struct RolloutSettings {
 pub struct JudgmentRecord {
     pub a: usize,
     pub b: usize,
-    /// Scores of (a, b), averaged over both orders when the comparison was also swapped.
+    /// Scores of (a, b); `None` when the judgment failed.
     pub scores: Option<(f32, f32)>,
-    /// Scores of the swapped judgment, mapped back to (a, b), when one was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub swapped: Option<(f32, f32)>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failures: Vec<Failure>,
+    pub failure: Option<Failure>,
 }
 
 /// One defender reply.
@@ -106,12 +102,9 @@ pub struct SeedTree {
 pub struct RolloutStats {
     /// Failed judgments by kind name (faithfulness, defender and attacker judging together).
     pub failures: BTreeMap<&'static str, u64>,
-    /// Judgments requested (each swapped duplicate counts too).
+    /// Judgments requested (pointwise and pairwise).
     pub judgments: u64,
     pub judgments_failed: u64,
-    /// Comparisons judged in both orders, and how many of them agreed on the winner.
-    pub swapped: u64,
-    pub swap_agreed: u64,
     pub time_attacker_generation: f64,
     pub time_defender_generation: f64,
     pub time_judge: f64,
@@ -167,44 +160,21 @@ impl RolloutSettings {
     }
 }
 
-/// Where a comparison's result goes: tree, attack (None for attacker judging), pairing.
-struct Planned {
-    tree: usize,
-    attack: Option<usize>,
-    pair: (usize, usize),
-    /// Index of the straight comparison in the batch, and of the swapped one if any.
-    straight: usize,
-    swapped: Option<usize>,
-}
-
 /// A comparison to make: tree, attack (None for attacker judging), pairing, request.
 type PlanItem = (usize, Option<usize>, (usize, usize), Comparison);
 
-/// Runs one batch of comparisons (with optional swapped duplicates) and folds the results
-/// back into per-pairing records.
+/// Runs one batch of comparisons and turns the results into per-pairing records.
+/// (Position-bias handling, A/B swapping and both-order agreement, is the judge host's job:
+/// see `crate::plugin::JudgeOptions`.)
 fn judge_pairs(
     judge: &mut dyn Judge,
-    mut plan: Vec<PlanItem>,
-    swap_share: f64,
-    rng: &mut impl Rng,
+    plan: Vec<PlanItem>,
     stats: &mut RolloutStats,
-) -> anyhow::Result<Vec<(Planned, JudgmentRecord)>> {
-    let mut batch = Vec::with_capacity(plan.len());
-    let mut planned = Vec::with_capacity(plan.len());
-    for (tree, attack, pair, cmp) in plan.drain(..) {
-        let straight = batch.len();
-        let swap = swap_share > 0.0 && rng.random_bool(swap_share);
-        let mirrored = Comparison { a: cmp.b.clone(), b: cmp.a.clone(), ..cmp.clone() };
-        batch.push(cmp);
-        let swapped = swap.then(|| {
-            batch.push(mirrored);
-            straight + 1
-        });
-        planned.push(Planned { tree, attack, pair, straight, swapped });
-    }
-    if batch.is_empty() {
+) -> anyhow::Result<Vec<(usize, Option<usize>, JudgmentRecord)>> {
+    if plan.is_empty() {
         return Ok(Vec::new());
     }
+    let batch: Vec<Comparison> = plan.iter().map(|p| p.3.clone()).collect();
     let results = judge.compare(&batch)?;
     anyhow::ensure!(
         results.len() == batch.len(),
@@ -213,42 +183,17 @@ fn judge_pairs(
         batch.len()
     );
     stats.judgments += batch.len() as u64;
-    let count_failure = |f: &Failure, stats: &mut RolloutStats| {
-        stats.judgments_failed += 1;
-        *stats.failures.entry(f.kind.as_str()).or_default() += 1;
-    };
-    let mut out = Vec::with_capacity(planned.len());
-    for p in planned {
-        let mut failures = Vec::new();
-        let straight = match &results[p.straight] {
-            Ok(s) => Some((s.a, s.b)),
+    let mut out = Vec::with_capacity(plan.len());
+    for ((tree, attack, (a, b), _), result) in plan.into_iter().zip(results) {
+        let (scores, failure) = match result {
+            Ok(s) => (Some((s.a, s.b)), None),
             Err(f) => {
-                count_failure(f, stats);
-                failures.push(f.clone());
-                None
+                stats.judgments_failed += 1;
+                *stats.failures.entry(f.kind.as_str()).or_default() += 1;
+                (None, Some(f))
             }
         };
-        let swapped = p.swapped.and_then(|i| match &results[i] {
-            Ok(s) => Some((s.b, s.a)),
-            Err(f) => {
-                count_failure(f, stats);
-                failures.push(f.clone());
-                None
-            }
-        });
-        let scores = match (straight, swapped) {
-            (Some(x), Some(y)) => {
-                stats.swapped += 1;
-                let winner = |s: (f32, f32)| (s.0 - s.1).signum();
-                if winner(x) == winner(y) {
-                    stats.swap_agreed += 1;
-                }
-                Some(((x.0 + y.0) / 2.0, (x.1 + y.1) / 2.0))
-            }
-            (x, y) => x.or(y),
-        };
-        let record = JudgmentRecord { a: p.pair.0, b: p.pair.1, scores, swapped, failures };
-        out.push((p, record));
+        out.push((tree, attack, JudgmentRecord { a, b, scores, failure }));
     }
     Ok(out)
 }
@@ -429,12 +374,10 @@ pub fn rollout(
         }
     }
     let t = Instant::now();
-    let judged = judge_pairs(judge, plan, settings.swap_share, rng, &mut stats)?;
+    let judged = judge_pairs(judge, plan, &mut stats)?;
     stats.time_judge += t.elapsed().as_secs_f64();
-    for (p, record) in judged {
-        trees[p.tree].attacks[p.attack.expect("defender judgments name an attack")]
-            .judgments
-            .push(record);
+    for (ti, ai, record) in judged {
+        trees[ti].attacks[ai.expect("defender judgments name an attack")].judgments.push(record);
     }
     for tree in &mut trees {
         for attack in &mut tree.attacks {
@@ -479,10 +422,10 @@ pub fn rollout(
         }
     }
     let t = Instant::now();
-    let judged = judge_pairs(judge, plan, settings.swap_share, rng, &mut stats)?;
+    let judged = judge_pairs(judge, plan, &mut stats)?;
     stats.time_judge += t.elapsed().as_secs_f64();
-    for (p, record) in judged {
-        trees[p.tree].judgments.push(record);
+    for (ti, _, record) in judged {
+        trees[ti].judgments.push(record);
     }
     for tree in &mut trees {
         let slots: Vec<Slot> = tree.attacks.iter().map(|a| a.slot).collect();
@@ -659,7 +602,6 @@ pub(crate) mod tests {
             optimistic_attacker: true,
             penalize_truncated_replies: true,
             defender_context: JudgeContext::Prompt,
-            swap_share: 0.0,
             rubrics: Rubrics::default(),
             prompts: AttackerPrompts {
                 harmful: "H: {seed}".into(),
@@ -817,30 +759,6 @@ pub(crate) mod tests {
         assert_eq!(t.attacks[1].best_reply, Some(1));
         assert_eq!(out.stats.judgments_failed, 3, "P0 pair, P1 self-pair, P1 attacker self-pair");
         assert_eq!(out.stats.failures["parse"], 3);
-    }
-
-    #[test]
-    fn swapped_comparisons_are_flipped_back_and_averaged() {
-        let (mut attacker, mut defender, mut judge) = harmful_scenario();
-        let mut s = settings(4, 2);
-        s.swap_share = 1.0;
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let out = rollout(
-            &[seed("h1", Category::Harmful)],
-            &s,
-            &mut attacker,
-            &mut defender,
-            &mut judge,
-            &mut rng,
-        )
-        .unwrap();
-        assert_eq!(judge.compare_calls[0].len(), 4);
-        assert_eq!(judge.compare_calls[0][1].a, HARM, "the duplicate is swapped");
-        // A position-free judge agrees with itself and rewards are unchanged.
-        assert_eq!(out.stats.swapped, 3);
-        assert_eq!(out.stats.swap_agreed, 3);
-        assert_eq!(out.trees[0].attacks[0].replies[0].reward, Some(8.0));
-        assert_eq!(out.trees[0].attacks[1].reward, Some(9.0));
     }
 
     #[test]
