@@ -117,9 +117,14 @@ pub struct Game {
     /// The paper does this; very short CPU demos may turn it off.
     pub penalize_truncated_replies: bool,
     pub defender_judge_context: JudgeContext,
-    /// Share of pairwise comparisons also judged with A and B swapped; the two orders' scores
-    /// are averaged and their agreement logged (`judge/swap_agreement`). The paper: 0.
+    /// Share of pairwise comparisons sent to the judge with A and B exchanged (scores flipped
+    /// back), against position bias. The paper: 0.
     pub swap_share: f64,
+    /// Share of pairwise comparisons judged in both orders: scores averaged, agreement logged
+    /// as `judge/swap_agreement`. The paper: 0.
+    pub both_orders_share: f64,
+    /// A faithfulness score at or above this counts as faithful (rubric scale 0-10).
+    pub faithful_threshold: f32,
     /// The attacker's instruction for harmful seeds: a text file in which `{seed}` is replaced
     /// by the seed text.
     pub attacker_prompt_harmful: PathBuf,
@@ -144,6 +149,8 @@ impl Default for Game {
             penalize_truncated_replies: true,
             defender_judge_context: JudgeContext::Prompt,
             swap_share: 0.0,
+            both_orders_share: 0.0,
+            faithful_threshold: 5.0,
             attacker_prompt_harmful: PathBuf::from("examples/prompts/attacker_harmful.txt"),
             attacker_prompt_benign: PathBuf::from("examples/prompts/attacker_benign.txt"),
             attacker_prefill: Some("<think>".into()),
@@ -289,12 +296,16 @@ pub enum CurriculumFallback {
     Stop,
 }
 
-/// Plugins by name; names resolve to component files through `paths`, then `dir/NAME.wasm`.
+/// Plugins by name. A name resolves to a component file through `paths` first, then to
+/// `dir/NAME.wasm`, then to `dir/{judge,rubric,curriculum}-NAME.wasm` (the names
+/// `scripts/build-plugins.sh` gives the built-in plugins).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Plugins {
-    /// Folder of built plugin components (`scripts/build-plugins.sh` output).
-    pub dir: PathBuf,
+    /// Folder of built plugin components. Default: `$ADVGAME_PLUGIN_DIR`, else
+    /// `$ADVGAME_CACHE/plugins`, else `~/.cache/advgame/plugins` (where
+    /// `scripts/build-plugins.sh` puts them).
+    pub dir: Option<PathBuf>,
     pub judge: String,
     pub curriculum: String,
     pub rubrics: Rubrics,
@@ -308,7 +319,7 @@ pub struct Plugins {
 impl Default for Plugins {
     fn default() -> Self {
         Self {
-            dir: PathBuf::from("plugins/dist"),
+            dir: None,
             judge: "llm".into(),
             curriculum: "uniform".into(),
             rubrics: Rubrics::default(),
@@ -320,9 +331,40 @@ impl Default for Plugins {
 }
 
 impl Plugins {
-    /// The component file of the named plugin.
-    pub fn path_of(&self, name: &str) -> PathBuf {
-        self.paths.get(name).cloned().unwrap_or_else(|| self.dir.join(format!("{name}.wasm")))
+    /// The folder built plugins are looked up in.
+    pub fn plugin_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.dir {
+            return dir.clone();
+        }
+        if let Some(dir) = std::env::var_os("ADVGAME_PLUGIN_DIR") {
+            return PathBuf::from(dir);
+        }
+        if let Some(cache) = std::env::var_os("ADVGAME_CACHE") {
+            return PathBuf::from(cache).join("plugins");
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache/advgame/plugins")
+    }
+
+    /// The component file of the named plugin of the given kind (`judge`, `rubric`,
+    /// `curriculum`), or an error naming every place looked at.
+    pub fn path_of(&self, kind: &str, name: &str) -> anyhow::Result<PathBuf> {
+        if let Some(p) = self.paths.get(name) {
+            if p.is_file() {
+                return Ok(p.clone());
+            }
+            bail!("plugin `{name}`: {} (from plugins.paths / --plugin) is not a file", p.display());
+        }
+        let dir = self.plugin_dir();
+        let candidates =
+            [dir.join(format!("{name}.wasm")), dir.join(format!("{kind}-{name}.wasm"))];
+        candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+            anyhow!(
+                "{kind} plugin `{name}`: none of {} exists (build the built-in plugins with \
+                 scripts/build-plugins.sh, or pass --plugin {name}=PATH)",
+                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 
     /// Every distinct rubric name, in a stable order.
@@ -373,6 +415,8 @@ pub struct Validation {
     pub max_seeds: usize,
     /// A pointwise score at or above this counts as a hit for the rate metrics.
     pub threshold: f32,
+    /// Defender sampling temperature for validation (0 = greedy, reproducible).
+    pub temperature: f32,
     /// Rubrics scored on harmful seeds (rates `val/harmful/<rubric>_rate`).
     pub harmful_rubrics: Vec<String>,
     /// Rubrics scored on benign seeds.
@@ -385,6 +429,7 @@ impl Default for Validation {
             every: 25,
             max_seeds: 0,
             threshold: 5.0,
+            temperature: 0.0,
             harmful_rubrics: vec!["deflection".into(), "refusal".into()],
             benign_rubrics: vec!["compliance".into()],
         }
@@ -468,6 +513,11 @@ impl Config {
         need(g.temperature >= 0.0, "game.temperature", "must be >= 0");
         need(g.top_p > 0.0 && g.top_p <= 1.0, "game.top_p", "must be in (0, 1]");
         need((0.0..=1.0).contains(&g.swap_share), "game.swap_share", "must be in [0, 1]");
+        need(
+            (0.0..=1.0).contains(&g.both_orders_share),
+            "game.both_orders_share",
+            "must be in [0, 1]",
+        );
         need(a.beta > 0.0, "algorithm.beta", "must be > 0");
         need((0.0..=1.0).contains(&a.ema_decay), "algorithm.ema_decay", "must be in [0, 1]");
         need(a.lr >= 0.0, "algorithm.lr", "must be >= 0");
@@ -667,8 +717,7 @@ mod tests {
         assert_eq!(c.algorithm.method, Method::Grpo);
         assert_eq!(c.game.attacks_per_seed, 4);
         assert_eq!(c.algorithm.betas, [0.8, 0.9]);
-        assert_eq!(c.plugins.path_of("judge"), PathBuf::from("/tmp/j.wasm"));
-        assert_eq!(c.plugins.path_of("uniform"), PathBuf::from("plugins/dist/uniform.wasm"));
+        assert_eq!(c.plugins.paths["judge"], PathBuf::from("/tmp/j.wasm"));
     }
 
     #[test]
@@ -696,6 +745,20 @@ mod tests {
             Config::parse("[data]\nharmful = \"/nonexistent/h.jsonl\"\n", "t.toml", &[]).unwrap();
         let err = c.check_files().unwrap_err().to_string();
         assert!(err.contains("models.attacker") || err.contains("data.harmful"), "{err}");
+    }
+
+    #[test]
+    fn plugin_names_resolve_to_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rubric-refusal.wasm"), b"x").unwrap();
+        std::fs::write(dir.path().join("mine.wasm"), b"x").unwrap();
+        let mut p = Plugins { dir: Some(dir.path().into()), ..Plugins::default() };
+        assert_eq!(p.path_of("rubric", "refusal").unwrap(), dir.path().join("rubric-refusal.wasm"));
+        assert_eq!(p.path_of("judge", "mine").unwrap(), dir.path().join("mine.wasm"));
+        let err = p.path_of("judge", "llm").unwrap_err().to_string();
+        assert!(err.contains("judge-llm.wasm") && err.contains("--plugin llm=PATH"), "{err}");
+        p.paths.insert("llm".into(), dir.path().join("nope.wasm"));
+        assert!(p.path_of("judge", "llm").unwrap_err().to_string().contains("not a file"));
     }
 
     #[test]

@@ -87,7 +87,8 @@ pub struct RolloutLine<'a> {
     pub tree: &'a SeedTree,
 }
 
-fn category_name(c: Category) -> &'static str {
+/// `harmful` / `benign`, as used in metric names.
+pub fn category_name(c: Category) -> &'static str {
     match c {
         Category::Harmful => "harmful",
         Category::Benign => "benign",

@@ -5,6 +5,7 @@
 //! Data flows one way: the game drives the players through [`crate::llm::Generator`] and the
 //! judges/curricula through [`crate::judging`]; it never sees wasmtime types.
 
+pub mod checkpoint;
 pub mod config;
 pub mod ema;
 pub mod loss;
@@ -12,8 +13,10 @@ pub mod metrics;
 pub mod optim;
 pub mod pairs;
 pub mod parse;
+pub mod policy;
 pub mod prompts;
 pub mod rewards;
 pub mod rollout;
 pub mod schedule;
 pub mod seeds;
+pub mod trainer;
