@@ -19,4 +19,6 @@ pub mod rewards;
 pub mod rollout;
 pub mod schedule;
 pub mod seeds;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod trainer;
