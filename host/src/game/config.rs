@@ -277,6 +277,9 @@ pub struct FailurePolicy {
     /// When the curriculum fails or returns invalid indices: `uniform` samples that batch
     /// uniformly instead (counted), `stop` ends the run.
     pub curriculum: CurriculumFallback,
+    /// A plugin whose calls fail as a whole (trap, deadline, memory) this many times in a row
+    /// stops the run; isolated failures are counted per item.
+    pub max_consecutive_call_failures: u32,
 }
 
 impl Default for FailurePolicy {
@@ -285,6 +288,7 @@ impl Default for FailurePolicy {
             max_step_failure_share: 0.5,
             max_total_failures: 0,
             curriculum: CurriculumFallback::Uniform,
+            max_consecutive_call_failures: 3,
         }
     }
 }
@@ -314,6 +318,26 @@ pub struct Plugins {
     /// Per-plugin settings, handed to the plugin through the host `config` import.
     pub settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
     pub failure_policy: FailurePolicy,
+    pub limits: PluginLimits,
+}
+
+/// Sandbox limits applied to every plugin instance and call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginLimits {
+    /// Wall-clock budget of one call (guest time; the judge model's generation is not
+    /// charged).
+    pub deadline_ms: u64,
+    /// Memory cap of one instance.
+    pub memory_mb: usize,
+    /// Fuel per call (0 = no fuel metering).
+    pub fuel: u64,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self { deadline_ms: 10_000, memory_mb: 256, fuel: 0 }
+    }
 }
 
 impl Default for Plugins {
@@ -326,6 +350,7 @@ impl Default for Plugins {
             paths: BTreeMap::new(),
             settings: BTreeMap::new(),
             failure_policy: FailurePolicy::default(),
+            limits: PluginLimits::default(),
         }
     }
 }

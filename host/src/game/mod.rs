@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod optim;
 pub mod pairs;
 pub mod parse;
+pub mod plugins;
 pub mod policy;
 pub mod prompts;
 pub mod rewards;
