@@ -1,5 +1,10 @@
 //! Integration tests: one binary, one module per area.
 
+mod model_errors;
+mod model_generation;
+mod model_parity;
+mod model_support;
+mod model_template;
 mod plugin_builtin;
 mod plugin_hostile;
 mod plugin_python;

@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "advgame-host",
@@ -18,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Placeholder until the first real command lands.
     Version,
+    /// Generate text with a Hugging Face model folder (Llama or Qwen2 family).
+    Generate(generate::GenerateArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -26,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("advgame-host {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Generate(args) => generate::run(args),
     }
 }

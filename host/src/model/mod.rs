@@ -1,1 +1,27 @@
-//! See ARCHITECTURE.md.
+//! The libtorch model engine: Hugging Face Llama and Qwen2 checkpoints on tch, batched
+//! KV-cache generation, differentiable completion log-probs, and HF-layout checkpoints.
+//!
+//! - [`config`]: `config.json` structs per architecture family.
+//! - [`decoder`]: the transformer shared by the families; [`llama`] and [`qwen2`] map their
+//!   configs onto it.
+//! - [`weights`]: safetensors reading (single file or sharded) and writing.
+//! - [`causal_lm`]: [`CausalLm`], weights in a `VarStore`, forward, clone, save.
+//! - [`generate`]: batched decoding over token ids; [`scoring`]: completion log-probs.
+//! - [`template`]: chat templates; [`chat`]: [`ChatModel`], the [`crate::llm::Generator`].
+
+pub mod causal_lm;
+pub mod chat;
+pub mod config;
+pub mod decoder;
+pub mod generate;
+pub mod llama;
+pub mod qwen2;
+pub mod scoring;
+pub mod template;
+pub mod weights;
+
+pub use causal_lm::{CausalLm, default_kind, parse_device};
+pub use chat::ChatModel;
+pub use config::ModelConfig;
+pub use scoring::TokenLogprobs;
+pub use template::{ChatTemplate, Message};

@@ -1,0 +1,326 @@
+//! [`ChatModel`]: a [`CausalLm`] with its tokenizer, chat template and end-of-turn tokens,
+//! serving [`crate::llm::Generator`] and the token-level scoring the trainer needs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use tch::{Device, Kind, Tensor};
+use tokenizers::Tokenizer;
+
+use crate::llm::{ChatRequest, Generation, Generator, SamplingParams};
+use crate::model::causal_lm::CausalLm;
+use crate::model::generate::{DecodeOptions, DecodedRow, decode};
+use crate::model::scoring::TokenLogprobs;
+use crate::model::template::{ChatTemplate, Message};
+
+/// Tokenizer-side files copied next to a saved checkpoint when present.
+const TOKENIZER_FILES: [&str; 7] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+];
+
+/// A chat language model ready to generate and score.
+#[derive(Debug)]
+pub struct ChatModel {
+    lm: CausalLm,
+    tokenizer: Tokenizer,
+    template: Option<ChatTemplate>,
+    /// End-of-turn / end-of-sequence ids from generation_config.json, config.json and the
+    /// tokenizer's `eos_token`.
+    stop_token_ids: Vec<i64>,
+    pad_token_id: i64,
+    /// The folder the tokenizer files came from (copied by `save_pretrained`).
+    source_dir: PathBuf,
+}
+
+impl ChatModel {
+    /// Loads model, tokenizer, chat template and stop tokens from a HF model folder.
+    pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
+        let lm = CausalLm::load(dir, device, kind)?;
+        Self::from_parts(lm, dir)
+    }
+
+    /// Wraps an already-loaded model with the tokenizer files of `tokenizer_dir`.
+    pub fn from_parts(lm: CausalLm, tokenizer_dir: &Path) -> Result<Self> {
+        let tok_path = tokenizer_dir.join("tokenizer.json");
+        if !tok_path.is_file() {
+            bail!("{}: missing (the model folder needs a fast tokenizer)", tok_path.display());
+        }
+        let tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| anyhow!("{}: cannot load tokenizer: {e}", tok_path.display()))?;
+        let vocab = lm.spec().vocab_size;
+        let tok_vocab = tokenizer.get_vocab_size(true) as i64;
+        let max_id = tokenizer.get_vocab(true).values().copied().max().map_or(-1, i64::from);
+        if max_id >= vocab {
+            bail!(
+                "{}: tokenizer has {tok_vocab} tokens (largest id {max_id}) but config.json \
+                 field `vocab_size` is {vocab}: tokenizer and model do not match",
+                tok_path.display()
+            );
+        }
+        let template = ChatTemplate::from_dir(tokenizer_dir)?;
+        let (stop_token_ids, pad) = special_ids(&lm, &tokenizer, tokenizer_dir)?;
+        let pad_token_id = pad.or(stop_token_ids.first().copied()).unwrap_or(0);
+        Ok(Self {
+            lm,
+            tokenizer,
+            template,
+            stop_token_ids,
+            pad_token_id,
+            source_dir: tokenizer_dir.to_path_buf(),
+        })
+    }
+
+    pub fn lm(&self) -> &CausalLm {
+        &self.lm
+    }
+
+    pub fn lm_mut(&mut self) -> &mut CausalLm {
+        &mut self.lm
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn stop_token_ids(&self) -> &[i64] {
+        &self.stop_token_ids
+    }
+
+    pub fn pad_token_id(&self) -> i64 {
+        self.pad_token_id
+    }
+
+    /// A deep copy sharing no tensor storage (EMA or frozen reference policy).
+    pub fn try_clone(&self) -> Result<Self> {
+        let mut copy = Self::from_parts(self.lm.try_clone()?, &self.source_dir)?;
+        copy.stop_token_ids = self.stop_token_ids.clone();
+        copy.pad_token_id = self.pad_token_id;
+        Ok(copy)
+    }
+
+    /// The chat messages of a request (system turn only when given).
+    pub fn messages(req: &ChatRequest) -> Vec<Message> {
+        let mut messages = Vec::with_capacity(2);
+        if let Some(system) = &req.system {
+            messages.push(Message::new("system", system));
+        }
+        messages.push(Message::new("user", &req.user));
+        messages
+    }
+
+    /// The exact prompt text: the chat template with the generation prompt, then the prefill.
+    pub fn render_prompt(&self, req: &ChatRequest) -> Result<String> {
+        let mut text = self.render_messages(&Self::messages(req), true)?;
+        if let Some(prefill) = &req.prefill {
+            text.push_str(prefill);
+        }
+        Ok(text)
+    }
+
+    /// Renders arbitrary messages with the model's chat template.
+    pub fn render_messages(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let template = self.template.as_ref().ok_or_else(|| {
+            anyhow!(
+                "{}: the model has no chat template (no chat_template.jinja and no \
+                 `chat_template` in tokenizer_config.json)",
+                self.source_dir.display()
+            )
+        })?;
+        template.render(messages, add_generation_prompt)
+    }
+
+    /// Token ids of `text`, without adding special tokens (the chat template already has
+    /// them), as `apply_chat_template(tokenize=True)` does.
+    pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
+        let enc = self.tokenizer.encode(text, false).map_err(|e| anyhow!("tokenizing: {e}"))?;
+        Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
+    }
+
+    /// Text of `ids` (special tokens kept, so nothing the model wrote is hidden).
+    pub fn decode(&self, ids: &[i64]) -> Result<String> {
+        let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+        self.tokenizer.decode(&ids, false).map_err(|e| anyhow!("detokenizing: {e}"))
+    }
+
+    /// Per-token completion log-probs (see [`CausalLm::token_logprobs`]).
+    pub fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> Result<TokenLogprobs> {
+        self.lm.token_logprobs(items)
+    }
+
+    /// Summed completion log-probs `[B]`, differentiable.
+    pub fn sequence_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> Result<Tensor> {
+        self.lm.sequence_logprobs(items)
+    }
+
+    /// Saves weights, config, tokenizer files and a generation config in HF layout.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        self.lm.save_pretrained(dir)?;
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if !same(&self.source_dir, dir) {
+            for name in TOKENIZER_FILES {
+                let src = self.source_dir.join(name);
+                if src.is_file() {
+                    std::fs::copy(&src, dir.join(name)).with_context(|| {
+                        format!("copying {} to {}", src.display(), dir.display())
+                    })?;
+                }
+            }
+        }
+        let gen_config = serde_json::json!({
+            "eos_token_id": self.stop_token_ids,
+            "pad_token_id": self.pad_token_id,
+        });
+        let path = dir.join("generation_config.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&gen_config)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Generates from already-tokenized prompts (no chat template). Used by the CLI's raw
+    /// mode and by benchmarks.
+    pub fn generate_ids(
+        &self,
+        prompts: &[Vec<i64>],
+        params: &SamplingParams,
+        use_stop_tokens: bool,
+    ) -> Result<Vec<DecodedRow>> {
+        let opts = self.decode_options(params, use_stop_tokens);
+        let stops = &params.stop;
+        decode(&self.lm, prompts, &opts, |_, tokens| {
+            !stops.is_empty() && self.find_stop(tokens, stops).is_some()
+        })
+    }
+
+    fn decode_options(&self, params: &SamplingParams, use_stop_tokens: bool) -> DecodeOptions {
+        DecodeOptions {
+            max_new_tokens: params.max_new_tokens,
+            temperature: params.temperature,
+            top_p: params.top_p,
+            seed: params.seed,
+            stop_token_ids: if use_stop_tokens { self.stop_token_ids.clone() } else { Vec::new() },
+            pad_token_id: self.pad_token_id,
+        }
+    }
+
+    /// Byte offset of the first stop string in the decoded `tokens`, if any.
+    fn find_stop(&self, tokens: &[i64], stops: &[String]) -> Option<(String, usize)> {
+        let text = self.decode(self.strip_stop_token(tokens)).ok()?;
+        stops
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+            .map(|i| (text, i))
+    }
+
+    fn strip_stop_token<'a>(&self, tokens: &'a [i64]) -> &'a [i64] {
+        match tokens.split_last() {
+            Some((last, rest)) if self.stop_token_ids.contains(last) => rest,
+            _ => tokens,
+        }
+    }
+
+    /// Turns a decoded row into a [`Generation`]: text = prefill + completion, cut before
+    /// the first stop string and without the end-of-turn token.
+    pub fn to_generation(
+        &self,
+        row: DecodedRow,
+        prefill: Option<&str>,
+        stops: &[String],
+    ) -> Result<Generation> {
+        let completion = match self.find_stop(&row.tokens, stops) {
+            Some((mut text, cut)) => {
+                text.truncate(cut);
+                text
+            }
+            None => self.decode(self.strip_stop_token(&row.tokens))?,
+        };
+        let finish = row.finish;
+        let text = format!("{}{completion}", prefill.unwrap_or(""));
+        Ok(Generation { text, token_ids: row.tokens, finish, logprobs: row.logprobs })
+    }
+}
+
+impl Generator for ChatModel {
+    fn generate(
+        &mut self,
+        requests: &[ChatRequest],
+        params: &SamplingParams,
+    ) -> Result<Vec<Generation>> {
+        let mut prompts = Vec::with_capacity(requests.len());
+        for (i, req) in requests.iter().enumerate() {
+            let text = self.render_prompt(req).with_context(|| format!("request {i}"))?;
+            prompts.push(self.encode(&text)?);
+        }
+        let rows = self.generate_ids(&prompts, params, true)?;
+        rows.into_iter()
+            .zip(requests)
+            .map(|(row, req)| self.to_generation(row, req.prefill.as_deref(), &params.stop))
+            .collect()
+    }
+}
+
+/// Stop ids and pad id from generation_config.json, config.json and tokenizer_config.json.
+fn special_ids(
+    lm: &CausalLm,
+    tokenizer: &Tokenizer,
+    dir: &Path,
+) -> Result<(Vec<i64>, Option<i64>)> {
+    let mut stops: Vec<i64> = Vec::new();
+    let mut pad = None;
+    let gen_path = dir.join("generation_config.json");
+    if let Ok(text) = std::fs::read_to_string(&gen_path) {
+        let gen_config: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", gen_path.display()))?;
+        stops.extend(ids_of(gen_config.get("eos_token_id")));
+        pad = ids_of(gen_config.get("pad_token_id")).first().copied();
+    }
+    stops.extend(lm.config().eos_token_ids());
+    pad = pad.or(lm.config().pad_token_id());
+    let tc_path = dir.join("tokenizer_config.json");
+    if let Ok(text) = std::fs::read_to_string(&tc_path) {
+        let tc: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", tc_path.display()))?;
+        let token_id = |key: &str| -> Option<i64> {
+            let v = tc.get(key)?;
+            let s = v.as_str().or_else(|| v.get("content")?.as_str())?;
+            tokenizer.token_to_id(s).map(i64::from)
+        };
+        stops.extend(token_id("eos_token"));
+        pad = pad.or(token_id("pad_token"));
+    }
+    let mut unique = Vec::with_capacity(stops.len());
+    for id in stops {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    if unique.is_empty() {
+        bail!(
+            "{}: no end-of-sequence token in generation_config.json, config.json or \
+             tokenizer_config.json",
+            dir.display()
+        );
+    }
+    Ok((unique, pad))
+}
+
+fn ids_of(v: Option<&serde_json::Value>) -> Vec<i64> {
+    match v {
+        Some(serde_json::Value::Number(n)) => n.as_i64().into_iter().collect(),
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_i64()).collect(),
+        _ => Vec::new(),
+    }
+}

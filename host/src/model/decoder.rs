@@ -1,0 +1,393 @@
+//! The decoder-only transformer shared by the Llama and Qwen2 families: token embedding,
+//! pre-norm blocks (RMSNorm, rotary GQA attention, SwiGLU MLP), final norm and LM head.
+//!
+//! The families differ only in what [`DecoderSpec`] says (biases, rope scaling, tying), so
+//! the arithmetic lives here once and follows transformers' operation order (RMSNorm in f32,
+//! rotate-half rotary embedding) so that f32 logits agree to ~1e-6.
+//!
+//! Variables are registered in a `VarStore` under exactly the Hugging Face parameter names
+//! (`model.layers.0.self_attn.q_proj.weight`, ...): loading and saving are name-for-name.
+
+use anyhow::Result;
+use tch::{Device, Kind, Tensor, nn};
+
+/// Rotary embedding frequencies (transformers' `rope_type`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeKind {
+    Default,
+    /// Positions divided by `factor`.
+    Linear {
+        factor: f64,
+    },
+    /// Llama 3.x frequency-dependent scaling.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position: i64,
+    },
+}
+
+/// Everything the shared decoder needs to know about one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderSpec {
+    pub vocab_size: i64,
+    pub hidden_size: i64,
+    pub intermediate_size: i64,
+    pub num_layers: i64,
+    pub num_heads: i64,
+    pub num_kv_heads: i64,
+    pub head_dim: i64,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope: RopeKind,
+    pub qkv_bias: bool,
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+    pub tie_word_embeddings: bool,
+}
+
+impl DecoderSpec {
+    /// The name and shape of every parameter, in the order transformers lists them.
+    pub fn parameters(&self) -> Vec<(String, Vec<i64>)> {
+        let (h, i, d) = (self.hidden_size, self.intermediate_size, self.head_dim);
+        let (q, kv) = (self.num_heads * d, self.num_kv_heads * d);
+        let mut out = vec![("model.embed_tokens.weight".to_string(), vec![self.vocab_size, h])];
+        for l in 0..self.num_layers {
+            let p = |s: &str| format!("model.layers.{l}.{s}");
+            let mut push = |name: String, shape: Vec<i64>| out.push((name, shape));
+            push(p("self_attn.q_proj.weight"), vec![q, h]);
+            if self.qkv_bias {
+                push(p("self_attn.q_proj.bias"), vec![q]);
+            }
+            push(p("self_attn.k_proj.weight"), vec![kv, h]);
+            if self.qkv_bias {
+                push(p("self_attn.k_proj.bias"), vec![kv]);
+            }
+            push(p("self_attn.v_proj.weight"), vec![kv, h]);
+            if self.qkv_bias {
+                push(p("self_attn.v_proj.bias"), vec![kv]);
+            }
+            push(p("self_attn.o_proj.weight"), vec![h, q]);
+            if self.o_bias {
+                push(p("self_attn.o_proj.bias"), vec![h]);
+            }
+            for (name, shape) in
+                [("gate_proj", vec![i, h]), ("up_proj", vec![i, h]), ("down_proj", vec![h, i])]
+            {
+                let bias_len = shape[0];
+                push(p(&format!("mlp.{name}.weight")), shape);
+                if self.mlp_bias {
+                    push(p(&format!("mlp.{name}.bias")), vec![bias_len]);
+                }
+            }
+            push(p("input_layernorm.weight"), vec![h]);
+            push(p("post_attention_layernorm.weight"), vec![h]);
+        }
+        out.push(("model.norm.weight".to_string(), vec![h]));
+        if !self.tie_word_embeddings {
+            out.push(("lm_head.weight".to_string(), vec![self.vocab_size, h]));
+        }
+        out
+    }
+
+    /// Inverse rotary frequencies, computed like transformers' `rope_init_fn` (f32).
+    fn inv_freq(&self) -> Tensor {
+        let dim = self.head_dim;
+        let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Int64, Device::Cpu))
+            .to_kind(Kind::Float)
+            / (dim as f64);
+        let inv = Tensor::pow_scalar(self.rope_theta, &exponents).reciprocal();
+        match &self.rope {
+            RopeKind::Default => inv,
+            RopeKind::Linear { factor } => inv / *factor,
+            RopeKind::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position,
+            } => {
+                let old = *original_max_position as f64;
+                let low_wavelen = old / low_freq_factor;
+                let high_wavelen = old / high_freq_factor;
+                let wavelen = inv.reciprocal() * (2.0 * std::f64::consts::PI);
+                let scaled = inv.where_self(&wavelen.le(low_wavelen), &(&inv / *factor));
+                // `old / wavelen` in Python is `wavelen.reciprocal() * old` in PyTorch.
+                let smooth = ((wavelen.reciprocal() * old) - *low_freq_factor)
+                    / (high_freq_factor - low_freq_factor);
+                let smoothed =
+                    (smooth.ones_like() - &smooth) * &scaled / *factor + &smooth * &scaled;
+                let medium = wavelen.ge(high_wavelen).logical_and(&wavelen.le(low_wavelen));
+                smoothed.where_self(&medium, &scaled)
+            }
+        }
+    }
+}
+
+/// A dense layer `y = x W^T + b` over VarStore-owned tensors.
+#[derive(Debug)]
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+#[derive(Debug)]
+struct Block {
+    input_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    post_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// Per-layer key/value tensors of a batch being generated, preallocated to the final length
+/// so that a decode step writes in place instead of concatenating.
+#[derive(Debug)]
+pub struct KvCache {
+    keys: Vec<Tensor>,
+    values: Vec<Tensor>,
+    /// Number of positions filled so far.
+    len: i64,
+    capacity: i64,
+}
+
+impl KvCache {
+    pub fn len(&self) -> i64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> i64 {
+        self.capacity
+    }
+
+    /// Keeps only the given batch rows (used to drop finished sequences).
+    pub fn select_rows(&mut self, rows: &Tensor) {
+        for t in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            *t = t.index_select(0, rows);
+        }
+    }
+}
+
+/// Rotary tables for one forward call, shared by all layers: `cos` and the sign-folded `sin`
+/// (so rotate-half becomes one `roll`), both `[B, 1, T, head_dim]` in the model's dtype.
+struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
+    half: i64,
+}
+
+impl Rotary {
+    fn apply(&self, xs: &Tensor) -> Tensor {
+        xs * &self.cos + xs.roll([self.half], [-1]) * &self.sin
+    }
+}
+
+/// The shared decoder. Holds shallow handles to VarStore variables.
+#[derive(Debug)]
+pub struct Decoder {
+    spec: DecoderSpec,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Tensor,
+    inv_freq: Tensor,
+    kind: Kind,
+}
+
+impl Decoder {
+    /// Registers every parameter in `root` under its HF name, taking each tensor from `init`
+    /// (which must return a tensor of the given shape on the store's device and in `kind`).
+    pub fn build(
+        root: &nn::Path,
+        spec: &DecoderSpec,
+        kind: Kind,
+        init: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor>,
+    ) -> Result<Self> {
+        let mut add = |name: &str, shape: &[i64]| -> Result<Tensor> {
+            let tensor = init(name, shape)?;
+            // VarStore paths are dot-separated: register `a.b.c` as sub-path `a.b`, leaf `c`.
+            let (parents, leaf) = name.rsplit_once('.').unwrap_or(("", name));
+            let mut path: Option<nn::Path> = None;
+            for part in parents.split('.').filter(|p| !p.is_empty()) {
+                path = Some(match &path {
+                    None => root / part,
+                    Some(p) => p / part,
+                });
+            }
+            Ok(path.as_ref().unwrap_or(root).add(leaf, tensor, true))
+        };
+        let h = spec.hidden_size;
+        let (i, d) = (spec.intermediate_size, spec.head_dim);
+        let (qd, kvd) = (spec.num_heads * d, spec.num_kv_heads * d);
+        let embed = add("model.embed_tokens.weight", &[spec.vocab_size, h])?;
+        let mut blocks = Vec::with_capacity(spec.num_layers as usize);
+        for l in 0..spec.num_layers {
+            let mut linear = |name: &str, out: i64, inp: i64, bias: bool| -> Result<Linear> {
+                let weight = add(&format!("model.layers.{l}.{name}.weight"), &[out, inp])?;
+                let bias = if bias {
+                    Some(add(&format!("model.layers.{l}.{name}.bias"), &[out])?)
+                } else {
+                    None
+                };
+                Ok(Linear { weight, bias })
+            };
+            let q = linear("self_attn.q_proj", qd, h, spec.qkv_bias)?;
+            let k = linear("self_attn.k_proj", kvd, h, spec.qkv_bias)?;
+            let v = linear("self_attn.v_proj", kvd, h, spec.qkv_bias)?;
+            let o = linear("self_attn.o_proj", h, qd, spec.o_bias)?;
+            let gate = linear("mlp.gate_proj", i, h, spec.mlp_bias)?;
+            let up = linear("mlp.up_proj", i, h, spec.mlp_bias)?;
+            let down = linear("mlp.down_proj", h, i, spec.mlp_bias)?;
+            let input_norm = add(&format!("model.layers.{l}.input_layernorm.weight"), &[h])?;
+            let post_norm =
+                add(&format!("model.layers.{l}.post_attention_layernorm.weight"), &[h])?;
+            blocks.push(Block { input_norm, q, k, v, o, post_norm, gate, up, down });
+        }
+        let norm = add("model.norm.weight", &[h])?;
+        let lm_head = if spec.tie_word_embeddings {
+            embed.shallow_clone()
+        } else {
+            add("lm_head.weight", &[spec.vocab_size, h])?
+        };
+        let inv_freq = spec.inv_freq().to_device(root.device());
+        Ok(Self { spec: spec.clone(), embed, blocks, norm, lm_head, inv_freq, kind })
+    }
+
+    pub fn spec(&self) -> &DecoderSpec {
+        &self.spec
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// An empty cache for `batch` rows and up to `capacity` positions.
+    pub fn new_cache(&self, batch: i64, capacity: i64) -> KvCache {
+        let shape = [batch, self.spec.num_kv_heads, capacity, self.spec.head_dim];
+        let opts = (self.kind, self.embed.device());
+        let n = self.blocks.len();
+        KvCache {
+            keys: (0..n).map(|_| Tensor::zeros(shape, opts)).collect(),
+            values: (0..n).map(|_| Tensor::zeros(shape, opts)).collect(),
+            len: 0,
+            capacity,
+        }
+    }
+
+    fn rms_norm(&self, xs: &Tensor, weight: &Tensor) -> Tensor {
+        let x32 = xs.to_kind(Kind::Float);
+        let var = x32.square().mean_dim(-1, true, Kind::Float);
+        let normed = x32 * (var + self.spec.rms_norm_eps).rsqrt();
+        weight * normed.to_kind(self.kind)
+    }
+
+    fn rotary(&self, positions: &Tensor) -> Rotary {
+        // freqs[b, t, j] = position[b, t] * inv_freq[j], in f32 as transformers does.
+        let freqs = positions.to_kind(Kind::Float).unsqueeze(-1) * &self.inv_freq;
+        let emb = Tensor::cat(&[&freqs, &freqs], -1);
+        let cos = emb.cos().to_kind(self.kind).unsqueeze(1);
+        let sin = freqs.sin();
+        let signed_sin = Tensor::cat(&[&(-&sin), &sin], -1).to_kind(self.kind).unsqueeze(1);
+        Rotary { cos, sin: signed_sin, half: self.spec.head_dim / 2 }
+    }
+
+    /// Runs the decoder and returns the final-norm hidden states `[B, T, hidden]`.
+    ///
+    /// - `input_ids`: `[B, T]` int64.
+    /// - `positions`: `[B, T]` int64 rotary positions (left padding shifts them per row).
+    /// - `mask`: boolean `[B, 1, T, L]`, true where a query may attend a key, where `L` is the
+    ///   number of keys (`T`, or the cache length after this call).
+    /// - `cache`: when given, this call's keys/values are written at the cache's current length
+    ///   and attention runs over the whole filled cache.
+    pub fn hidden_states(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor {
+        let (b, t) = input_ids.size2().expect("input_ids must be [B, T]");
+        let (nh, nkv, d) = (self.spec.num_heads, self.spec.num_kv_heads, self.spec.head_dim);
+        let rotary = self.rotary(positions);
+        let gqa = nh != nkv;
+        let mut xs = Tensor::embedding(&self.embed, input_ids, -1, false, false);
+        let start = cache.as_ref().map(|c| c.len).unwrap_or(0);
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let h = self.rms_norm(&xs, &block.input_norm);
+            let q = block.q.forward(&h).view([b, t, nh, d]).transpose(1, 2);
+            let k = block.k.forward(&h).view([b, t, nkv, d]).transpose(1, 2);
+            let v = block.v.forward(&h).view([b, t, nkv, d]).transpose(1, 2);
+            let q = rotary.apply(&q);
+            let k = rotary.apply(&k);
+            let (k, v) = match cache.as_deref_mut() {
+                Some(c) => {
+                    let total = start + t;
+                    c.keys[layer].narrow(2, start, t).copy_(&k);
+                    c.values[layer].narrow(2, start, t).copy_(&v);
+                    (c.keys[layer].narrow(2, 0, total), c.values[layer].narrow(2, 0, total))
+                }
+                None => (k, v),
+            };
+            let attn = Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                mask,
+                0.0,
+                mask.is_none() && t > 1,
+                None,
+                gqa,
+            );
+            let attn = attn.transpose(1, 2).reshape([b, t, nh * d]);
+            // Not `+=`: tch maps that to an in-place add, which would break autograd.
+            xs = &xs + block.o.forward(&attn);
+            let h = self.rms_norm(&xs, &block.post_norm);
+            let mlp = block.down.forward(&(block.gate.forward(&h).silu() * block.up.forward(&h)));
+            xs = &xs + mlp;
+        }
+        if let Some(c) = cache {
+            c.len = start + t;
+        }
+        self.rms_norm(&xs, &self.norm)
+    }
+
+    /// Projects hidden states to vocabulary logits.
+    pub fn logits(&self, hidden: &Tensor) -> Tensor {
+        hidden.linear(&self.lm_head, None::<Tensor>)
+    }
+}
+
+/// Rotary positions for a padded batch: the index of each token among its row's real tokens
+/// (`cumsum(mask) - 1`, pads get 0), as transformers' `generate` computes them.
+pub fn positions_from_mask(attention_mask: &Tensor) -> Tensor {
+    let mask = attention_mask.to_kind(Kind::Int64);
+    (mask.cumsum(-1, Kind::Int64) - 1).clamp_min(0)
+}
+
+/// Boolean attention mask `[B, 1, T, L]` for `T` queries at absolute positions
+/// `past..past+T` over `L = past + T` keys: causal, pads hidden, and every query may always
+/// see itself (so rows of pure padding never produce NaN).
+pub fn attention_mask_4d(key_valid: &Tensor, past: i64, t: i64) -> Tensor {
+    let device = key_valid.device();
+    let l = past + t;
+    let q_idx = Tensor::arange_start(past, l, (Kind::Int64, device)).unsqueeze(1);
+    let k_idx = Tensor::arange(l, (Kind::Int64, device)).unsqueeze(0);
+    let causal = k_idx.le_tensor(&q_idx);
+    let diag = k_idx.eq_tensor(&q_idx);
+    let valid = key_valid.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1);
+    causal.unsqueeze(0).unsqueeze(0).logical_and(&valid).logical_or(&diag.unsqueeze(0).unsqueeze(0))
+}

@@ -1,0 +1,182 @@
+//! Batched autoregressive decoding over token ids: left-padded prompts, one prefill, then one
+//! cached step per new token, with greedy or seeded temperature/top-p sampling.
+//!
+//! Everything runs under `no_grad`; per step the host sees only the chosen ids and their
+//! log-probs (plus, when sampling, the top-p nucleus), never whole vocab rows in a loop.
+
+use anyhow::{Result, bail};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor};
+
+use crate::llm::FinishReason;
+use crate::model::causal_lm::CausalLm;
+use crate::model::decoder::positions_from_mask;
+
+/// Decoding settings over token ids (the chat layer maps `SamplingParams` onto this).
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    pub max_new_tokens: usize,
+    /// 0 means greedy.
+    pub temperature: f32,
+    pub top_p: f32,
+    pub seed: u64,
+    /// Tokens that end a sequence (kept as its last token).
+    pub stop_token_ids: Vec<i64>,
+    /// Token fed for padding and for rows that already finished.
+    pub pad_token_id: i64,
+}
+
+/// One decoded sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedRow {
+    /// New tokens, including the stop token that ended the row, if any.
+    pub tokens: Vec<i64>,
+    /// Log-probability of each token under the model (before temperature/top-p).
+    pub logprobs: Vec<f32>,
+    pub finish: FinishReason,
+}
+
+/// Decodes continuations of `prompts`. `stopped(row, tokens)` is asked after each new token
+/// of a row (e.g. to look for stop strings) and ends that row when it returns true.
+pub fn decode(
+    lm: &CausalLm,
+    prompts: &[Vec<i64>],
+    opts: &DecodeOptions,
+    mut stopped: impl FnMut(usize, &[i64]) -> bool,
+) -> Result<Vec<DecodedRow>> {
+    validate(prompts, opts, lm.spec().vocab_size)?;
+    let mut rows: Vec<DecodedRow> = prompts
+        .iter()
+        .map(|_| DecodedRow {
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+            finish: FinishReason::Length,
+        })
+        .collect();
+    if prompts.is_empty() || opts.max_new_tokens == 0 {
+        return Ok(rows);
+    }
+    let device = lm.device();
+    let b = prompts.len();
+    let p = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let mut ids = vec![opts.pad_token_id; b * p];
+    let mut mask = vec![0i64; b * p];
+    for (r, prompt) in prompts.iter().enumerate() {
+        let start = r * p + (p - prompt.len());
+        ids[start..start + prompt.len()].copy_from_slice(prompt);
+        mask[start..start + prompt.len()].iter_mut().for_each(|m| *m = 1);
+    }
+    let (b64, p64) = (b as i64, p as i64);
+    let capacity = p64 + opts.max_new_tokens as i64;
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    tch::no_grad(|| -> Result<()> {
+        let ids_t = Tensor::from_slice(&ids).view([b64, p64]).to_device(device);
+        let mask_t = Tensor::from_slice(&mask).view([b64, p64]).to_device(device);
+        let key_valid = Tensor::zeros([b64, capacity], (Kind::Bool, device));
+        key_valid.narrow(1, 0, p64).copy_(&mask_t.to_kind(Kind::Bool));
+        let mut cache = lm.decoder().new_cache(b64, capacity);
+        let positions = positions_from_mask(&mask_t);
+        let mut next_pos = mask_t.sum_dim_intlist(1, true, Kind::Int64);
+        let mut logits = lm.step(&ids_t, &positions, &key_valid.narrow(1, 0, p64), &mut cache);
+        let mut done = vec![false; b];
+        for step in 0..opts.max_new_tokens {
+            let (chosen, logprobs) = pick(&logits, opts, &mut rng)?;
+            for r in 0..b {
+                if done[r] {
+                    continue;
+                }
+                let row = &mut rows[r];
+                row.tokens.push(chosen[r]);
+                row.logprobs.push(logprobs[r]);
+                if opts.stop_token_ids.contains(&chosen[r]) || stopped(r, &row.tokens) {
+                    row.finish = FinishReason::Stop;
+                    done[r] = true;
+                }
+            }
+            if done.iter().all(|d| *d) || step + 1 == opts.max_new_tokens {
+                break;
+            }
+            let feed: Vec<i64> =
+                (0..b).map(|r| if done[r] { opts.pad_token_id } else { chosen[r] }).collect();
+            let input = Tensor::from_slice(&feed).view([b64, 1]).to_device(device);
+            let filled = cache.len() + 1;
+            let _ = key_valid.narrow(1, filled - 1, 1).fill_(1);
+            logits = lm.step(&input, &next_pos, &key_valid.narrow(1, 0, filled), &mut cache);
+            next_pos += 1;
+        }
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+fn validate(prompts: &[Vec<i64>], opts: &DecodeOptions, vocab: i64) -> Result<()> {
+    if !(opts.temperature >= 0.0 && opts.temperature.is_finite()) {
+        bail!("temperature must be a finite number >= 0, got {}", opts.temperature);
+    }
+    if opts.temperature > 0.0 && !(opts.top_p > 0.0 && opts.top_p <= 1.0) {
+        bail!("top_p must be in (0, 1], got {}", opts.top_p);
+    }
+    for (i, prompt) in prompts.iter().enumerate() {
+        if prompt.is_empty() {
+            bail!("prompt {i} is empty: generation needs at least one prompt token");
+        }
+        if let Some(bad) = prompt.iter().find(|&&t| t < 0 || t >= vocab) {
+            bail!("prompt {i}: token id {bad} is outside the vocabulary (size {vocab})");
+        }
+    }
+    if opts.pad_token_id < 0 || opts.pad_token_id >= vocab {
+        bail!("pad token id {} is outside the vocabulary (size {vocab})", opts.pad_token_id);
+    }
+    Ok(())
+}
+
+/// Chooses one token per row from `[B, V]` logits; returns the ids and their log-probs
+/// under the unmodified model distribution.
+fn pick(
+    logits: &Tensor,
+    opts: &DecodeOptions,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<i64>, Vec<f32>)> {
+    let logits = logits.to_kind(Kind::Float);
+    let log_probs = logits.log_softmax(-1, Kind::Float);
+    let chosen_t = if opts.temperature == 0.0 {
+        logits.argmax(-1, false)
+    } else {
+        let probs = (&logits / f64::from(opts.temperature)).softmax(-1, Kind::Float);
+        let (sorted, order) = probs.sort(-1, true);
+        // Keep the smallest prefix whose mass reaches top_p (always at least one token).
+        let before = sorted.cumsum(-1, Kind::Float) - &sorted;
+        let keep = before.lt(f64::from(opts.top_p));
+        let counts: Vec<i64> = Vec::try_from(keep.sum_dim_intlist(1, false, Kind::Int64))?;
+        let k = counts.iter().copied().max().unwrap_or(1).max(1);
+        let probs_k: Vec<f32> = Vec::try_from(sorted.narrow(1, 0, k).contiguous().view(-1))?;
+        let ids_k: Vec<i64> = Vec::try_from(order.narrow(1, 0, k).contiguous().view(-1))?;
+        let ku = k as usize;
+        let mut chosen = Vec::with_capacity(counts.len());
+        for (r, &count) in counts.iter().enumerate() {
+            let n = (count.max(1) as usize).min(ku);
+            let row = &probs_k[r * ku..r * ku + n];
+            let total: f32 = row.iter().sum();
+            let mut u = rng.random::<f32>() * total;
+            let mut pick = n - 1;
+            for (j, &p) in row.iter().enumerate() {
+                if u < p {
+                    pick = j;
+                    break;
+                }
+                u -= p;
+            }
+            chosen.push(ids_k[r * ku + pick]);
+        }
+        Tensor::from_slice(&chosen).to_device(logits.device())
+    };
+    let lp = log_probs.gather(1, &chosen_t.unsqueeze(1), false).squeeze_dim(1);
+    let both = Tensor::stack(&[chosen_t.to_kind(Kind::Double), lp.to_kind(Kind::Double)], 0)
+        .to_device(tch::Device::Cpu);
+    let flat: Vec<f64> = Vec::try_from(both.view(-1))?;
+    let b = flat.len() / 2;
+    let ids = flat[..b].iter().map(|&x| x as i64).collect();
+    let lps = flat[b..].iter().map(|&x| x as f32).collect();
+    Ok((ids, lps))
+}
