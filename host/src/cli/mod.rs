@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod generate;
+pub mod train;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +23,8 @@ pub enum Command {
     Version,
     /// Generate text with a Hugging Face model folder (Llama or Qwen2 family).
     Generate(generate::GenerateArgs),
+    /// Train an attacker and a defender by AdvGame self-play.
+    Train(train::TrainArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -31,5 +34,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Generate(args) => generate::run(args),
+        Command::Train(args) => train::run(args),
     }
 }

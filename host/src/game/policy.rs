@@ -30,3 +30,30 @@ pub trait Policy: Generator + Sized {
 
     fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()>;
 }
+
+impl Policy for crate::model::ChatModel {
+    fn load(dir: &Path, device: Device, kind: Kind) -> anyhow::Result<Self> {
+        crate::model::ChatModel::load(dir, device, kind)
+    }
+
+    fn prompt_ids(&self, request: &ChatRequest) -> anyhow::Result<Vec<i64>> {
+        self.encode(&self.render_prompt(request)?)
+    }
+
+    fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> anyhow::Result<(Tensor, Tensor)> {
+        let t = crate::model::ChatModel::token_logprobs(self, items)?;
+        Ok((t.logprobs, t.mask))
+    }
+
+    fn var_store(&self) -> &VarStore {
+        self.lm().var_store()
+    }
+
+    fn try_clone(&self) -> anyhow::Result<Self> {
+        crate::model::ChatModel::try_clone(self)
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()> {
+        crate::model::ChatModel::save_pretrained(self, dir)
+    }
+}
