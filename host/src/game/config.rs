@@ -131,6 +131,8 @@ pub struct Game {
     pub attacker_prompt_benign: PathBuf,
     /// Assistant prefill starting every attacker answer (part of the prompt, not trained).
     pub attacker_prefill: Option<String>,
+    /// Stop strings of attacker generation (the closing tag ends the attacker's job).
+    pub attacker_stop: Vec<String>,
 }
 
 impl Default for Game {
@@ -154,6 +156,7 @@ impl Default for Game {
             attacker_prompt_harmful: PathBuf::from("examples/prompts/attacker_harmful.txt"),
             attacker_prompt_benign: PathBuf::from("examples/prompts/attacker_benign.txt"),
             attacker_prefill: Some("<think>".into()),
+            attacker_stop: vec!["</prompt>".into()],
         }
     }
 }

@@ -87,6 +87,19 @@ impl RunJudge for PluginJudge {
             m.insert("judge/swap_checked".into(), a.checked as f64);
         }
         m.insert("judge/plugin_instances".into(), self.plugin.instances() as f64);
+        // Cumulative failures inside the sandboxes, by plugin: a rubric that traps under an
+        // LLM judge reaches the game as the judge's `host` failure, but is counted here as
+        // what it was.
+        for (kind, n) in self.plugin.failures().nonzero() {
+            m.insert(format!("plugin/judge/failures/{}", kind.as_str()), n as f64);
+        }
+        if let Some(registry) = self.plugin.registry() {
+            for (name, rubric) in registry.iter() {
+                for (kind, n) in rubric.failures().nonzero() {
+                    m.insert(format!("plugin/rubric/{name}/failures/{}", kind.as_str()), n as f64);
+                }
+            }
+        }
         m
     }
 

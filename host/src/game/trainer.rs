@@ -253,8 +253,7 @@ impl<P: Policy> Trainer<P> {
         let settings = RolloutSettings {
             attacks_per_seed: g.attacks_per_seed,
             replies_per_prompt: g.replies_per_prompt,
-            // A closing `</prompt>` ends the attacker's job: stop there instead of rambling.
-            attacker_sampling: sampling(&config, g.attacker_max_tokens, vec!["</prompt>".into()]),
+            attacker_sampling: sampling(&config, g.attacker_max_tokens, g.attacker_stop.clone()),
             defender_sampling: sampling(&config, g.defender_max_tokens, Vec::new()),
             faithfulness_gate: g.faithfulness_gate,
             faithful_threshold: g.faithful_threshold,
