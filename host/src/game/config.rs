@@ -776,6 +776,23 @@ mod tests {
     }
 
     #[test]
+    fn shipped_examples_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for name in ["quickstart.toml", "llm-judge.toml"] {
+            let c = Config::load(&root.join("examples").join(name), &[]).unwrap();
+            assert_eq!(c.models.device, "cpu", "{name}");
+        }
+        let q = Config::load(&root.join("examples/quickstart.toml"), &[]).unwrap();
+        assert_eq!(q.plugins.judge, "refusal-heuristic");
+        // Everything the quickstart does not set keeps the paper's value.
+        assert_eq!(q.algorithm.ema_decay, 0.95);
+        assert_eq!(q.algorithm.beta, 0.1);
+        let l = Config::load(&root.join("examples/llm-judge.toml"), &[]).unwrap();
+        assert_eq!(l.plugins.judge, "llm");
+        assert!(l.models.judge.is_some());
+    }
+
+    #[test]
     fn plugin_names_resolve_to_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rubric-refusal.wasm"), b"x").unwrap();
