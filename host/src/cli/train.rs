@@ -18,8 +18,12 @@ use crate::model::ChatModel;
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// The run configuration (TOML). Not needed with --resume (the run's own copy is used).
-    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["resume", "print_config"])]
     pub config: Option<PathBuf>,
+    /// Print the resolved configuration (every key, defaults filled in) and exit; without
+    /// --config it prints the defaults, which are the paper's values.
+    #[arg(long)]
+    pub print_config: bool,
     /// Use this component file for the plugin NAME (a judge, rubric or curriculum name; the
     /// words `judge` and `curriculum` replace whichever plugin has that role). Repeatable.
     #[arg(long = "plugin", value_name = "NAME=PATH")]
@@ -144,6 +148,15 @@ fn print_summary(s: &Summary) {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let overrides = overrides(&args)?;
+    if args.print_config {
+        let config = match (&args.config, &args.resume) {
+            (Some(file), _) => Config::load(file, &overrides)?,
+            (None, Some(dir)) => Config::load(&dir.join("config.toml"), &overrides)?,
+            (None, None) => Config::parse("", "defaults", &overrides)?,
+        };
+        print!("{}", config.to_toml()?);
+        return Ok(());
+    }
     let (config, run_dir) = match &args.resume {
         Some(dir) => {
             let config = Config::load(&dir.join("config.toml"), &overrides)?;
