@@ -323,7 +323,17 @@ impl Decoder {
         let (b, t) = input_ids.size2().expect("input_ids must be [B, T]");
         let (nh, nkv, d) = (self.spec.num_heads, self.spec.num_kv_heads, self.spec.head_dim);
         let rotary = self.rotary(positions);
-        let gqa = nh != nkv;
+        let rep = nh / nkv;
+        // Grouped-query attention without repeating the cache: the `rep` query heads that
+        // share a kv head are folded into the query axis (q `[B, nkv, rep*T, D]` against
+        // k/v `[B, nkv, L, D]`), and the mask is repeated to match. Without a mask (pure
+        // causal) the kernel's own GQA support is used instead.
+        let grouped = rep > 1 && mask.is_some();
+        let group_mask = mask.filter(|_| grouped).map(|m| {
+            let l = m.size()[3];
+            m.unsqueeze(2).expand([b, 1, rep, t, l], false).reshape([b, 1, rep * t, l])
+        });
+        let attn_mask = if grouped { group_mask.as_ref() } else { mask };
         let mut xs = Tensor::embedding(&self.embed, input_ids, -1, false, false);
         let start = cache.as_ref().map(|c| c.len).unwrap_or(0);
         for (layer, block) in self.blocks.iter().enumerate() {
@@ -342,17 +352,18 @@ impl Decoder {
                 }
                 None => (k, v),
             };
+            let q = if grouped { q.reshape([b, nkv, rep * t, d]) } else { q };
             let attn = Tensor::scaled_dot_product_attention(
                 &q,
                 &k,
                 &v,
-                mask,
+                attn_mask,
                 0.0,
                 mask.is_none() && t > 1,
                 None,
-                gqa,
+                rep > 1 && !grouped,
             );
-            let attn = attn.transpose(1, 2).reshape([b, t, nh * d]);
+            let attn = attn.reshape([b, nh, t, d]).transpose(1, 2).reshape([b, t, nh * d]);
             // Not `+=`: tch maps that to an in-place add, which would break autograd.
             xs = &xs + block.o.forward(&attn);
             let h = self.rms_norm(&xs, &block.post_norm);

@@ -74,32 +74,52 @@ pub fn decode(
         let ids_t = Tensor::from_slice(&ids).view([b64, p64]).to_device(device);
         let mask_t = Tensor::from_slice(&mask).view([b64, p64]).to_device(device);
         let key_valid = Tensor::zeros([b64, capacity], (Kind::Bool, device));
+
         key_valid.narrow(1, 0, p64).copy_(&mask_t.to_kind(Kind::Bool));
         let mut cache = lm.decoder().new_cache(b64, capacity);
         let positions = positions_from_mask(&mask_t);
         let mut next_pos = mask_t.sum_dim_intlist(1, true, Kind::Int64);
         let mut logits = lm.step(&ids_t, &positions, &key_valid.narrow(1, 0, p64), &mut cache);
+        // `live[i]` is the original row of batch slot `i`. Finished rows are fed padding
+        // until they are a quarter of the batch, then leave it (their cache rows dropped),
+        // so a long tail of unfinished rows runs narrow.
+        let mut live: Vec<usize> = (0..b).collect();
         let mut done = vec![false; b];
+        let mut key_valid = key_valid;
         for step in 0..opts.max_new_tokens {
             let (chosen, logprobs) = pick(&logits, opts, &mut rng)?;
-            for r in 0..b {
+            for (slot, &r) in live.iter().enumerate() {
                 if done[r] {
                     continue;
                 }
                 let row = &mut rows[r];
-                row.tokens.push(chosen[r]);
-                row.logprobs.push(logprobs[r]);
-                if opts.stop_token_ids.contains(&chosen[r]) || stopped(r, &row.tokens) {
+                row.tokens.push(chosen[slot]);
+                row.logprobs.push(logprobs[slot]);
+                if opts.stop_token_ids.contains(&chosen[slot]) || stopped(r, &row.tokens) {
                     row.finish = FinishReason::Stop;
                     done[r] = true;
                 }
             }
-            if done.iter().all(|d| *d) || step + 1 == opts.max_new_tokens {
+            let n_done = live.iter().filter(|&&r| done[r]).count();
+            if n_done == live.len() || step + 1 == opts.max_new_tokens {
                 break;
             }
-            let feed: Vec<i64> =
-                (0..b).map(|r| if done[r] { opts.pad_token_id } else { chosen[r] }).collect();
-            let input = Tensor::from_slice(&feed).view([b64, 1]).to_device(device);
+            let mut feed: Vec<i64> = live
+                .iter()
+                .enumerate()
+                .map(|(slot, &r)| if done[r] { opts.pad_token_id } else { chosen[slot] })
+                .collect();
+            if n_done * 4 >= live.len() {
+                let keep: Vec<i64> =
+                    (0..live.len()).filter(|&s| !done[live[s]]).map(|s| s as i64).collect();
+                let index = Tensor::from_slice(&keep).to_device(device);
+                cache.select_rows(&index);
+                key_valid = key_valid.index_select(0, &index);
+                next_pos = next_pos.index_select(0, &index);
+                feed = keep.iter().map(|&s| feed[s as usize]).collect();
+                live = keep.iter().map(|&s| live[s as usize]).collect();
+            }
+            let input = Tensor::from_slice(&feed).view([feed.len() as i64, 1]).to_device(device);
             let filled = cache.len() + 1;
             let _ = key_valid.narrow(1, filled - 1, 1).fill_(1);
             logits = lm.step(&input, &next_pos, &key_valid.narrow(1, 0, filled), &mut cache);
