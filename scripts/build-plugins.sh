@@ -28,14 +28,14 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unkno
 fi
 
 # The encoder (native): wraps a core module with wit-bindgen metadata into a component.
-CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build --quiet --release -p advgame-componentize
+CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build --quiet --locked --release -p advgame-componentize
 ENCODE="$WASM_TARGET_DIR/release/advgame-componentize"
 
 # One cargo invocation per plugin: each enables exactly one SDK world feature, and cargo
 # would otherwise unify the features of all plugins built together.
 for manifest in rubric-*/Cargo.toml judge-*/Cargo.toml curriculum-*/Cargo.toml; do
   crate="$(dirname "$manifest")"
-  CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build --quiet --release \
+  CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build --quiet --locked --release \
     --target wasm32-unknown-unknown -p "$crate"
   core="$WASM_TARGET_DIR/wasm32-unknown-unknown/release/${crate//-/_}.wasm"
   out="$OUT/$crate.wasm"

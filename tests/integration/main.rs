@@ -7,6 +7,7 @@ mod model_parity;
 mod model_support;
 mod model_template;
 mod plugin_builtin;
+mod plugin_cli;
 mod plugin_hostile;
 mod plugin_python;
 mod plugin_refusal_eval;

@@ -329,6 +329,21 @@ fn uniform_curriculum_is_deterministic_and_resumes() {
     let err = d.load_state(&state).unwrap_err();
     assert!(err.to_string().contains("rng seed 42"), "{err:#}");
     assert!(d.load_state(b"garbage").is_err());
+
+    // A replaced instance (as after a trap) picks up exactly where the old one was.
+    let mut e = load();
+    e.init(&seeds, 42).unwrap();
+    let first = e.next_batch(Category::Harmful, 6).unwrap();
+    assert_eq!(first, epoch);
+    e.restart().unwrap();
+    assert_eq!(e.instances(), 2);
+    let mut f = load();
+    f.init(&seeds, 42).unwrap();
+    f.next_batch(Category::Harmful, 6).unwrap();
+    assert_eq!(
+        e.next_batch(Category::Harmful, 4).unwrap(),
+        f.next_batch(Category::Harmful, 4).unwrap()
+    );
 }
 
 #[test]
@@ -358,4 +373,26 @@ fn compile_cache_is_reused_and_survives_corruption() {
     let mut r = RubricPlugin::load(&third, &path, vec![]).unwrap();
     assert!(!r.identity().from_cache, "a corrupt entry is never loaded");
     assert_eq!(r.parse_pairwise("<score_A>3</score_A><score_B>4</score_B>").unwrap(), (3.0, 4.0));
+}
+
+#[test]
+fn judge_model_time_does_not_count_against_the_deadline() {
+    // test_limits() gives each call 300 ms of guest time; the model takes longer than that.
+    let engine = engine();
+    let slow = Scripted::new(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(450));
+        "6</score_A> <score_B>4</score_B>".into()
+    });
+    let mut judge = JudgePlugin::load(
+        &engine,
+        &builtin("judge-llm"),
+        crate::plugin_builtin::registry(&engine),
+        Some(Box::new(slow)),
+        JudgeOptions::default(),
+    )
+    .unwrap();
+    let out = judge.compare(&[cmp("compliance", "a", "b")]).unwrap();
+    let p = out[0].as_ref().expect("a slow judge model is not the plugin's fault");
+    assert_eq!((p.a, p.b), (6.0, 4.0));
+    assert_eq!(judge.failures().total(), 0);
 }

@@ -239,3 +239,115 @@ fn a_rubric_is_not_a_judge() {
     .expect_err("wrong world");
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
 }
+
+#[test]
+fn fuel_stops_a_loop_deterministically() {
+    use advgame_host::plugin::{EngineOptions, Limits};
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { fuel: Some(1_000_000), ..crate::plugin_support::test_limits() };
+    let engine = PluginEngine::new(EngineOptions { limits, cache_dir: None }).unwrap();
+    let wasm =
+        RubricWat { body: "(loop $l (br $l)) (i32.const 2176)", ..RubricWat::default() }.build();
+    let path = write(dir.path(), "spin.wasm", &wasm);
+    let mut rubric = RubricPlugin::load(&engine, &path, vec![]).unwrap();
+    let failure = rubric.parse_pointwise("x").unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Deadline, "{failure}");
+    assert!(failure.message.contains("fuel"), "{failure}");
+    assert_eq!(rubric.parse_pairwise("x").unwrap(), (1.0, 2.0));
+}
+
+#[test]
+fn a_pinned_sha256_mismatch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let path = write(dir.path(), "pinned.wasm", &RubricWat::default().build());
+    let sha = advgame_host::plugin::file_sha256(&path).unwrap();
+    advgame_host::plugin::verify_pin(&engine, &path, &sha.to_uppercase()).expect("same hash");
+    let err = advgame_host::plugin::verify_pin(&engine, &path, &"0".repeat(64)).unwrap_err();
+    assert_eq!(err.reason(), "pin_mismatch");
+    assert!(err.to_string().contains(&sha) && err.to_string().contains("pinned.wasm"), "{err}");
+    assert_eq!(engine.load_failures().get("pin_mismatch"), Some(&1));
+}
+
+/// A judge core module: `info` = hostile-judge@0.0.1, `compare` and `assess` run `BODY`
+/// (which leaves a return-area address; 2100 holds an empty list).
+const JUDGE_WAT: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 32768))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.and (i32.add (i32.add (local.get $p) (local.get 3)) (i32.const 7)) (i32.const -8)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))))
+    (local.get $p))
+  (data (i32.const 1024) "hostile-judge")
+  (data (i32.const 1040) "0.0.1")
+  (data (i32.const 1056) "d")
+  (data (i32.const 2048) "\00\04\00\00\0d\00\00\00\10\04\00\00\05\00\00\00\20\04\00\00\01\00\00\00")
+  (func (export "advgame:plugin/judge@0.1.0#info") (result i32) (i32.const 2048))
+  (func (export "advgame:plugin/judge@0.1.0#compare") (param i32 i32) (result i32) BODY)
+  (func (export "advgame:plugin/judge@0.1.0#assess") (param i32 i32) (result i32) BODY)
+)
+"#;
+
+fn hostile_judge(body: &str) -> advgame_host::plugin::JudgePlugin {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = component(&JUDGE_WAT.replace("BODY", body), &[], None, "judge-plugin");
+    let path = write(dir.path(), "judge.wasm", &wasm);
+    advgame_host::plugin::JudgePlugin::load(
+        &engine(),
+        &path,
+        Default::default(),
+        None,
+        Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn items(n: usize) -> Vec<advgame_host::judging::Comparison> {
+    (0..n)
+        .map(|i| advgame_host::judging::Comparison {
+            rubric: "refusal".into(),
+            context: format!("c{i}"),
+            a: "a".into(),
+            b: "b".into(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_trapping_judge_fails_per_item_then_stops_the_run() {
+    use advgame_host::judging::Judge;
+    let mut judge = hostile_judge("unreachable");
+    for call in 1..=2u64 {
+        let out = judge.compare(&items(2)).expect("a failed call is per-item failures");
+        for r in &out {
+            let f = r.as_ref().unwrap_err();
+            assert_eq!(f.kind, FailureKind::Trap);
+            assert!(f.plugin.starts_with("hostile-judge@0.0.1"), "{f}");
+        }
+        assert_eq!(judge.failures().get(FailureKind::Trap), 2 * call);
+        assert_eq!(judge.instances(), 1 + call, "a fresh instance after each trap");
+    }
+    // The third failed call in a row trips the failure policy: a run-stopping error.
+    let err = judge.compare(&items(2)).unwrap_err();
+    assert!(format!("{err:#}").contains("failed 3 calls in a row"), "{err:#}");
+}
+
+#[test]
+fn a_judge_returning_the_wrong_count_is_invalid_output() {
+    use advgame_host::judging::Judge;
+    // compare/assess return an empty list whatever the batch.
+    let mut judge = hostile_judge("(i32.const 2100)");
+    let out = judge.compare(&items(3)).unwrap();
+    assert_eq!(out.len(), 3);
+    for r in out {
+        let f = r.unwrap_err();
+        assert_eq!(f.kind, FailureKind::InvalidOutput);
+        assert!(f.message.contains("0 results for 3 items"), "{f}");
+    }
+    assert_eq!(judge.failures().get(FailureKind::InvalidOutput), 3);
+    assert!(judge.compare(&[]).unwrap().is_empty());
+}

@@ -4,6 +4,9 @@
 use clap::{Parser, Subcommand};
 
 pub mod generate;
+pub mod judge;
+pub mod plugin;
+mod plugin_new;
 pub mod train;
 
 #[derive(Debug, Parser)]
@@ -21,6 +24,11 @@ pub struct Cli {
 pub enum Command {
     /// Placeholder until the first real command lands.
     Version,
+    /// Inspect, check, benchmark or scaffold plugin components.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Run a judge plugin over a JSONL of comparisons/assessments; one JSON result per line.
+    Judge(judge::JudgeArgs),
     /// Generate text with a Hugging Face model folder (Llama or Qwen2 family).
     Generate(generate::GenerateArgs),
     /// Train an attacker and a defender by AdvGame self-play.
@@ -33,6 +41,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("advgame-host {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Judge(args) => judge::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Train(args) => train::run(args),
     }

@@ -71,6 +71,12 @@ impl CurriculumPlugin {
         self.sandbox.instances
     }
 
+    /// Drops the current instance and starts a fresh one, as after a trap; the next call
+    /// re-initialises it and restores the last state snapshot.
+    pub fn restart(&mut self) -> Result<(), Failure> {
+        self.sandbox.restart()
+    }
+
     fn err(&mut self, kind: FailureKind, message: String) -> anyhow::Error {
         self.sandbox.count(kind, 1);
         anyhow::Error::new(self.sandbox.fail(kind, message))

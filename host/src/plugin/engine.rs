@@ -3,12 +3,14 @@
 //! and the load-failure counters.
 
 use super::cache::CompileCache;
+use super::state::HostState;
 use crate::judging::FailureKind;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use wasmtime::component::Linker;
 
 /// How often the engine's epoch advances. A runaway guest is stopped at most one tick after
 /// its deadline, and deadline bookkeeping runs once per tick of guest execution.
@@ -61,6 +63,18 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/advgame/components"))
 }
 
+/// Where `scripts/build-plugins.sh` puts the built-in components: `$ADVGAME_PLUGIN_DIR`,
+/// else `$ADVGAME_CACHE/plugins`, else `~/.cache/advgame/plugins`.
+pub fn default_plugin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("ADVGAME_PLUGIN_DIR") {
+        return Some(dir.into());
+    }
+    if let Some(dir) = std::env::var_os("ADVGAME_CACHE") {
+        return Some(PathBuf::from(dir).join("plugins"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/advgame/plugins"))
+}
+
 /// Engine options fixed when the engine is built (fuel metering changes compiled code).
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -91,6 +105,8 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     pub(crate) cache: Option<CompileCache>,
     pub(crate) load_failures: Mutex<BTreeMap<&'static str, u64>>,
+    /// One linker per world (host functions + deny-all WASI), built on first use.
+    pub(crate) linkers: [OnceLock<Linker<HostState>>; 3],
     _ticker: Ticker,
 }
 
@@ -148,6 +164,7 @@ impl PluginEngine {
                 limits: options.limits,
                 cache,
                 load_failures: Mutex::new(BTreeMap::new()),
+                linkers: Default::default(),
                 _ticker: Ticker { stop },
             }),
         })

@@ -116,6 +116,12 @@ impl JudgePlugin {
         self.sandbox.instances
     }
 
+    /// Drops the current instance and starts a fresh one from the pre-linked component
+    /// (what happens after a trap). Benchmarks use it to time instantiation.
+    pub fn restart(&mut self) -> Result<(), Failure> {
+        self.sandbox.restart()
+    }
+
     /// The rubrics this judge reaches.
     pub fn registry(&self) -> Option<&RubricRegistry> {
         self.sandbox.state().registry.as_ref()

@@ -46,6 +46,8 @@ pub enum LoadError {
     WrongWorld { path: PathBuf, found: WorldKind, expected: WorldKind },
     #[error("plugin {path}: {failure}")]
     Start { path: PathBuf, failure: crate::judging::Failure },
+    #[error("plugin {path}: sha256 is {found}, but the lock pins {pinned}; refusing to load it")]
+    PinMismatch { path: PathBuf, found: String, pinned: String },
 }
 
 impl LoadError {
@@ -62,8 +64,27 @@ impl LoadError {
             Self::Link { .. } => "link",
             Self::WrongWorld { .. } => "wrong_world",
             Self::Start { .. } => "start",
+            Self::PinMismatch { .. } => "pin_mismatch",
         }
     }
+}
+
+/// The hex sha256 of a plugin file: its identity.
+pub fn file_sha256(path: &Path) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| LoadError::Io { path: path.into(), message: e.to_string() })?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// Refuses a file whose sha256 differs from the one a lock file pins (hex, any case).
+pub fn verify_pin(engine: &PluginEngine, path: &Path, pinned: &str) -> Result<(), LoadError> {
+    let found = file_sha256(path)?;
+    if found.eq_ignore_ascii_case(pinned.trim()) {
+        return Ok(());
+    }
+    let err = LoadError::PinMismatch { path: path.into(), found, pinned: pinned.trim().into() };
+    engine.count_load_failure(err.reason());
+    Err(err)
 }
 
 /// A compiled, recognised and linked plugin, ready to instantiate.
@@ -127,10 +148,17 @@ fn allowed_list(world: WorldKind) -> String {
     list
 }
 
-pub(crate) fn linker(
-    engine: &PluginEngine,
-    world: WorldKind,
-) -> wasmtime::Result<Linker<HostState>> {
+/// The world's linker, built once per engine.
+fn linker(engine: &PluginEngine, world: WorldKind) -> wasmtime::Result<&Linker<HostState>> {
+    let slot = &engine.inner.linkers[WorldKind::ALL.iter().position(|w| *w == world).unwrap_or(0)];
+    if let Some(linker) = slot.get() {
+        return Ok(linker);
+    }
+    let built = build_linker(engine, world)?;
+    Ok(slot.get_or_init(|| built))
+}
+
+fn build_linker(engine: &PluginEngine, world: WorldKind) -> wasmtime::Result<Linker<HostState>> {
     use wasmtime::component::HasSelf;
     let mut linker = Linker::new(engine.wasmtime());
     match world {

@@ -15,12 +15,14 @@
 
 mod bindings;
 mod cache;
+pub mod conformance;
 mod curriculum;
 mod engine;
 mod identity;
 mod judge;
 mod load;
 mod open;
+pub mod probe;
 mod registry;
 mod rubric;
 mod sandbox;
@@ -30,10 +32,11 @@ mod state;
 pub use curriculum::CurriculumPlugin;
 pub use engine::{
     EPOCH_TICK, EngineOptions, FailureCounts, Limits, PluginEngine, default_cache_dir,
+    default_plugin_dir,
 };
 pub use identity::{Identity, WorldKind};
 pub use judge::{Agreement, JudgeOptions, JudgePlugin};
-pub use load::{LoadError, PACKAGE, PACKAGE_VERSION};
+pub use load::{LoadError, PACKAGE, PACKAGE_VERSION, file_sha256, verify_pin};
 pub use registry::RubricRegistry;
 pub use rubric::RubricPlugin;
 

@@ -81,6 +81,12 @@ impl RubricPlugin {
         self.sandbox.instances
     }
 
+    /// Drops the current instance and starts a fresh one from the pre-linked component
+    /// (what happens after a trap). Benchmarks use it to time instantiation.
+    pub fn restart(&mut self) -> Result<(), Failure> {
+        self.sandbox.restart()
+    }
+
     fn check_chat(&mut self, chat: Chat) -> Result<ChatRequest, Failure> {
         let cap = self.sandbox.state().limits.max_string_bytes;
         let size = chat.user.len()

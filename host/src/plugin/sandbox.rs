@@ -151,6 +151,11 @@ impl<W: World> Sandbox<W> {
         self.instantiate()
     }
 
+    /// Replaces the instance on request (not counted as a failure).
+    pub fn restart(&mut self) -> Result<(), Failure> {
+        self.replace()
+    }
+
     /// Calls into the guest. Any error becomes a counted [`Failure`] naming the plugin and
     /// the call, and the instance is replaced before the next call.
     pub fn call<R>(

@@ -94,6 +94,15 @@ fn judge_one(rubric: &str, context: &str, response: &str) -> Result<(f32, Featur
     Ok((score(role, &f), f))
 }
 
+/// Both sides of a comparison, sharing the context's analysis.
+fn judge_pair(c: &Comparison) -> Result<(f32, Features, f32, Features), Failure> {
+    let role = role_of(&c.rubric)?;
+    let want = text::content_words(&c.context);
+    let fa = text::features_with(&want, &c.a);
+    let fb = text::features_with(&want, &c.b);
+    Ok((score(role, &fa), fa, score(role, &fb), fb))
+}
+
 struct Heuristic;
 
 impl Judge for Heuristic {
@@ -111,8 +120,7 @@ impl Judge for Heuristic {
         batch
             .iter()
             .map(|c| {
-                let (a, fa) = judge_one(&c.rubric, &c.context, &c.a)?;
-                let (b, fb) = judge_one(&c.rubric, &c.context, &c.b)?;
+                let (a, fa, b, fb) = judge_pair(c)?;
                 let rationale = format!(
                     "A: refusal {:.2}, coverage {:.2}, {} words; B: refusal {:.2}, coverage {:.2}, {} words",
                     fa.refusal(),
