@@ -3,7 +3,8 @@
 //! Why not `tch::nn::Optimizer`: its state lives inside an opaque C++ object that cannot be
 //! written out, and an exact `--resume` needs the first and second moments. This is the same
 //! update, with the moments kept as named tensors (f32, whatever the parameter dtype) and
-//! saved as safetensors.
+//! saved as safetensors. Parameters held in bf16/f16 get an f32 master copy: an update of
+//! lr 1e-6 is far below bf16's resolution and would otherwise vanish when rounded back.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +22,8 @@ pub struct AdamW {
     /// Number of updates applied so far (bias correction uses it).
     pub steps: u64,
     moments: BTreeMap<String, (Tensor, Tensor)>,
+    /// f32 master weights of parameters stored in a lower precision.
+    masters: BTreeMap<String, Tensor>,
 }
 
 /// The trainable variables of a store, sorted by name (a deterministic order).
@@ -33,7 +36,15 @@ fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
 
 impl AdamW {
     pub fn new(beta1: f64, beta2: f64, weight_decay: f64) -> Self {
-        Self { beta1, beta2, eps: 1e-8, weight_decay, steps: 0, moments: BTreeMap::new() }
+        Self {
+            beta1,
+            beta2,
+            eps: 1e-8,
+            weight_decay,
+            steps: 0,
+            moments: BTreeMap::new(),
+            masters: BTreeMap::new(),
+        }
     }
 
     /// Clears the gradients of every trainable variable.
@@ -80,18 +91,25 @@ impl AdamW {
                     continue;
                 }
                 let g = g.to_kind(Kind::Float);
-                let (m, v) =
-                    self.moments.entry(name).or_insert_with(|| (g.zeros_like(), g.zeros_like()));
+                let (m, v) = self
+                    .moments
+                    .entry(name.clone())
+                    .or_insert_with(|| (g.zeros_like(), g.zeros_like()));
                 let _ = m.g_mul_scalar_(self.beta1);
                 let _ = m.g_add_(&(&g * (1.0 - self.beta1)));
                 let _ = v.g_mul_scalar_(self.beta2);
                 let _ = v.g_add_(&(g.square() * (1.0 - self.beta2)));
                 let denom = (&*v / bc2).sqrt() + self.eps;
                 let update = (&*m / bc1) / denom;
-                let mut p32 = p.to_kind(Kind::Float);
-                let _ = p32.g_mul_scalar_(1.0 - lr * self.weight_decay);
-                let _ = p32.g_sub_(&(update * lr));
-                p.f_copy_(&p32)?;
+                if p.kind() == Kind::Float {
+                    let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay);
+                    let _ = p.g_sub_(&(update * lr));
+                } else {
+                    let master = self.masters.entry(name).or_insert_with(|| p.to_kind(Kind::Float));
+                    let _ = master.g_mul_scalar_(1.0 - lr * self.weight_decay);
+                    let _ = master.g_sub_(&(update * lr));
+                    p.f_copy_(master)?;
+                }
             }
             Ok(())
         })
@@ -105,6 +123,9 @@ impl AdamW {
             named.push((format!("m.{name}"), m.shallow_clone()));
             named.push((format!("v.{name}"), v.shallow_clone()));
         }
+        for (name, w) in &self.masters {
+            named.push((format!("w.{name}"), w.shallow_clone()));
+        }
         Tensor::write_safetensors(&named, path)
             .with_context(|| format!("cannot write optimiser state {}", path.display()))
     }
@@ -117,6 +138,7 @@ impl AdamW {
         let known: BTreeMap<String, Tensor> = trainable(vs).into_iter().collect();
         let mut m_of = BTreeMap::new();
         let mut v_of = BTreeMap::new();
+        self.masters.clear();
         self.steps = 0;
         for (name, t) in named {
             if name == "__steps__" {
@@ -125,6 +147,8 @@ impl AdamW {
                 m_of.insert(var.to_string(), t.to_device(device));
             } else if let Some(var) = name.strip_prefix("v.") {
                 v_of.insert(var.to_string(), t.to_device(device));
+            } else if let Some(var) = name.strip_prefix("w.") {
+                self.masters.insert(var.to_string(), t.to_device(device));
             } else {
                 bail!("{}: unexpected tensor {name}", path.display());
             }
@@ -163,6 +187,26 @@ mod tests {
         (&w * 3.0).sum(Kind::Float).backward();
         opt.step(&vs, 0.1).unwrap();
         assert!((w.double_value(&[0]) - 1.8).abs() < 1e-6, "{}", w.double_value(&[0]));
+    }
+
+    #[test]
+    fn low_precision_parameters_keep_an_f32_master() {
+        // bf16 cannot represent 1 - 1e-6: without a master copy the update would be lost.
+        let vs = VarStore::new(Device::Cpu);
+        let w = vs.root().var("w", &[1], nn::Init::Const(1.0));
+        tch::no_grad(|| {
+            let mut w = w.shallow_clone();
+            w.set_data(&w.to_kind(Kind::BFloat16));
+        });
+        let mut opt = AdamW::new(0.9, 0.95, 0.0);
+        for _ in 0..3 {
+            AdamW::zero_grad(&vs);
+            (&w.to_kind(Kind::Float) * 3.0).sum(Kind::Float).backward();
+            opt.step(&vs, 1e-6).unwrap();
+        }
+        let master = opt.masters["w"].double_value(&[0]);
+        assert!((master - (1.0 - 3e-6)).abs() < 1e-7, "{master}"); // f32 resolution near 1
+        assert_eq!(w.kind(), Kind::BFloat16);
     }
 
     #[test]
