@@ -224,3 +224,47 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     print_summary(&summary);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(plugins: &[&str], set: &[&str]) -> TrainArgs {
+        TrainArgs {
+            config: Some("x.toml".into()),
+            print_config: false,
+            plugins: plugins.iter().map(|s| s.to_string()).collect(),
+            set: set.iter().map(|s| s.to_string()).collect(),
+            device: Some("cuda:1".into()),
+            resume: None,
+        }
+    }
+
+    #[test]
+    fn plugin_flags_become_config_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("my judge.wasm");
+        std::fs::write(&file, b"\0asm").unwrap();
+        let o = overrides(&args(&[&format!("judge={}", file.display())], &["algorithm.steps=2"]))
+            .unwrap();
+        let config = Config::parse("", "t.toml", &o).unwrap();
+        assert_eq!(config.plugins.judge, "judge");
+        assert_eq!(config.plugins.path_of("judge", "judge").unwrap(), file);
+        assert_eq!(config.models.device, "cuda:1");
+        assert_eq!(config.algorithm.steps, 2);
+        let o = overrides(&args(&[&format!("deflection={}", file.display())], &[])).unwrap();
+        let config = Config::parse("", "t.toml", &o).unwrap();
+        assert_eq!(config.plugins.path_of("rubric", "deflection").unwrap(), file);
+        assert_eq!(config.plugins.judge, "llm", "a rubric name does not change the judge");
+    }
+
+    #[test]
+    fn bad_plugin_flags_are_precise_errors() {
+        let err = overrides(&args(&["judge"], &[])).unwrap_err().to_string();
+        assert!(err.contains("NAME=PATH"), "{err}");
+        let err = overrides(&args(&["judge=/nonexistent/j.wasm"], &[])).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/j.wasm") && err.contains("not a file"), "{err}");
+        let err = overrides(&args(&["a b=/tmp"], &[])).unwrap_err().to_string();
+        assert!(err.contains("NAME must be"), "{err}");
+    }
+}
