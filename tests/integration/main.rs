@@ -1,4 +1,6 @@
 //! Integration tests: one binary, one module per area.
+
+mod game_train;
 mod model_cli;
 mod model_errors;
 mod model_generation;

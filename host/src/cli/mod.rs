@@ -7,6 +7,7 @@ pub mod generate;
 pub mod judge;
 pub mod plugin;
 mod plugin_new;
+pub mod train;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +31,8 @@ pub enum Command {
     Judge(judge::JudgeArgs),
     /// Generate text with a Hugging Face model folder (Llama or Qwen2 family).
     Generate(generate::GenerateArgs),
+    /// Train an attacker and a defender by AdvGame self-play.
+    Train(train::TrainArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Judge(args) => judge::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Train(args) => train::run(args),
     }
 }

@@ -1,0 +1,270 @@
+//! `advgame-host train`: play the AdvGame from a config file, with plugins replaceable from
+//! the command line, a progress bar on a terminal (plain log lines otherwise), and a closing
+//! summary that says where the trained defender is.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::game::config::Config;
+use crate::game::metrics::Metrics;
+use crate::game::plugins::{self, PluginRecord};
+use crate::game::trainer::{self, StepReport, Summary, Trainer};
+use crate::llm::Generator;
+use crate::model::ChatModel;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run configuration (TOML). Not needed with --resume (the run's own copy is used).
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["resume", "print_config"])]
+    pub config: Option<PathBuf>,
+    /// Print the resolved configuration (every key, defaults filled in) and exit; without
+    /// --config it prints the defaults, which are the paper's values.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Use this component file for the plugin NAME (a judge, rubric or curriculum name; the
+    /// words `judge` and `curriculum` replace whichever plugin has that role). Repeatable.
+    #[arg(long = "plugin", value_name = "NAME=PATH")]
+    pub plugins: Vec<String>,
+    /// Override one config value, e.g. `--set algorithm.steps=3`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// cpu, cuda or cuda:N (shortcut for --set models.device=...).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Continue the run in RUN_DIR from its newest complete checkpoint.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+/// `--plugin NAME=PATH` and `--device` as config overrides.
+fn overrides(args: &TrainArgs) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for item in &args.plugins {
+        let (name, path) =
+            item.split_once('=').with_context(|| format!("--plugin {item}: expected NAME=PATH"))?;
+        let name = name.trim();
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("--plugin {item}: NAME must be letters, digits, `-` or `_`");
+        }
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("--plugin {item}: {} is not a file", path.display());
+        }
+        let quoted = toml::Value::String(path.display().to_string()).to_string();
+        out.push(format!("plugins.paths.{name}={quoted}"));
+        if name == "judge" || name == "curriculum" {
+            out.push(format!("plugins.{name}=\"{name}\""));
+        }
+    }
+    if let Some(device) = &args.device {
+        out.push(format!("models.device=\"{device}\""));
+    }
+    out.extend(args.set.iter().cloned());
+    Ok(out)
+}
+
+/// On resume the plugins must be the ones the run started with (same sha256).
+fn check_same_plugins(run_dir: &std::path::Path, now: &[PluginRecord]) -> anyhow::Result<()> {
+    let path = run_dir.join("plugins.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+    let before: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a plugin list", path.display()))?;
+    for old in &before {
+        let role = old["role"].as_str().unwrap_or_default();
+        let name = old["name"].as_str().unwrap_or_default();
+        let sha = old["sha256"].as_str().unwrap_or_default();
+        match now.iter().find(|p| p.role == role && p.name == name) {
+            Some(p) if p.sha256 == sha => {}
+            Some(p) => bail!(
+                "{role} plugin `{name}` changed since the run started: sha256 {} in {}, now {} \
+                 ({}); resuming with a different plugin would not continue the same run",
+                &sha[..12.min(sha.len())],
+                path.display(),
+                &p.sha256[..12],
+                p.path
+            ),
+            None => bail!("{role} plugin `{name}` of {} is not loaded now", path.display()),
+        }
+    }
+    Ok(())
+}
+
+fn fmt(m: &Metrics, key: &str) -> String {
+    m.get(key).map_or("-".into(), |v| format!("{v:.2}"))
+}
+
+fn step_line(r: &StepReport<'_>) -> String {
+    let m = r.metrics;
+    if r.step == 0 {
+        let mut parts: Vec<String> = m
+            .iter()
+            .filter(|(k, _)| k.starts_with("val/"))
+            .map(|(k, v)| format!("{k}={v:.2}"))
+            .collect();
+        parts.sort();
+        return format!("step 0/{} (before training) {}", r.total, parts.join(" "));
+    }
+    format!(
+        "step {}/{} attacker/reward={} defender/reward={} faithful={} parse_fail={} \
+         loss a={} d={} pairs a={} d={} step={}s",
+        r.step,
+        r.total,
+        fmt(m, "attacker/reward/mean"),
+        fmt(m, "defender/reward/mean"),
+        fmt(m, "faithful_rate"),
+        fmt(m, "attacker/parse_failure_rate"),
+        fmt(m, "attacker/loss"),
+        fmt(m, "defender/loss"),
+        fmt(m, "attacker/pairs"),
+        fmt(m, "defender/pairs"),
+        fmt(m, "time/step"),
+    )
+}
+
+fn print_summary(s: &Summary) {
+    println!("\nrun finished: {} steps in {:.0}s", s.steps, s.seconds);
+    println!("run directory: {}", s.run_dir.display());
+    if let (Some(first), Some(last)) = (&s.first, &s.last) {
+        let keys: Vec<&String> =
+            last.keys().filter(|k| k.starts_with("val/") && k.ends_with("_rate")).collect();
+        for k in keys {
+            println!("  {k}: {} -> {}", fmt(first, k), fmt(last, k));
+        }
+        for k in ["attacker/reward/mean", "defender/reward/mean", "faithful_rate"] {
+            println!("  {k} (last step): {}", fmt(last, k));
+        }
+    }
+    if let Some(ckpt) = &s.last_checkpoint {
+        println!("trained defender (Hugging Face layout): {}", ckpt.join("defender").display());
+        println!("trained attacker: {}", ckpt.join("attacker").display());
+    }
+    println!("metrics: {}", s.run_dir.join("metrics.jsonl").display());
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let overrides = overrides(&args)?;
+    if args.print_config {
+        let config = match (&args.config, &args.resume) {
+            (Some(file), _) => Config::load(file, &overrides)?,
+            (None, Some(dir)) => Config::load(&dir.join("config.toml"), &overrides)?,
+            (None, None) => Config::parse("", "defaults", &overrides)?,
+        };
+        print!("{}", config.to_toml()?);
+        return Ok(());
+    }
+    let (config, run_dir) = match &args.resume {
+        Some(dir) => {
+            let config = Config::load(&dir.join("config.toml"), &overrides)?;
+            (config, Some(dir.clone()))
+        }
+        None => (Config::load(args.config.as_ref().expect("clap requires it"), &overrides)?, None),
+    };
+    config.check_files()?;
+    let device = trainer::device_of(&config.models.device)?;
+    let kind = trainer::kind_of(config.models.dtype);
+    let judge_model = match &config.models.judge {
+        Some(dir) => Some(Box::new(
+            ChatModel::load(dir, device, kind)
+                .with_context(|| format!("loading the judge model {}", dir.display()))?,
+        ) as Box<dyn Generator>),
+        None => None,
+    };
+    let loaded = plugins::load(&config, judge_model)?;
+    let resume = run_dir.is_some();
+    let run_dir = match run_dir {
+        Some(dir) => {
+            check_same_plugins(&dir, &loaded.records)?;
+            std::fs::write(dir.join("config.toml"), config.to_toml()?)?;
+            dir
+        }
+        None => trainer::create_run_dir(&config)?,
+    };
+    plugins::write_records(&run_dir, &loaded.records)?;
+    eprintln!("run directory: {}", run_dir.display());
+    for p in &loaded.records {
+        eprintln!("plugin {} {}@{} sha256 {}", p.role, p.name, p.version, &p.sha256[..16]);
+    }
+    let mut trainer: Trainer<ChatModel> =
+        Trainer::new(config, run_dir, Box::new(loaded.judge), Box::new(loaded.curriculum), resume)?;
+    if resume {
+        eprintln!("resuming after step {}", trainer.step());
+    }
+
+    let total = trainer.config.algorithm.steps as u64;
+    let summary = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::default_bar()
+                .template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_position(trainer.step());
+        let result = trainer.run(&mut |r| {
+            bar.set_position(r.step);
+            bar.set_message(format!(
+                "atk {} def {} faithful {} loss d {}",
+                fmt(r.metrics, "attacker/reward/mean"),
+                fmt(r.metrics, "defender/reward/mean"),
+                fmt(r.metrics, "faithful_rate"),
+                fmt(r.metrics, "defender/loss")
+            ));
+            bar.println(step_line(&r));
+        });
+        bar.finish();
+        result?
+    } else {
+        trainer.run(&mut |r| eprintln!("{}", step_line(&r)))?
+    };
+    print_summary(&summary);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(plugins: &[&str], set: &[&str]) -> TrainArgs {
+        TrainArgs {
+            config: Some("x.toml".into()),
+            print_config: false,
+            plugins: plugins.iter().map(|s| s.to_string()).collect(),
+            set: set.iter().map(|s| s.to_string()).collect(),
+            device: Some("cuda:1".into()),
+            resume: None,
+        }
+    }
+
+    #[test]
+    fn plugin_flags_become_config_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("my judge.wasm");
+        std::fs::write(&file, b"\0asm").unwrap();
+        let o = overrides(&args(&[&format!("judge={}", file.display())], &["algorithm.steps=2"]))
+            .unwrap();
+        let config = Config::parse("", "t.toml", &o).unwrap();
+        assert_eq!(config.plugins.judge, "judge");
+        assert_eq!(config.plugins.path_of("judge", "judge").unwrap(), file);
+        assert_eq!(config.models.device, "cuda:1");
+        assert_eq!(config.algorithm.steps, 2);
+        let o = overrides(&args(&[&format!("deflection={}", file.display())], &[])).unwrap();
+        let config = Config::parse("", "t.toml", &o).unwrap();
+        assert_eq!(config.plugins.path_of("rubric", "deflection").unwrap(), file);
+        assert_eq!(config.plugins.judge, "llm", "a rubric name does not change the judge");
+    }
+
+    #[test]
+    fn bad_plugin_flags_are_precise_errors() {
+        let err = overrides(&args(&["judge"], &[])).unwrap_err().to_string();
+        assert!(err.contains("NAME=PATH"), "{err}");
+        let err = overrides(&args(&["judge=/nonexistent/j.wasm"], &[])).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/j.wasm") && err.contains("not a file"), "{err}");
+        let err = overrides(&args(&["a b=/tmp"], &[])).unwrap_err().to_string();
+        assert!(err.contains("NAME must be"), "{err}");
+    }
+}

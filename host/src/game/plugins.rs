@@ -1,0 +1,222 @@
+//! Wiring the run config to the plugin host: resolve names to component files, load the
+//! judge with its rubric registry and (optional) judge model, the curriculum, and record who
+//! they are (`plugins.json` in the run directory).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::game::config::Config;
+use crate::game::metrics::Metrics;
+use crate::game::trainer::RunJudge;
+use crate::judging::{Assessment, Comparison, Failure, Judge, ScoredPair};
+use crate::llm::{ChatRequest, Generation, Generator, SamplingParams};
+use crate::plugin::{
+    CurriculumPlugin, EngineOptions, Identity, JudgeOptions, JudgePlugin, Limits, PluginEngine,
+    RubricPlugin, RubricRegistry,
+};
+
+/// A generator that adds the time it spends to a shared counter (the judge model's share of
+/// a step, told apart from the plugin's own time).
+pub struct TimedGenerator {
+    inner: Box<dyn Generator>,
+    spent: Arc<Mutex<f64>>,
+}
+
+impl std::fmt::Debug for TimedGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimedGenerator").field("spent", &self.spent).finish()
+    }
+}
+
+impl TimedGenerator {
+    pub fn new(inner: Box<dyn Generator>) -> (Self, Arc<Mutex<f64>>) {
+        let spent = Arc::new(Mutex::new(0.0));
+        (Self { inner, spent: spent.clone() }, spent)
+    }
+}
+
+impl Generator for TimedGenerator {
+    fn generate(
+        &mut self,
+        requests: &[ChatRequest],
+        params: &SamplingParams,
+    ) -> anyhow::Result<Vec<Generation>> {
+        let t = Instant::now();
+        let out = self.inner.generate(requests, params);
+        if let Ok(mut s) = self.spent.lock() {
+            *s += t.elapsed().as_secs_f64();
+        }
+        out
+    }
+}
+
+/// The judge plugin as the training loop sees it.
+pub struct PluginJudge {
+    plugin: JudgePlugin,
+    generation: Arc<Mutex<f64>>,
+}
+
+impl std::fmt::Debug for PluginJudge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginJudge").field("plugin", &self.plugin).finish()
+    }
+}
+
+impl Judge for PluginJudge {
+    fn compare(
+        &mut self,
+        batch: &[Comparison],
+    ) -> anyhow::Result<Vec<Result<ScoredPair, Failure>>> {
+        self.plugin.compare(batch)
+    }
+    fn assess(&mut self, batch: &[Assessment]) -> anyhow::Result<Vec<Result<f32, Failure>>> {
+        self.plugin.assess(batch)
+    }
+}
+
+impl RunJudge for PluginJudge {
+    fn metrics(&self) -> Metrics {
+        let mut m = Metrics::new();
+        let a = self.plugin.agreement();
+        if let Some(rate) = a.rate() {
+            m.insert("judge/swap_agreement".into(), rate);
+            m.insert("judge/swap_checked".into(), a.checked as f64);
+        }
+        m.insert("judge/plugin_instances".into(), self.plugin.instances() as f64);
+        // Cumulative failures inside the sandboxes, by plugin: a rubric that traps under an
+        // LLM judge reaches the game as the judge's `host` failure, but is counted here as
+        // what it was.
+        for (kind, n) in self.plugin.failures().nonzero() {
+            m.insert(format!("plugin/judge/failures/{}", kind.as_str()), n as f64);
+        }
+        if let Some(registry) = self.plugin.registry() {
+            for (name, rubric) in registry.iter() {
+                for (kind, n) in rubric.failures().nonzero() {
+                    m.insert(format!("plugin/rubric/{name}/failures/{}", kind.as_str()), n as f64);
+                }
+            }
+        }
+        m
+    }
+
+    fn generation_seconds(&self) -> f64 {
+        self.generation.lock().map(|s| *s).unwrap_or(0.0)
+    }
+}
+
+/// One plugin used by a run, as recorded in `plugins.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginRecord {
+    /// `judge`, `curriculum` or `rubric`.
+    pub role: String,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub path: String,
+}
+
+impl PluginRecord {
+    fn of(role: &str, id: &Identity) -> Self {
+        Self {
+            role: role.into(),
+            name: id.name.clone(),
+            version: id.version.clone(),
+            sha256: id.sha256.clone(),
+            path: id.path.display().to_string(),
+        }
+    }
+}
+
+/// Everything the plugin side of a run needs.
+#[derive(Debug)]
+pub struct LoadedPlugins {
+    pub judge: PluginJudge,
+    pub curriculum: CurriculumPlugin,
+    pub records: Vec<PluginRecord>,
+}
+
+/// The per-call limits from the config.
+pub fn limits_of(config: &Config) -> Limits {
+    let l = &config.plugins.limits;
+    Limits {
+        memory_bytes: l.memory_mb << 20,
+        deadline: Duration::from_millis(l.deadline_ms),
+        fuel: (l.fuel > 0).then_some(l.fuel),
+        max_consecutive_call_failures: config.plugins.failure_policy.max_consecutive_call_failures,
+        ..Limits::default()
+    }
+}
+
+/// Loads the judge (with every rubric the run names and the judge model, if any) and the
+/// curriculum. Errors name the plugin and its file (wrong world, bad component...).
+pub fn load(
+    config: &Config,
+    judge_model: Option<Box<dyn Generator>>,
+) -> anyhow::Result<LoadedPlugins> {
+    let options =
+        EngineOptions { limits: limits_of(config), ..EngineOptions::with_default_cache() };
+    let engine = PluginEngine::new(options)?;
+    let p = &config.plugins;
+    let mut records = Vec::new();
+
+    let mut rubric_names = p.rubric_names();
+    rubric_names.extend(config.validation.harmful_rubrics.iter().cloned());
+    rubric_names.extend(config.validation.benign_rubrics.iter().cloned());
+    rubric_names.sort();
+    rubric_names.dedup();
+    let mut registry = RubricRegistry::new();
+    for name in &rubric_names {
+        let path = p.path_of("rubric", name)?;
+        let rubric = RubricPlugin::load(&engine, &path, p.settings_of(name))
+            .map_err(|e| anyhow::anyhow!("rubric `{name}`: {e}"))?;
+        records.push(PluginRecord::of("rubric", rubric.identity()));
+        registry.insert(Some(name), rubric)?;
+    }
+
+    let judge_path = p.path_of("judge", &p.judge)?;
+    let mut settings = p.settings_of(&p.judge);
+    // The LLM judge reads its sampling from its settings; default them from [game].
+    for (key, value) in [
+        ("max-tokens", config.game.judge_max_tokens.to_string()),
+        ("temperature", config.game.judge_temperature.to_string()),
+    ] {
+        if !settings.iter().any(|(k, _)| k == key) {
+            settings.push((key.to_string(), value));
+        }
+    }
+    let (generator, generation) = match judge_model {
+        Some(g) => {
+            let (timed, spent) = TimedGenerator::new(g);
+            (Some(Box::new(timed) as Box<dyn Generator>), spent)
+        }
+        None => (None, Arc::new(Mutex::new(0.0))),
+    };
+    let judge_options = JudgeOptions {
+        config: settings,
+        swap_share: config.game.swap_share,
+        both_orders_share: config.game.both_orders_share,
+        seed: config.algorithm.seed,
+    };
+    let plugin = JudgePlugin::load(&engine, &judge_path, registry, generator, judge_options)
+        .map_err(|e| anyhow::anyhow!("judge `{}`: {e}", p.judge))?;
+    records.push(PluginRecord::of("judge", plugin.identity()));
+
+    let curriculum_path = p.path_of("curriculum", &p.curriculum)?;
+    let curriculum =
+        CurriculumPlugin::load(&engine, &curriculum_path, p.settings_of(&p.curriculum))
+            .map_err(|e| anyhow::anyhow!("curriculum `{}`: {e}", p.curriculum))?;
+    records.push(PluginRecord::of("curriculum", curriculum.identity()));
+
+    Ok(LoadedPlugins { judge: PluginJudge { plugin, generation }, curriculum, records })
+}
+
+/// Writes `plugins.json` (name, version, sha256, path of every plugin) into the run dir.
+pub fn write_records(run_dir: &Path, records: &[PluginRecord]) -> anyhow::Result<()> {
+    let path = run_dir.join("plugins.json");
+    std::fs::write(&path, serde_json::to_string_pretty(records)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+}

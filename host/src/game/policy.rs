@@ -1,0 +1,59 @@
+//! What the training loop needs from a player model, beyond answering chat requests: the
+//! exact prompt tokens of a request, differentiable per-token log-probs of completions, its
+//! weights, a deep copy, and saving in Hugging Face layout. The model engine's
+//! [`crate::model::ChatModel`] implements it; the loop never sees the engine's internals.
+
+use std::path::Path;
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::llm::{ChatRequest, Generator};
+
+/// A trainable chat policy.
+pub trait Policy: Generator + Sized {
+    /// Loads a model directory (Hugging Face layout).
+    fn load(dir: &Path, device: Device, kind: Kind) -> anyhow::Result<Self>;
+
+    /// Token ids of the request's full prompt (chat template, generation prompt, prefill): the
+    /// context the sampled completion tokens followed.
+    fn prompt_ids(&self, request: &ChatRequest) -> anyhow::Result<Vec<i64>>;
+
+    /// Per-token log-probs `[B, C]` of each completion given its prompt, and a 0/1 float mask
+    /// `[B, C]` of real tokens. Differentiable unless called under `tch::no_grad`.
+    fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> anyhow::Result<(Tensor, Tensor)>;
+
+    fn var_store(&self) -> &VarStore;
+
+    /// A deep copy sharing no tensor storage.
+    fn try_clone(&self) -> anyhow::Result<Self>;
+
+    fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()>;
+}
+
+impl Policy for crate::model::ChatModel {
+    fn load(dir: &Path, device: Device, kind: Kind) -> anyhow::Result<Self> {
+        crate::model::ChatModel::load(dir, device, kind)
+    }
+
+    fn prompt_ids(&self, request: &ChatRequest) -> anyhow::Result<Vec<i64>> {
+        self.encode(&self.render_prompt(request)?)
+    }
+
+    fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> anyhow::Result<(Tensor, Tensor)> {
+        let t = crate::model::ChatModel::token_logprobs(self, items)?;
+        Ok((t.logprobs, t.mask))
+    }
+
+    fn var_store(&self) -> &VarStore {
+        self.lm().var_store()
+    }
+
+    fn try_clone(&self) -> anyhow::Result<Self> {
+        crate::model::ChatModel::try_clone(self)
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()> {
+        crate::model::ChatModel::save_pretrained(self, dir)
+    }
+}

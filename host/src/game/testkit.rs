@@ -1,0 +1,222 @@
+//! Test-only players and plugins for exercising the training loop without a language model:
+//! a "menu" policy (one learnable logit per canned answer, so a step's effect is visible in
+//! one number), a table judge and a seeded uniform curriculum with state.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::nn::{self, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use crate::game::policy::Policy;
+use crate::game::trainer::RunJudge;
+use crate::judging::{
+    Assessment, Category, Comparison, Curriculum, Failure, FailureKind, Judge, Outcome, ScoredPair,
+    Seed,
+};
+use crate::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
+
+/// A policy over a fixed menu of answers: token id k+1 means "answer k"; the answer does
+/// not depend on the prompt. `menu.txt` (one answer per line) and `model.safetensors` (the
+/// logits) form its directory.
+#[derive(Debug)]
+pub struct MenuPolicy {
+    pub menu: Vec<String>,
+    vs: VarStore,
+    logits: Tensor,
+}
+
+impl MenuPolicy {
+    /// Writes a menu model directory with all-zero logits.
+    pub fn create(dir: &Path, menu: &[&str]) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("menu.txt"), menu.join("\n"))?;
+        let vs = VarStore::new(Device::Cpu);
+        let _ = vs.root().var("logits", &[menu.len() as i64], nn::Init::Const(0.0));
+        vs.save(dir.join("model.safetensors"))?;
+        Ok(())
+    }
+
+    /// Probabilities of the menu answers.
+    pub fn probs(&self) -> Vec<f64> {
+        let p = tch::no_grad(|| self.logits.softmax(0, Kind::Double));
+        Vec::<f64>::try_from(p).expect("1-d")
+    }
+}
+
+impl Generator for MenuPolicy {
+    fn generate(
+        &mut self,
+        requests: &[ChatRequest],
+        params: &SamplingParams,
+    ) -> anyhow::Result<Vec<Generation>> {
+        let logp = tch::no_grad(|| self.logits.log_softmax(0, Kind::Double));
+        let logp: Vec<f64> = Vec::try_from(logp)?;
+        let t = f64::from(params.temperature.max(1e-3));
+        let weights: Vec<f64> = logp.iter().map(|l| (l / t).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        Ok(requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(params.seed.wrapping_add(i as u64));
+                let mut u = rng.random::<f64>() * total;
+                let mut k = 0;
+                while k + 1 < weights.len() && u >= weights[k] {
+                    u -= weights[k];
+                    k += 1;
+                }
+                let answer = &self.menu[k];
+                let finish =
+                    if answer.ends_with("...") { FinishReason::Length } else { FinishReason::Stop };
+                Generation {
+                    text: format!("{}{}", r.prefill.as_deref().unwrap_or(""), answer),
+                    token_ids: vec![k as i64 + 1],
+                    finish,
+                    logprobs: vec![logp[k] as f32],
+                }
+            })
+            .collect())
+    }
+}
+
+impl Policy for MenuPolicy {
+    fn load(dir: &Path, _: Device, _: Kind) -> anyhow::Result<Self> {
+        let menu: Vec<String> =
+            std::fs::read_to_string(dir.join("menu.txt"))?.lines().map(String::from).collect();
+        let mut vs = VarStore::new(Device::Cpu);
+        let logits = vs.root().var("logits", &[menu.len() as i64], nn::Init::Const(0.0));
+        vs.load(dir.join("model.safetensors"))?;
+        Ok(Self { menu, vs, logits })
+    }
+
+    fn prompt_ids(&self, _: &ChatRequest) -> anyhow::Result<Vec<i64>> {
+        Ok(vec![0])
+    }
+
+    fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> anyhow::Result<(Tensor, Tensor)> {
+        let logp = self.logits.log_softmax(0, Kind::Float);
+        let ids: Vec<i64> = items.iter().map(|(_, c)| c[0] - 1).collect();
+        let picked = logp.index_select(0, &Tensor::from_slice(&ids)).view([items.len() as i64, 1]);
+        Ok((picked, Tensor::ones([items.len() as i64, 1], (Kind::Float, Device::Cpu))))
+    }
+
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+
+    fn try_clone(&self) -> anyhow::Result<Self> {
+        let mut vs = VarStore::new(Device::Cpu);
+        let logits = vs.root().var("logits", &[self.menu.len() as i64], nn::Init::Const(0.0));
+        vs.copy(&self.vs)?;
+        Ok(Self { menu: self.menu.clone(), vs, logits })
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("menu.txt"), self.menu.join("\n"))?;
+        self.vs.save(dir.join("model.safetensors"))?;
+        Ok(())
+    }
+}
+
+/// Scores texts from a table per rubric (unknown texts score 5); fails every call whose
+/// number is in `fail_calls` (a failure per item), and every item whose text is in
+/// `fail_texts`.
+#[derive(Debug, Default)]
+pub struct TableJudge {
+    pub table: BTreeMap<(String, String), f32>,
+    pub fail_texts: Vec<String>,
+    pub fail_calls: Vec<usize>,
+    pub calls: usize,
+}
+
+impl TableJudge {
+    pub fn score(mut self, rubric: &str, text: &str, s: f32) -> Self {
+        self.table.insert((rubric.into(), text.into()), s);
+        self
+    }
+    fn lookup(&self, rubric: &str, text: &str, call_failed: bool) -> Result<f32, Failure> {
+        if call_failed || self.fail_texts.iter().any(|f| text.contains(f.as_str())) {
+            return Err(Failure {
+                kind: FailureKind::Trap,
+                plugin: "table".into(),
+                message: "scripted trap".into(),
+            });
+        }
+        Ok(self.table.get(&(rubric.to_string(), text.to_string())).copied().unwrap_or(5.0))
+    }
+}
+
+impl Judge for TableJudge {
+    fn compare(
+        &mut self,
+        batch: &[Comparison],
+    ) -> anyhow::Result<Vec<Result<ScoredPair, Failure>>> {
+        self.calls += 1;
+        let failed = self.fail_calls.contains(&self.calls);
+        Ok(batch
+            .iter()
+            .map(|c| {
+                Ok(ScoredPair {
+                    a: self.lookup(&c.rubric, &c.a, failed)?,
+                    b: self.lookup(&c.rubric, &c.b, failed)?,
+                    rationale: None,
+                })
+            })
+            .collect())
+    }
+    fn assess(&mut self, batch: &[Assessment]) -> anyhow::Result<Vec<Result<f32, Failure>>> {
+        self.calls += 1;
+        let failed = self.fail_calls.contains(&self.calls);
+        Ok(batch.iter().map(|a| self.lookup(&a.rubric, &a.response, failed)).collect())
+    }
+}
+
+impl RunJudge for TableJudge {}
+
+/// Uniform sampling with its own RNG, whose state is its save-state (a step counter: each
+/// draw's RNG derives from the init seed and the counter). `bad_from` makes it answer
+/// out-of-range indices from that call on.
+#[derive(Debug, Default)]
+pub struct CountingCurriculum {
+    pub pools: BTreeMap<bool, Vec<u32>>,
+    pub seed: u64,
+    pub draws: u64,
+    pub observed: usize,
+    pub bad_from: Option<u64>,
+}
+
+impl Curriculum for CountingCurriculum {
+    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> anyhow::Result<()> {
+        self.seed = rng_seed;
+        self.pools.clear();
+        for (i, s) in seeds.iter().enumerate() {
+            self.pools.entry(s.category == Category::Harmful).or_default().push(i as u32);
+        }
+        Ok(())
+    }
+    fn next_batch(&mut self, category: Category, size: u32) -> anyhow::Result<Vec<u32>> {
+        self.draws += 1;
+        if self.bad_from.is_some_and(|b| self.draws >= b) {
+            return Ok(vec![u32::MAX; size as usize]);
+        }
+        let pool = &self.pools[&(category == Category::Harmful)];
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ self.draws.wrapping_mul(0x9E37_79B9));
+        Ok((0..size).map(|_| pool[rng.random_range(0..pool.len())]).collect())
+    }
+    fn observe(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()> {
+        self.observed += outcomes.len();
+        Ok(())
+    }
+    fn save_state(&mut self) -> anyhow::Result<Vec<u8>> {
+        Ok(self.draws.to_le_bytes().to_vec())
+    }
+    fn load_state(&mut self, state: &[u8]) -> anyhow::Result<()> {
+        self.draws =
+            u64::from_le_bytes(state.try_into().map_err(|_| anyhow::anyhow!("bad state"))?);
+        Ok(())
+    }
+}
