@@ -367,3 +367,74 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_usable() {
         read_metrics(&run.join("metrics.jsonl")).unwrap().into_iter().map(|l| l.0).collect();
     assert_eq!(steps, vec![1, 2, 3]);
 }
+
+/// A curriculum component whose `next-batch` answers `size` copies of index 999999.
+const OUT_OF_RANGE_CURRICULUM: &str = r#"
+(module
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+  (data (i32.const 1024) "broken")
+  (data (i32.const 1040) "0.0.1")
+  (data (i32.const 1056) "out of range")
+  ;; info: three (ptr, len) strings
+  (data (i32.const 2048) "\00\04\00\00\06\00\00\00\10\04\00\00\05\00\00\00\20\04\00\00\0c\00\00\00")
+  ;; ok(()) for init / load-state; an empty list for save-state
+  (data (i32.const 2080) "\00\00\00\00\00\00\00\00\00\00\00\00")
+  (func (export "advgame:plugin/curriculum@0.1.0#info") (result i32) (i32.const 2048))
+  (func (export "advgame:plugin/curriculum@0.1.0#init") (param i32 i32 i64) (result i32)
+    (i32.const 2080))
+  (func (export "advgame:plugin/curriculum@0.1.0#next-batch") (param i32 i32) (result i32)
+    (local $i i32)
+    (block $done
+      (loop $fill
+        (br_if $done (i32.ge_u (local.get $i) (local.get 1)))
+        (i32.store (i32.add (i32.const 4096) (i32.mul (local.get $i) (i32.const 4)))
+          (i32.const 999999))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $fill)))
+    (i32.store (i32.const 2112) (i32.const 4096))
+    (i32.store (i32.const 2116) (local.get 1))
+    (i32.const 2112))
+  (func (export "advgame:plugin/curriculum@0.1.0#observe") (param i32 i32))
+  (func (export "advgame:plugin/curriculum@0.1.0#save-state") (result i32) (i32.const 2080))
+  (func (export "advgame:plugin/curriculum@0.1.0#load-state") (param i32 i32) (result i32)
+    (i32.const 2080))
+)
+"#;
+
+#[test]
+fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    seeds(dir.path());
+    let bytes =
+        crate::plugin_support::component(OUT_OF_RANGE_CURRICULUM, &[], None, "curriculum-plugin");
+    let wasm = write(dir.path(), "broken-curriculum.wasm", &bytes);
+    let path = format!("plugins.paths.curriculum=\"{}\"", wasm.display());
+    let base = [
+        "plugins.curriculum=\"curriculum\"",
+        path.as_str(),
+        "algorithm.steps=1",
+        "validation.every=0",
+    ];
+
+    // Default policy: that batch is drawn uniformly instead, counted, and the step runs.
+    let config = load_config(dir.path(), "", &base).unwrap();
+    let mut t = trainer(&config, None).unwrap();
+    t.run(&mut |_| {}).unwrap();
+    let lines = read_metrics(&t.run_dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines[0].1["curriculum/failures"], 2.0, "one per category");
+    assert!(lines[0].1["defender/replies"] > 0.0);
+
+    // `stop`: the run ends with a message naming the curriculum's answer.
+    let mut strict = base.to_vec();
+    strict.push("plugins.failure_policy.curriculum=\"stop\"");
+    let config = load_config(dir.path(), "", &strict).unwrap();
+    let mut t = trainer(&config, None).unwrap();
+    let err = format!("{:#}", t.run(&mut |_| {}).unwrap_err());
+    assert!(err.contains("999999") && err.contains("stop"), "{err}");
+}
