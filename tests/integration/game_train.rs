@@ -438,3 +438,35 @@ fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
     let err = format!("{:#}", t.run(&mut |_| {}).unwrap_err());
     assert!(err.contains("999999") && err.contains("stop"), "{err}");
 }
+
+#[test]
+fn ipo_grpo_and_on_policy_variants_run_on_tiny_models() {
+    for variant in [
+        &["algorithm.method=\"ipo\""][..],
+        &["algorithm.method=\"grpo\"", "game.attacks_per_seed=3", "game.replies_per_prompt=3"][..],
+        &["algorithm.method=\"dpo\"", "algorithm.sampler=\"current\""][..],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        seeds(dir.path());
+        let mut overrides = vec!["algorithm.steps=2", "validation.every=0", "checkpoint.every=0"];
+        overrides.extend_from_slice(variant);
+        let config = load_config(dir.path(), "", &overrides).unwrap();
+        let mut t = trainer(&config, None).unwrap();
+        t.run(&mut |_| {}).unwrap();
+        let lines = read_metrics(&t.run_dir.join("metrics.jsonl")).unwrap();
+        assert_eq!(lines.len(), 2, "{variant:?}");
+        let losses: Vec<f64> =
+            lines.iter().filter_map(|(_, m)| m.get("defender/loss").copied()).collect();
+        assert!(
+            !losses.is_empty() && losses.iter().all(|l| l.is_finite()),
+            "{variant:?}: {lines:?}"
+        );
+        if variant[0].contains("grpo") {
+            let kl = lines[1].1["defender/kl"];
+            let ratio = lines[0].1["defender/ratio/mean"];
+            // Step 1 samples from the EMA copy, equal to the weights: ratio ~1, KL 0.
+            assert!(kl.is_finite() && kl >= 0.0, "{kl}");
+            assert!((ratio - 1.0).abs() < 1e-2, "importance ratio at step 1: {ratio}");
+        }
+    }
+}
