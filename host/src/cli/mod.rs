@@ -22,8 +22,6 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Placeholder until the first real command lands.
-    Version,
     /// Inspect, check, benchmark or scaffold plugin components.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -37,10 +35,6 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Version => {
-            println!("advgame-host {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Judge(args) => judge::run(args),
         Command::Generate(args) => generate::run(args),

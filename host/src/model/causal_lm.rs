@@ -72,33 +72,6 @@ impl CausalLm {
         })
     }
 
-    /// Moves every weight towards `src`'s: `w = decay * w + (1 - decay) * w_src` (an EMA
-    /// teacher/reference update). Both models must have the same parameters.
-    pub fn ema_update(&mut self, src: &CausalLm, decay: f64) -> Result<()> {
-        if !(0.0..=1.0).contains(&decay) {
-            bail!("EMA decay must be in [0, 1], got {decay}");
-        }
-        let theirs = src.vs.variables();
-        tch::no_grad(|| -> Result<()> {
-            for (name, mut mine) in self.vs.variables() {
-                let other = theirs
-                    .get(&name)
-                    .with_context(|| format!("EMA source has no parameter `{name}`"))?;
-                if other.size() != mine.size() {
-                    bail!(
-                        "EMA source parameter `{name}` has shape {:?}, expected {:?}",
-                        other.size(),
-                        mine.size()
-                    );
-                }
-                let other = other.to_device(self.device).to_kind(self.kind);
-                let _ = mine.g_mul_scalar_(decay);
-                let _ = mine.g_add_(&(other * (1.0 - decay)));
-            }
-            Ok(())
-        })
-    }
-
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
