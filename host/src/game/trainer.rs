@@ -93,6 +93,18 @@ impl<P: Policy> Player<P> {
                 .with_context(|| format!("loading the {name} from {}", dir.display()))
         };
         let current = load(resumed.map_or(initial_dir, |r| r.0))?;
+        if a.sampler == Sampler::Ema && kind != Kind::Float && a.ema_decay < 1.0 {
+            // Known limitation: the EMA copy lives in the model dtype, so in bf16/f16 an
+            // update smaller than ~0.5 ulp / (1 - decay) rounds away and the EMA lags far
+            // behind the weights. An f32 EMA master (as `optim` keeps for the weights) is
+            // the fix; until then, say so instead of degrading silently.
+            tracing::warn!(
+                "{name}: EMA copy kept in {:?}: with small learning rates its updates round \
+                 away; prefer models.dtype = \"f32\" for DPO-MD/IPO-MD until the EMA keeps \
+                 an f32 master",
+                config.models.dtype
+            );
+        }
         let ema = match (a.sampler, resumed) {
             (Sampler::Ema, Some((_, ema_dir))) => Some(load(ema_dir)?),
             (Sampler::Ema, None) => Some(current.try_clone()?),
