@@ -16,4 +16,8 @@ cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
-cargo test --workspace --locked -- --test-threads="${ADVGAME_TEST_THREADS:-2}"
+report="$(mktemp)"
+trap 'rm -f "$report"' EXIT
+cargo test --workspace --locked -- --test-threads="${ADVGAME_TEST_THREADS:-2}" 2>&1 | tee "$report"
+# One closing line over every test binary (cargo prints one `test result` line per binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$report"
