@@ -18,3 +18,5 @@ for manifest in rubric-*/Cargo.toml judge-*/Cargo.toml curriculum-*/Cargo.toml; 
 done
 log "unit tests (native)"
 cargo test --quiet --locked -p advgame-plugin-sdk -p judge-refusal-heuristic
+# Separately: one world feature per build (features of crates built together unify).
+cargo test --quiet --locked -p curriculum-adaptive

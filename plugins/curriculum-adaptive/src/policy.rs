@@ -121,17 +121,8 @@ impl State {
     }
 
     pub fn load(&mut self, tag: &str, text: &str) -> Result<(), String> {
-        let mut fields = text.split(' ');
-        if fields.next() != Some(tag) {
-            return Err(format!("state does not start with `{tag}`"));
-        }
-        let mut get = |key: &str| -> Result<String, String> {
-            let f = fields.next().ok_or_else(|| format!("state lacks `{key}=`"))?;
-            f.strip_prefix(key)
-                .and_then(|v| v.strip_prefix('='))
-                .map(str::to_string)
-                .ok_or_else(|| format!("expected `{key}=...`, found `{f}`"))
-        };
+        let mut fields = advgame_plugin_sdk::state::Fields::new(text, tag)?;
+        let mut get = |key: &str| fields.get(key);
         let seed: u64 = get("seed")?.parse().map_err(|_| "seed is not a number".to_string())?;
         let rng: u64 = get("rng")?.parse().map_err(|_| "rng is not a number".to_string())?;
         let n: usize = get("n")?.parse().map_err(|_| "n is not a number".to_string())?;
@@ -148,7 +139,7 @@ impl State {
                 s.split(',').map(String::from).collect::<Vec<_>>()
             }
         };
-        let scores = split(&get("scores")?)
+        let scores = split(get("scores")?)
             .iter()
             .map(|h| {
                 u32::from_str_radix(h, 16)
@@ -156,7 +147,7 @@ impl State {
                     .map_err(|_| format!("bad score `{h}`"))
             })
             .collect::<Result<Vec<f32>, String>>()?;
-        let draws = split(&get("draws")?)
+        let draws = split(get("draws")?)
             .iter()
             .map(|d| d.parse::<u32>().map_err(|_| format!("bad draw count `{d}`")))
             .collect::<Result<Vec<u32>, String>>()?;

@@ -142,22 +142,13 @@ impl Curriculum for Uniform {
 
     fn load_state(state: Vec<u8>) -> Result<(), String> {
         let text = std::str::from_utf8(&state).map_err(|_| "state is not UTF-8".to_string())?;
-        let mut fields = text.split(' ');
-        if fields.next() != Some(STATE_TAG) {
-            return Err(format!("state does not start with `{STATE_TAG}`"));
-        }
-        let mut get = |key: &str| -> Result<String, String> {
-            let f = fields.next().ok_or_else(|| format!("state lacks `{key}=`"))?;
-            f.strip_prefix(key)
-                .and_then(|v| v.strip_prefix('='))
-                .map(str::to_string)
-                .ok_or_else(|| format!("expected `{key}=...`, found `{f}`"))
-        };
+        let mut fields = advgame_plugin_sdk::state::Fields::new(text, STATE_TAG)?;
+        let mut get = |key: &str| fields.get(key);
         let num = |v: &str, what: &str| {
             v.parse::<u64>().map_err(|_| format!("{what}: `{v}` is not a number"))
         };
-        let rng = num(&get("rng")?, "rng")?;
-        let observed = num(&get("observed")?, "observed")?;
+        let rng = num(get("rng")?, "rng")?;
+        let observed = num(get("observed")?, "observed")?;
         let lanes = [get("harmful")?, get("benign")?];
         STATE.with(|s| {
             let mut st = s.borrow_mut();

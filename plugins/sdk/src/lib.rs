@@ -15,10 +15,12 @@
 //! `advgame:plugin/host` (and, for judges, `rubric-registry`): no WASI, no other capability.
 //!
 //! World-independent helpers: [`format`] (strict score-tag parsing shared by the rubrics)
-//! and [`prompt`] (the common layout of rubric prompts).
+//! , [`prompt`] (the common layout of rubric prompts) and [`state`] (reading curricula's
+//! saved text states).
 
 pub mod format;
 pub mod prompt;
+pub mod state;
 
 #[cfg(any(
     all(feature = "rubric", feature = "judge"),
