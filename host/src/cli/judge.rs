@@ -7,6 +7,13 @@
 //! `{"rubric", "context", "response"}` (assessment); an optional `"id"` (any JSON) is
 //! echoed back. Output lines: `{"line", "id", "a", "b", "rationale"}`, `{"line", "id",
 //! "score"}` or `{"line", "id", "failure": {"kind", "plugin", "message"}}`.
+//!
+//! Lines with a `label` (`a`/`b`/`tie` for comparisons, a class for assessments) are also
+//! scored against it: accuracy, Cohen's kappa and confusion matrices per rubric are printed
+//! (standard error) and written as JSON to `--metrics` (default: beside `--output`, as
+//! `OUTPUT.metrics.json`). See [`labels`].
+
+mod labels;
 
 use super::plugin::Setup;
 use crate::judging::{Assessment, Comparison, Failure, Judge};
@@ -44,6 +51,21 @@ pub struct JudgeArgs {
     /// Device of the judge model: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Where to write accuracy, kappa and confusion matrices against the input's `label`s
+    /// (JSON). Default: `OUTPUT.metrics.json` beside `--output`; printed in any case.
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    /// Labelled assessments: a score at or above this predicts the positive class.
+    #[arg(long, default_value_t = 5.0)]
+    pub threshold: f32,
+    /// Labelled comparisons: scores this close (or closer) predict `tie`.
+    #[arg(long, default_value_t = 0.0)]
+    pub tie_margin: f32,
+    /// Labelled assessments: the label words that mean "score >= threshold" (repeatable).
+    /// Default: a word naming the rubric (`refusal`/`refused` for rubric `refusal`), or
+    /// yes/true/positive.
+    #[arg(long = "positive-label")]
+    pub positive_labels: Vec<String>,
     #[command(flatten)]
     pub setup: Setup,
 }
@@ -138,6 +160,7 @@ pub fn run_with(args: JudgeArgs, generator: Option<Box<dyn Generator>>) -> anyho
         );
     }
     let items = read_items(&args.input)?;
+    let mut scorer = label_scorer(&args, &items)?;
     let engine = args.setup.engine()?;
     let registry = args.setup.registry(&engine)?;
     let options = JudgeOptions {
@@ -191,6 +214,7 @@ pub fn run_with(args: JudgeArgs, generator: Option<Box<dyn Generator>>) -> anyho
             } else {
                 scored += 1
             }
+            scorer.observe(*line, &record);
             writeln!(out, "{record}")?;
         }
     }
@@ -209,5 +233,53 @@ pub fn run_with(args: JudgeArgs, generator: Option<Box<dyn Generator>>) -> anyho
             .map(|r| format!("; A/B agreement {:.1}% of {}", 100.0 * r, agreement.checked))
             .unwrap_or_default()
     );
+    report_labels(&args, &scorer)
+}
+
+/// The labels of `items`, checked before anything is judged.
+fn label_scorer(
+    args: &JudgeArgs,
+    items: &[(usize, Value, Item)],
+) -> anyhow::Result<labels::Scorer> {
+    anyhow::ensure!(
+        args.threshold.is_finite() && args.tie_margin.is_finite() && args.tie_margin >= 0.0,
+        "--threshold {} / --tie-margin {}: expected finite numbers (tie margin >= 0)",
+        args.threshold,
+        args.tie_margin
+    );
+    let keys: Vec<(usize, String, bool)> = items
+        .iter()
+        .map(|(line, _, item)| match item {
+            Item::Compare(c) => (*line, c.rubric.clone(), true),
+            Item::Assess(a) => (*line, a.rubric.clone(), false),
+        })
+        .collect();
+    let rules = labels::Rules {
+        threshold: args.threshold,
+        tie_margin: args.tie_margin,
+        positive: args.positive_labels.clone(),
+    };
+    Ok(labels::Scorer::new(labels::read(&args.input, &keys, &rules)?, rules))
+}
+
+/// Prints the label metrics and writes them as JSON (`--metrics`, or beside `--output`).
+fn report_labels(args: &JudgeArgs, scorer: &labels::Scorer) -> anyhow::Result<()> {
+    if scorer.is_empty() {
+        return Ok(());
+    }
+    eprint!("{}", scorer.render());
+    let path = args.metrics.clone().or_else(|| {
+        args.output.as_ref().map(|o| {
+            let mut name = o.file_name().unwrap_or_default().to_os_string();
+            name.push(".metrics.json");
+            o.with_file_name(name)
+        })
+    });
+    if let Some(path) = path {
+        let text = serde_json::to_string_pretty(&scorer.to_json())?;
+        std::fs::write(&path, text + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("label metrics written to {}", path.display());
+    }
     Ok(())
 }
