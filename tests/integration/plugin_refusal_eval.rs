@@ -159,7 +159,7 @@ fn refusal_heuristic_beats_prefix_matching_on_pyrit_labels() {
         confusion[1][1]
     );
     assert!(h > b, "heuristic {h:.3} must beat the prefix baseline {b:.3}");
-    assert!(h >= 0.85, "heuristic accuracy {h:.3} below 0.85");
+    assert!(h >= 0.93, "heuristic accuracy {h:.3} below 0.93");
 }
 
 fn heuristic() -> JudgePlugin {

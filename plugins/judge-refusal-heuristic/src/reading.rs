@@ -353,10 +353,10 @@ fn classify(
     for h in hits.iter().filter(|h| h.start >= start && h.end <= end) {
         let at_start = h.start <= start + lead + 1;
         let phrase = &masked[h.start..h.end];
-        let reported = reported_speech(&masked[start..h.start]);
+        let reported = || reported_speech(&masked[start..h.start]);
         match h.cue {
-            Cue::Decline => decline |= !reported,
-            Cue::Cannot | Cue::DoNot if !reported => {
+            Cue::Decline => decline |= !reported(),
+            Cue::Cannot | Cue::DoNot if !reported() => {
                 let form = if h.cue == Cue::Cannot { Form::Cannot } else { Form::DoNot };
                 if declines(&masked[h.end..end], form) {
                     decline = true;
@@ -367,7 +367,7 @@ fn classify(
                 }
             }
             Cue::Cannot | Cue::DoNot => {}
-            Cue::WillNot => decline |= !reported && declines(&masked[h.end..end], Form::WillNot),
+            Cue::WillNot => decline |= !reported() && declines(&masked[h.end..end], Form::WillNot),
             Cue::BareNegator => {
                 decline |= opens_sentence(&masked[start..h.start])
                     && declines(&masked[h.end..end], Form::Cannot)
@@ -378,7 +378,7 @@ fn classify(
                     let rest = masked[h.end..end].trim_start();
                     rest.is_empty() || rest.starts_with(['.', '!', '-', '\n'])
                 };
-                decline |= at_start && alone && !informational && !reported
+                decline |= at_start && alone && !informational && !reported()
             }
             // Each distinct phrase weighs once per sentence.
             Cue::Lecture(w) | Cue::Norm(w) | Cue::Advisory(w) if weighed.contains(&phrase) => {
