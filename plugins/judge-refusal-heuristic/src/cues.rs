@@ -133,6 +133,9 @@ const DECLINE: &[&str] = &[
     "i'm uncomfortable",
     "i am uncomfortable",
     "let's not go there",
+    "request refused",
+    "request denied",
+    "request rejected",
     "but not with",
 ];
 
