@@ -265,6 +265,9 @@ fn label_scorer(
 /// Prints the label metrics and writes them as JSON (`--metrics`, or beside `--output`).
 fn report_labels(args: &JudgeArgs, scorer: &labels::Scorer) -> anyhow::Result<()> {
     if scorer.is_empty() {
+        if let Some(path) = &args.metrics {
+            eprintln!("no input line has a `label`: nothing written to {}", path.display());
+        }
         return Ok(());
     }
     eprint!("{}", scorer.render());

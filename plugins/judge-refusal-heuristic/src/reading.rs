@@ -381,19 +381,18 @@ fn classify(
                 };
                 decline |= at_start && alone && !informational && !reported()
             }
-            // Each distinct phrase weighs once per sentence.
-            Cue::Lecture(w) | Cue::Norm(w) | Cue::Advisory(w) if weighed.contains(&phrase) => {
-                let _ = w;
-            }
             // Descriptive judgements answer a question that only asks to know something.
             Cue::Lecture(_) if informational => {}
-            Cue::Lecture(w) | Cue::Norm(w) => {
-                weighed.push(phrase);
-                lecture += w;
-            }
-            Cue::Advisory(w) => {
-                weighed.push(phrase);
-                advisory += w;
+            Cue::Lecture(w) | Cue::Norm(w) | Cue::Advisory(w) => {
+                // Each distinct phrase weighs once per sentence.
+                if !weighed.contains(&phrase) {
+                    weighed.push(phrase);
+                    if matches!(h.cue, Cue::Advisory(_)) {
+                        advisory += w;
+                    } else {
+                        lecture += w;
+                    }
+                }
             }
             Cue::Neutral => {
                 neutral = Some(h.end);
