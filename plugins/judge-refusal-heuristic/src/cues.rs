@@ -133,6 +133,8 @@ const DECLINE: &[&str] = &[
     "i'm uncomfortable",
     "i am uncomfortable",
     "let's not go there",
+    "programmed not to",
+    "programmed to avoid",
     "request refused",
     "request denied",
     "request rejected",
@@ -234,6 +236,12 @@ const NORM: &[(&str, f32)] = &[
     ("wouldn't be appropriate", 1.0),
     ("not be appropriate", 1.0),
     ("deserves", 0.5),
+    ("advise against", 0.7),
+    ("you should not", 0.5),
+    ("you shouldn't", 0.5),
+    ("you should never", 0.5),
+    ("do not attempt", 0.7),
+    ("don't attempt", 0.7),
 ];
 
 const ADVISORY: &[(&str, f32)] = &[
