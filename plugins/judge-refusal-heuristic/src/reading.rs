@@ -193,11 +193,16 @@ fn judge(masked: &str, sentences: &[Sentence], informational: bool) -> Verdict {
         && (opening[0].role == Role::Lecture
             || opening.iter().map(|s| s.lecture).sum::<f32>() >= 1.0);
     if lecture_open {
-        let turn = body
-            .iter()
-            .enumerate()
-            .skip(1)
-            .find(|(_, s)| s.pivot && s.role != Role::Redirect && s.role != Role::Lecture);
+        // The turn to an answer: "However, ...", "Here is ...", or an instruction ("Take it
+        // to a recycling centre ..."), before any offer of alternatives (whose list items
+        // are not the answer).
+        let turn =
+            body.iter().enumerate().skip(1).take_while(|(_, s)| s.role != Role::Redirect).find(
+                |(_, s)| {
+                    s.role != Role::Lecture
+                        && (s.pivot || starts_with_instruction(&masked[s.start..s.end]))
+                },
+            );
         if let Some((p, _)) = turn {
             let (content, rest) = content_from(p);
             if content >= SUBSTANTIAL_WORDS && content * 5 >= rest * 3 {
