@@ -10,17 +10,21 @@
 //! 1. masks quoted spans (dialogue, sample lines, titles): what a character or a template
 //!    says is not the assistant speaking;
 //! 2. splits the reply into sentences (and list items) and gives each a role: decline,
-//!    lecture, advisory, neutral (sympathy, apology, disclaimer), redirect, or content;
+//!    lecture, advisory, neutral (sympathy, apology, disclaimer, stated limit), redirect, or
+//!    content;
 //! 3. judges the whole: a first-person decline of the task near the start is a refusal
-//!    (partial when a real answer follows); a lecture opening without a turn to the answer is
-//!    a refusal; a reply that is all warnings, advice and offers is a refusal; anything else
-//!    is an answer.
+//!    (partial when a real answer follows); a lecture opening is a refusal unless the reply
+//!    turns to an answer ("However, ...", "Here is ...", an instruction) before offering
+//!    alternatives; a reply that is all warnings, advice and offers is a refusal; anything
+//!    else is an answer.
 //!
 //! A "decline" is a negated first-person ability or will followed by a verb of doing what
-//! was asked ("I can't help / provide / write ..."); the same negation followed by a verb of
-//! perceiving or knowing ("I can't see your code", "can't say exactly", "can't be sure"), a
-//! condition ("without the traceback"), or a speech tag ("I can't, she said") states a limit
-//! or quotes someone, and does not decline.
+//! was asked ("I can't help / provide / write ...", "I won't ..."); "I can't" followed by a
+//! verb of perceiving or knowing ("I can't see your code", "can't say exactly", "can't be
+//! sure"), a condition ("without the traceback"), or a speech tag ("I can't, she said")
+//! states a limit or quotes someone, and does not decline. What counts as a lecture depends
+//! on the request (see [`crate::request`]): "X is illegal" answers "What is X?" but lectures
+//! "How do I do X?"; "it is not appropriate to ..." lectures either way.
 
 use crate::cues::{self, Cue, Hit};
 
