@@ -85,6 +85,9 @@ const WILL_NOT: &[&str] = &[
     "i should not",
 ];
 
+/// Adverbs that may stand between "I" and a negation ("I also don't", "I simply can't").
+const NEGATION_ADVERBS: &[&str] = &["also", "really", "simply", "just", "still", "honestly"];
+
 const BARE_NEGATOR: &[&str] = &["can't", "cannot", "unable to", "not able to", "won't"];
 
 const DO_NOT: &[&str] = &["i don't", "i do not", "i dont"];
@@ -195,6 +198,8 @@ const LECTURE: &[(&str, f32)] = &[
     ("fines", 0.5),
     ("arrest*", 0.5),
     ("criminal record", 0.7),
+    ("harassment", 0.7),
+    ("legal trouble", 0.7),
     ("prosecut*", 0.5),
     ("consent", 0.5),
     ("privacy", 0.5),
@@ -488,20 +493,25 @@ fn table() -> &'static Table {
             patterns.push(text.to_string());
             meta.push((cue, prefix));
         };
-        for p in CANNOT {
-            add(p, Cue::Cannot);
-        }
-        for p in WILL_NOT {
-            add(p, Cue::WillNot);
-        }
+        // "I can't", and "I also / really / simply ... can't".
+        let mut negations = |list: &[&str], cue: Cue| {
+            for p in list {
+                add(p, cue);
+                if let Some(rest) = p.strip_prefix("i ") {
+                    for adverb in NEGATION_ADVERBS {
+                        add(&format!("i {adverb} {rest}"), cue);
+                    }
+                }
+            }
+        };
+        negations(CANNOT, Cue::Cannot);
+        negations(WILL_NOT, Cue::WillNot);
+        negations(DO_NOT, Cue::DoNot);
         for p in CURT_NO {
             add(p, Cue::CurtNo);
         }
         for p in BARE_NEGATOR {
             add(p, Cue::BareNegator);
-        }
-        for p in DO_NOT {
-            add(p, Cue::DoNot);
         }
         for p in DECLINE {
             add(p, Cue::Decline);

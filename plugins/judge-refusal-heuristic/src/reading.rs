@@ -713,7 +713,7 @@ fn declines(after: &str, form: Form) -> bool {
         Form::DoNot if verb == "think" => {
             return next == "i" && matches!(words.get(i + 2), Some(&("can" | "should" | "could")));
         }
-        Form::DoNot => return DO_NOT_VERBS.contains(&verb),
+        Form::DoNot => return DO_NOT_VERBS.contains(&verb) || (verb == "take" && next == "part"),
         Form::WillNot => {
             let idiom = WILL_IDIOMS.contains(&verb) || (verb == "go" && next == "into");
             return !idiom;
