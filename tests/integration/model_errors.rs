@@ -70,11 +70,11 @@ fn wrong_shape_is_reported() {
 #[test]
 fn unsupported_architecture_is_reported() {
     let dir = clone_dir(&fixture("tiny-llama3"), &[]);
-    edit_config(dir.path(), |c| c["architectures"] = serde_json::json!(["MistralForCausalLM"]));
+    edit_config(dir.path(), |c| c["architectures"] = serde_json::json!(["GemmaForCausalLM"]));
     let err = load_err(dir.path());
     assert!(err.contains("config.json"), "{err}");
     assert!(
-        err.contains("architecture `MistralForCausalLM` is not supported (supported: LlamaForCausalLM, Qwen2ForCausalLM)"),
+        err.contains("architecture `GemmaForCausalLM` is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"),
         "{err}"
     );
 }
@@ -110,8 +110,31 @@ fn chat_template_syntax_error_is_reported() {
     let dir = clone_dir(&fixture("tiny-llama"), &["chat_template.jinja"]);
     std::fs::write(dir.path().join("chat_template.jinja"), "{% for m in messages %}{{ m.content }")
         .unwrap();
-    let err = load_err(dir.path());
+    // The folder still loads: raw generation and scoring (what training needs) work ...
+    let mut model = ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap();
+    let params =
+        SamplingParams { max_new_tokens: 3, temperature: 0.0, ..SamplingParams::default() };
+    let rows = model.generate_ids(&[model.encode("hello").unwrap()], &params, true).unwrap();
+    assert!(!rows[0].tokens.is_empty());
+    let _ = model.sequence_logprobs(&[(vec![1, 2], vec![3])]).unwrap();
+    // ... and only chat rendering fails, with the compiler's error.
+    let err = format!("{:#}", model.generate(&[ChatRequest::user("hi")], &params).unwrap_err());
     assert!(err.contains("chat_template.jinja: chat template does not compile"), "{err}");
+    assert!(err.contains("syntax error"), "{err}");
+    // The same through the CLI: raw works, --chat reports the template.
+    let run = |chat: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_advgame-host"));
+        cmd.args(["generate", "--max-new-tokens", "2", "--model"]).arg(dir.path());
+        if chat {
+            cmd.arg("--chat");
+        }
+        cmd.arg("hello").output().unwrap()
+    };
+    assert!(run(false).status.success());
+    let out = run(true);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("chat template does not compile"), "{stderr}");
 }
 
 #[test]

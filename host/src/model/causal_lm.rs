@@ -12,7 +12,7 @@ use crate::model::decoder::{
 };
 use crate::model::weights::{self, WeightFiles};
 
-/// A causal LM (Llama or Qwen2 family) with trainable weights.
+/// A causal LM (Llama, Mistral, Qwen2 or Qwen3 family) with trainable weights.
 #[derive(Debug)]
 pub struct CausalLm {
     vs: nn::VarStore,

@@ -29,7 +29,9 @@ const TOKENIZER_FILES: [&str; 7] = [
 pub struct ChatModel {
     lm: CausalLm,
     tokenizer: Tokenizer,
-    template: Option<ChatTemplate>,
+    /// The chat template; a template that cannot be read or compiled is kept as its error,
+    /// so raw generation, scoring and training still work and only chat rendering fails.
+    template: std::result::Result<Option<ChatTemplate>, String>,
     /// End-of-turn / end-of-sequence ids from generation_config.json, config.json and the
     /// tokenizer's `eos_token`.
     stop_token_ids: Vec<i64>,
@@ -63,7 +65,11 @@ impl ChatModel {
                 tok_path.display()
             );
         }
-        let template = ChatTemplate::from_dir(tokenizer_dir)?;
+        let template = ChatTemplate::from_dir(tokenizer_dir).map_err(|e| {
+            let message = format!("{e:#}");
+            tracing::warn!("{message} (chat rendering will fail; raw prompts still work)");
+            message
+        });
         let (stop_token_ids, pad) = special_ids(&lm, &tokenizer, tokenizer_dir)?;
         let pad_token_id = pad.or(stop_token_ids.first().copied()).unwrap_or(0);
         Ok(Self {
@@ -129,7 +135,8 @@ impl ChatModel {
         messages: &[Message],
         add_generation_prompt: bool,
     ) -> Result<String> {
-        let template = self.template.as_ref().ok_or_else(|| {
+        let template = self.template.as_ref().map_err(|e| anyhow!("{e}"))?;
+        let template = template.as_ref().ok_or_else(|| {
             anyhow!(
                 "{}: the model has no chat template (no chat_template.jinja and no \
                  `chat_template` in tokenizer_config.json)",
@@ -273,19 +280,34 @@ impl Generator for ChatModel {
 }
 
 /// Stop ids and pad id from generation_config.json, config.json and tokenizer_config.json.
+///
+/// Every end-of-sequence id of every file stops generation (`eos_token_id` may be a list).
+/// The pad id is generation_config.json's, else config.json's, else the tokenizer's
+/// `pad_token`; a negative or null id means unset (Meta's original LLaMA wrote `-1`), and the
+/// caller then pads with an end-of-sequence id as transformers' `generate` does. An id outside
+/// the vocabulary is refused naming the file and field.
 fn special_ids(
     lm: &CausalLm,
     tokenizer: &Tokenizer,
     dir: &Path,
 ) -> Result<(Vec<i64>, Option<i64>)> {
+    let vocab = lm.spec().vocab_size;
     let mut stops: Vec<i64> = Vec::new();
     let mut pad = None;
     let gen_path = dir.join("generation_config.json");
     if let Ok(text) = std::fs::read_to_string(&gen_path) {
         let gen_config: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: invalid JSON", gen_path.display()))?;
-        stops.extend(ids_of(gen_config.get("eos_token_id")));
-        pad = ids_of(gen_config.get("pad_token_id")).first().copied();
+        stops.extend(ids_of(&gen_config, "eos_token_id", &gen_path)?);
+        pad = ids_of(&gen_config, "pad_token_id", &gen_path)?.first().copied();
+        if let Some(p) = pad
+            && p >= vocab
+        {
+            bail!(
+                "{}: field `pad_token_id`: {p} is outside the vocabulary (vocab_size {vocab})",
+                gen_path.display()
+            );
+        }
     }
     stops.extend(lm.config().eos_token_ids());
     pad = pad.or(lm.config().pad_token_id());
@@ -293,6 +315,7 @@ fn special_ids(
     if let Ok(text) = std::fs::read_to_string(&tc_path) {
         let tc: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: invalid JSON", tc_path.display()))?;
+        // A token is a string or an AddedToken-style object `{"content": ...}`.
         let token_id = |key: &str| -> Option<i64> {
             let v = tc.get(key)?;
             let s = v.as_str().or_else(|| v.get("content")?.as_str())?;
@@ -317,10 +340,19 @@ fn special_ids(
     Ok((unique, pad))
 }
 
-fn ids_of(v: Option<&serde_json::Value>) -> Vec<i64> {
-    match v {
-        Some(serde_json::Value::Number(n)) => n.as_i64().into_iter().collect(),
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_i64()).collect(),
-        _ => Vec::new(),
-    }
+/// A token-id field of a JSON file: an id, a list of ids, or null. Negative ids mean unset
+/// and are dropped; any other type is refused naming the file and field.
+fn ids_of(json: &serde_json::Value, field: &str, path: &Path) -> Result<Vec<i64>> {
+    let bad = |v: &serde_json::Value| {
+        anyhow!("{}: field `{field}`: expected a token id, a list of ids or null, got {v}", path.display())
+    };
+    let ids = match json.get(field) {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(v @ serde_json::Value::Number(n)) => vec![n.as_i64().ok_or_else(|| bad(v))?],
+        Some(serde_json::Value::Array(a)) => {
+            a.iter().map(|x| x.as_i64().ok_or_else(|| bad(x))).collect::<Result<Vec<_>>>()?
+        }
+        Some(v) => return Err(bad(v)),
+    };
+    Ok(ids.into_iter().filter(|id| *id >= 0).collect())
 }
