@@ -97,8 +97,8 @@ def cmd_template(args, req):
 
     out = []
     for item in req:
-        tok = AutoTokenizer.from_pretrained(item.get("model", args.model))
         try:
+            tok = AutoTokenizer.from_pretrained(item.get("model", args.model))
             out.append(tok.apply_chat_template(
                 item["messages"], tokenize=False,
                 add_generation_prompt=item["add_generation_prompt"]))

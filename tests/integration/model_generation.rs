@@ -150,7 +150,10 @@ fn unset_pad_ids_fall_back_to_eos_and_bad_ones_name_the_field() {
     }
     let dir = tiny_case_model(Some(serde_json::json!({"pad_token_id": "x"})), |_| {});
     let err = format!("{:#}", ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err());
-    assert!(err.contains("generation_config.json: field `pad_token_id`: expected a token id"), "{err}");
+    assert!(
+        err.contains("generation_config.json: field `pad_token_id`: expected a token id"),
+        "{err}"
+    );
     let dir = tiny_case_model(Some(serde_json::json!({"pad_token_id": 999})), |_| {});
     let err = format!("{:#}", ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err());
     assert!(err.contains("generation_config.json: field `pad_token_id`: 999 is outside"), "{err}");

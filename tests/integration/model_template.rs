@@ -114,7 +114,7 @@ fn jinja2_templates() -> Vec<(&'static str, serde_json::Value, Option<String>)> 
             json!({
                 "bos_token": {"__type": "AddedToken", "content": "<|im_start|>", "lstrip": false,
                               "normalized": false, "rstrip": false, "single_word": false},
-                "eos_token": {"content": "<|im_end|>", "special": true},
+                "eos_token": {"__type": "AddedToken", "content": "<|im_end|>", "special": true},
                 "chat_template": "{{ bos_token }}{% for m in messages %}{{ m.content }}{{ \
                                   eos_token }}{% endfor %}",
             }),
@@ -132,8 +132,7 @@ fn template_folder(edit: &serde_json::Value, jinja: Option<&str>) -> tempfile::T
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(src.join("tokenizer.json"), dir.path().join("tokenizer.json")).unwrap();
     let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(src.join("tokenizer_config.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(src.join("tokenizer_config.json")).unwrap()).unwrap();
     for (k, v) in edit.as_object().unwrap() {
         config[k] = v.clone();
     }
@@ -173,7 +172,9 @@ fn jinja2_semantics_match_transformers() {
             match (want.as_str(), ours) {
                 (Some(w), Ok(o)) if w == o => {}
                 (None, Err(_)) => {}
-                (w, o) => failures.push(format!("{name}, case {i}: transformers {w:?}, ours {o:?}")),
+                (w, o) => {
+                    failures.push(format!("{name}, case {i}: transformers {w:?}, ours {o:?}"))
+                }
             }
         }
     }

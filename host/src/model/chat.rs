@@ -344,7 +344,10 @@ fn special_ids(
 /// and are dropped; any other type is refused naming the file and field.
 fn ids_of(json: &serde_json::Value, field: &str, path: &Path) -> Result<Vec<i64>> {
     let bad = |v: &serde_json::Value| {
-        anyhow!("{}: field `{field}`: expected a token id, a list of ids or null, got {v}", path.display())
+        anyhow!(
+            "{}: field `{field}`: expected a token id, a list of ids or null, got {v}",
+            path.display()
+        )
     };
     let ids = match json.get(field) {
         None | Some(serde_json::Value::Null) => Vec::new(),

@@ -284,9 +284,9 @@ impl QwenWindow {
                     })
                     .collect()
             }
-            None => Ok((0..n as i64)
-                .map(|i| window.filter(|_| i >= self.max_window_layers))
-                .collect()),
+            None => {
+                Ok((0..n as i64).map(|i| window.filter(|_| i >= self.max_window_layers)).collect())
+            }
         }
     }
 }
@@ -478,7 +478,10 @@ mod tests {
     fn missing_keys_take_each_family_default() {
         let c = ModelConfig::from_json(&json!({"model_type": "qwen3"})).unwrap();
         let s = c.decoder_spec().unwrap();
-        assert_eq!((s.vocab_size, s.hidden_size, s.head_dim, s.num_kv_heads), (151936, 4096, 128, 32));
+        assert_eq!(
+            (s.vocab_size, s.hidden_size, s.head_dim, s.num_kv_heads),
+            (151936, 4096, 128, 32)
+        );
         let c = ModelConfig::from_json(&json!({"model_type": "mistral"})).unwrap();
         let s = c.decoder_spec().unwrap();
         assert_eq!((s.intermediate_size, s.num_kv_heads, s.head_dim), (14336, 8, 128));
@@ -488,7 +491,10 @@ mod tests {
         assert!(c.decoder_spec().unwrap().layer_windows.iter().all(Option::is_none));
         let c = ModelConfig::from_json(&json!({"model_type": "llama"})).unwrap();
         let s = c.decoder_spec().unwrap();
-        assert_eq!((s.intermediate_size, s.num_kv_heads, s.head_dim, s.rope_theta), (11008, 32, 128, 10000.0));
+        assert_eq!(
+            (s.intermediate_size, s.num_kv_heads, s.head_dim, s.rope_theta),
+            (11008, 32, 128, 10000.0)
+        );
     }
 
     #[test]

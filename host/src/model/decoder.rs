@@ -278,7 +278,19 @@ impl Decoder {
             let input_norm = add(&format!("model.layers.{l}.input_layernorm.weight"), &[h])?;
             let post_norm =
                 add(&format!("model.layers.{l}.post_attention_layernorm.weight"), &[h])?;
-            blocks.push(Block { input_norm, q, k, v, o, qk_norm, window, post_norm, gate, up, down });
+            blocks.push(Block {
+                input_norm,
+                q,
+                k,
+                v,
+                o,
+                qk_norm,
+                window,
+                post_norm,
+                gate,
+                up,
+                down,
+            });
         }
         let norm = add("model.norm.weight", &[h])?;
         let lm_head = if spec.tie_word_embeddings {

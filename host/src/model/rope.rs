@@ -98,12 +98,14 @@ fn kind_of(map: &serde_json::Map<String, Value>, field: &str, v5: bool) -> Resul
         }
     };
     let rope_type = match (text("rope_type")?, text("type")?) {
-        (Some(a), Some(b)) if a != b => bail!(
-            "field `{field}`: `rope_type` ({a}) and the legacy `type` ({b}) disagree"
-        ),
+        (Some(a), Some(b)) if a != b => {
+            bail!("field `{field}`: `rope_type` ({a}) and the legacy `type` ({b}) disagree")
+        }
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) if v5 => "default",
-        (None, None) => bail!("field `{field}.rope_type`: missing (neither `rope_type` nor `type`)"),
+        (None, None) => {
+            bail!("field `{field}.rope_type`: missing (neither `rope_type` nor `type`)")
+        }
     };
     let number = |key: &str| -> Result<f64> {
         match map.get(key) {
@@ -164,8 +166,10 @@ mod tests {
 
     #[test]
     fn v5_base_is_read_from_rope_parameters() {
-        let r = resolve(&fields(json!({"rope_parameters": {"rope_theta": 1e6, "rope_type": "default"}})))
-            .unwrap();
+        let r = resolve(&fields(
+            json!({"rope_parameters": {"rope_theta": 1e6, "rope_type": "default"}}),
+        ))
+        .unwrap();
         assert_eq!(r, Rope { theta: 1e6, kind: RopeKind::Default });
         let r = resolve(&fields(json!({"rope_parameters": {"rope_theta": 5e5}}))).unwrap();
         assert_eq!(r.theta, 5e5);
@@ -174,13 +178,20 @@ mod tests {
 
     #[test]
     fn contradictions_and_unknown_kinds_are_refused_by_field() {
-        let e = err(json!({"rope_scaling": {"rope_type": "linear", "type": "dynamic", "factor": 2}}));
+        let e =
+            err(json!({"rope_scaling": {"rope_type": "linear", "type": "dynamic", "factor": 2}}));
         assert!(e.contains("field `rope_scaling`: `rope_type` (linear) and the legacy `type` (dynamic) disagree"), "{e}");
         let e = err(json!({"rope_theta": 1e4, "rope_parameters": {"rope_theta": 1e6}}));
-        assert!(e.contains("`rope_theta` (10000) and `rope_parameters.rope_theta` (1000000) disagree"), "{e}");
+        assert!(
+            e.contains("`rope_theta` (10000) and `rope_parameters.rope_theta` (1000000) disagree"),
+            "{e}"
+        );
         for kind in ["yarn", "dynamic", "longrope", "su", "made-up"] {
             let e = err(json!({"rope_scaling": {"rope_type": kind, "factor": 2.0}}));
-            assert!(e.contains(&format!("field `rope_scaling.rope_type`: `{kind}` is not supported")), "{e}");
+            assert!(
+                e.contains(&format!("field `rope_scaling.rope_type`: `{kind}` is not supported")),
+                "{e}"
+            );
             let e = err(json!({"rope_parameters": {"rope_type": kind, "factor": 2.0}}));
             assert!(e.contains(&format!("field `rope_parameters.rope_type`: `{kind}`")), "{e}");
         }
@@ -188,11 +199,18 @@ mod tests {
         assert!(e.contains("field `rope_scaling.factor` is required"), "{e}");
         let e = err(json!({"rope_scaling": {"factor": 2.0}}));
         assert!(e.contains("field `rope_scaling.rope_type`: missing"), "{e}");
-        let e = err(json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0}}));
-        assert!(e.contains("field `rope_scaling.original_max_position_embeddings` is required"), "{e}");
+        let e = err(
+            json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0}}),
+        );
+        assert!(
+            e.contains("field `rope_scaling.original_max_position_embeddings` is required"),
+            "{e}"
+        );
         let e = err(json!({"partial_rotary_factor": 0.5}));
         assert!(e.contains("field `partial_rotary_factor`"), "{e}");
-        let e = err(json!({"rope_parameters": {"full_attention": {"rope_theta": 1e4}, "sliding_attention": {"rope_theta": 1e4}}}));
+        let e = err(
+            json!({"rope_parameters": {"full_attention": {"rope_theta": 1e4}, "sliding_attention": {"rope_theta": 1e4}}}),
+        );
         assert!(e.contains("field `rope_parameters`: per-layer-type"), "{e}");
     }
 }
