@@ -44,7 +44,11 @@ impl ChatModel {
     /// Loads model, tokenizer, chat template and stop tokens from a HF model folder.
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
         let lm = CausalLm::load(dir, device, kind)?;
-        Self::from_parts(lm, dir)
+        let model = Self::from_parts(lm, dir)?;
+        if let Err(e) = &model.template {
+            tracing::warn!("{e} (chat rendering will fail; raw prompts still work)");
+        }
+        Ok(model)
     }
 
     /// Wraps an already-loaded model with the tokenizer files of `tokenizer_dir`.
@@ -65,11 +69,7 @@ impl ChatModel {
                 tok_path.display()
             );
         }
-        let template = ChatTemplate::from_dir(tokenizer_dir).map_err(|e| {
-            let message = format!("{e:#}");
-            tracing::warn!("{message} (chat rendering will fail; raw prompts still work)");
-            message
-        });
+        let template = ChatTemplate::from_dir(tokenizer_dir).map_err(|e| format!("{e:#}"));
         let (stop_token_ids, pad) = special_ids(&lm, &tokenizer, tokenizer_dir)?;
         let pad_token_id = pad.or(stop_token_ids.first().copied()).unwrap_or(0);
         Ok(Self {
