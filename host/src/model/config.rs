@@ -11,9 +11,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::model::error::{FieldError, LoadError, field_err};
+
+type Result<T> = std::result::Result<T, FieldError>;
 
 /// Architectures this engine can run, as written in `config.json`'s `architectures` list.
 pub const SUPPORTED_ARCHITECTURES: [&str; 4] =
@@ -260,14 +263,15 @@ impl QwenWindow {
         if let Some(w) = window
             && w <= 0
         {
-            bail!("field `sliding_window`: must be positive, got {w}");
+            field_err!("sliding_window", "must be positive, got {w}");
         }
         let n = num_layers.max(0) as usize;
         match &self.layer_types {
             Some(types) => {
                 if types.len() != n {
-                    bail!(
-                        "field `layer_types`: {} entries, but num_hidden_layers is {n}",
+                    field_err!(
+                        "layer_types",
+                        "{} entries, but num_hidden_layers is {n}",
                         types.len()
                     );
                 }
@@ -277,8 +281,9 @@ impl QwenWindow {
                     .map(|(i, t)| match t.as_str() {
                         "full_attention" => Ok(None),
                         "sliding_attention" => Ok(window),
-                        other => bail!(
-                            "field `layer_types[{i}]`: `{other}` is not supported (expected \
+                        other => field_err!(
+                            format!("layer_types[{i}]"),
+                            "`{other}` is not supported (expected \
                              full_attention or sliding_attention)"
                         ),
                     })
@@ -317,25 +322,29 @@ const REFUSED_FIELDS: [(&str, &str); 2] = [
 fn parse_family<T: DeserializeOwned>(raw: &serde_json::Value, arch: &str) -> Result<T> {
     serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
         let field = e.path().to_string();
-        anyhow::anyhow!("invalid {arch} config: field `{field}`: {}", e.into_inner())
+        FieldError::new(field, format!("invalid {arch} config: {}", e.into_inner()))
     })
 }
 
 impl ModelConfig {
     /// Reads and validates `config.json`. Errors start with the file's path.
-    pub fn from_file(path: &Path) -> Result<(Self, serde_json::Value)> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read model config {}", path.display()))?;
+    pub fn from_file(path: &Path) -> std::result::Result<(Self, serde_json::Value), LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            what: "model config",
+            source,
+        })?;
         let raw: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid JSON", path.display()))?;
-        let config = Self::from_json(&raw).with_context(|| format!("{}", path.display()))?;
+            .map_err(|source| LoadError::Json { path: path.to_path_buf(), source })?;
+        let config = Self::from_json(&raw)
+            .map_err(|error| LoadError::Field { path: path.to_path_buf(), error })?;
         Ok((config, raw))
     }
 
     /// Parses a config from its JSON value (see [`ModelConfig::from_file`]).
     pub fn from_json(raw: &serde_json::Value) -> Result<Self> {
         if !raw.is_object() {
-            bail!("expected a JSON object");
+            field_err!(".", "expected a JSON object");
         }
         let header: Header = parse_family(raw, "model")?;
         let arch = match (&header.architectures, &header.model_type) {
@@ -345,17 +354,20 @@ impl ModelConfig {
                 "mistral" => "MistralForCausalLM".into(),
                 "qwen2" => "Qwen2ForCausalLM".into(),
                 "qwen3" => "Qwen3ForCausalLM".into(),
-                _ => bail!(
-                    "field `model_type`: model type `{t}` is not supported and no \
+                _ => field_err!(
+                    "model_type",
+                    "model type `{t}` is not supported and no \
                      `architectures` are given (supported: {})",
                     SUPPORTED_ARCHITECTURES.join(", ")
                 ),
             },
-            (_, None) => bail!("neither `architectures` nor `model_type` is set"),
+            (_, None) => {
+                field_err!("architectures", "neither `architectures` nor `model_type` is set")
+            }
         };
         for (field, why) in REFUSED_FIELDS {
             if raw.get(field).is_some_and(|v| !v.is_null()) {
-                bail!("field `{field}`: {why}");
+                field_err!(field, "{why}");
             }
         }
         let parsed = match arch.as_str() {
@@ -363,8 +375,9 @@ impl ModelConfig {
             "MistralForCausalLM" => ModelConfig::Mistral(parse_family(raw, &arch)?),
             "Qwen2ForCausalLM" => ModelConfig::Qwen2(parse_family(raw, &arch)?),
             "Qwen3ForCausalLM" => ModelConfig::Qwen3(parse_family(raw, &arch)?),
-            other => bail!(
-                "field `architectures`: architecture `{other}` is not supported (supported: {})",
+            other => field_err!(
+                "architectures",
+                "architecture `{other}` is not supported (supported: {})",
                 SUPPORTED_ARCHITECTURES.join(", ")
             ),
         };
@@ -374,8 +387,9 @@ impl ModelConfig {
         {
             // transformers builds the embedding with `padding_idx=pad_token_id`, which
             // torch refuses outside the table.
-            bail!(
-                "field `pad_token_id`: {pad} is outside the vocabulary (vocab_size {}); use a \
+            field_err!(
+                "pad_token_id",
+                "{pad} is outside the vocabulary (vocab_size {}); use a \
                  token id, null or -1",
                 spec.vocab_size
             );
@@ -451,7 +465,7 @@ mod tests {
     }
 
     fn err(raw: serde_json::Value) -> String {
-        format!("{:#}", ModelConfig::from_json(&raw).unwrap_err())
+        ModelConfig::from_json(&raw).unwrap_err().to_string()
     }
 
     #[test]
@@ -468,10 +482,13 @@ mod tests {
 
     #[test]
     fn field_type_errors_name_the_field() {
-        let e = err(llama(json!({"hidden_size": "32"})));
-        assert!(e.contains("field `hidden_size`"), "{e}");
-        let e = err(llama(json!({"quantization_config": {"quant_method": "gptq"}})));
-        assert!(e.contains("field `quantization_config`"), "{e}");
+        let field = |v| ModelConfig::from_json(&llama(v)).unwrap_err().field;
+        assert_eq!(field(json!({"hidden_size": "32"})), "hidden_size");
+        assert_eq!(
+            field(json!({"quantization_config": {"quant_method": "gptq"}})),
+            "quantization_config"
+        );
+        assert_eq!(field(json!({"architectures": ["GemmaForCausalLM"]})), "architectures");
     }
 
     #[test]
@@ -514,7 +531,6 @@ mod tests {
         };
         assert_eq!(typed.layer_windows(2).unwrap(), vec![Some(16), None]);
         let bad = QwenWindow { layer_types: Some(vec!["chunked_attention".into()]), ..w };
-        let e = format!("{:#}", bad.layer_windows(1).unwrap_err());
-        assert!(e.contains("field `layer_types[0]`"), "{e}");
+        assert_eq!(bad.layer_windows(1).unwrap_err().field, "layer_types[0]");
     }
 }

@@ -10,7 +10,6 @@
 //! Variables are registered in a `VarStore` under exactly the Hugging Face parameter names
 //! (`model.layers.0.self_attn.q_proj.weight`, ...): loading and saving are name-for-name.
 
-use anyhow::Result;
 use tch::{Device, Kind, Tensor, nn};
 
 /// Rotary embedding frequencies (transformers' `rope_type`).
@@ -225,14 +224,18 @@ pub struct Decoder {
 
 impl Decoder {
     /// Registers every parameter in `root` under its HF name, taking each tensor from `init`
-    /// (which must return a tensor of the given shape on the store's device and in `kind`).
-    pub fn build(
+    /// (which must return a tensor of the given shape on the store's device and in `kind`);
+    /// the first error of `init` is returned as is.
+    pub fn build<E, F>(
         root: &nn::Path,
         spec: &DecoderSpec,
         kind: Kind,
-        init: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor>,
-    ) -> Result<Self> {
-        let mut add = |name: &str, shape: &[i64]| -> Result<Tensor> {
+        init: &mut F,
+    ) -> Result<Self, E>
+    where
+        F: FnMut(&str, &[i64]) -> Result<Tensor, E>,
+    {
+        let mut add = |name: &str, shape: &[i64]| -> Result<Tensor, E> {
             let tensor = init(name, shape)?;
             // VarStore paths are dot-separated: register `a.b.c` as sub-path `a.b`, leaf `c`.
             let (parents, leaf) = name.rsplit_once('.').unwrap_or(("", name));
@@ -251,7 +254,7 @@ impl Decoder {
         let embed = add("model.embed_tokens.weight", &[spec.vocab_size, h])?;
         let mut blocks = Vec::with_capacity(spec.num_layers as usize);
         for l in 0..spec.num_layers {
-            let mut linear = |name: &str, out: i64, inp: i64, bias: bool| -> Result<Linear> {
+            let mut linear = |name: &str, out: i64, inp: i64, bias: bool| -> Result<Linear, E> {
                 let weight = add(&format!("model.layers.{l}.{name}.weight"), &[out, inp])?;
                 let bias = if bias {
                     Some(add(&format!("model.layers.{l}.{name}.bias"), &[out])?)

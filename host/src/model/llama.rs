@@ -2,14 +2,13 @@
 //! onto the shared decoder and refuses settings the decoder does not implement. Also holds
 //! the checks every family shares.
 
-use anyhow::{Result, bail};
-
 use crate::model::config::LlamaConfig;
 use crate::model::decoder::DecoderSpec;
+use crate::model::error::{FieldError, field_err};
 use crate::model::rope;
 
 /// Validates a Llama config and describes it for [`crate::model::decoder::Decoder`].
-pub fn decoder_spec(c: &LlamaConfig) -> Result<DecoderSpec> {
+pub fn decoder_spec(c: &LlamaConfig) -> Result<DecoderSpec, FieldError> {
     let rope = rope::resolve(&c.rope)?;
     let spec = DecoderSpec {
         vocab_size: c.vocab_size,
@@ -41,9 +40,9 @@ pub(crate) fn head_dim(explicit: Option<i64>, hidden: i64, heads: i64) -> i64 {
 }
 
 /// Checks shared by every family: activation, sizes and head arithmetic.
-pub(crate) fn check_common(spec: &DecoderSpec, hidden_act: &str) -> Result<()> {
+pub(crate) fn check_common(spec: &DecoderSpec, hidden_act: &str) -> Result<(), FieldError> {
     if hidden_act != "silu" {
-        bail!("field `hidden_act`: `{hidden_act}` is not supported (expected `silu`)");
+        field_err!("hidden_act", "`{hidden_act}` is not supported (expected `silu`)");
     }
     let positive = [
         ("vocab_size", spec.vocab_size),
@@ -56,21 +55,22 @@ pub(crate) fn check_common(spec: &DecoderSpec, hidden_act: &str) -> Result<()> {
     ];
     for (field, value) in positive {
         if value <= 0 {
-            bail!("field `{field}`: must be positive, got {value}");
+            field_err!(field, "must be positive, got {value}");
         }
     }
     if !(spec.rms_norm_eps.is_finite() && spec.rms_norm_eps > 0.0) {
-        bail!("field `rms_norm_eps`: must be a positive number, got {}", spec.rms_norm_eps);
+        field_err!("rms_norm_eps", "must be a positive number, got {}", spec.rms_norm_eps);
     }
     if spec.num_heads % spec.num_kv_heads != 0 {
-        bail!(
-            "field `num_key_value_heads`: {} does not divide num_attention_heads {}",
+        field_err!(
+            "num_key_value_heads",
+            "{} does not divide num_attention_heads {}",
             spec.num_kv_heads,
             spec.num_heads
         );
     }
     if spec.head_dim % 2 != 0 {
-        bail!("field `head_dim`: {} must be even for rotary embeddings", spec.head_dim);
+        field_err!("head_dim", "{} must be even for rotary embeddings", spec.head_dim);
     }
     Ok(())
 }

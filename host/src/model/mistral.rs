@@ -5,19 +5,18 @@
 //! recent positions, itself included, as transformers' `sliding_window_overlay`), so
 //! sequences longer than the window run exactly as in transformers.
 
-use anyhow::{Result, bail};
-
 use crate::model::config::MistralConfig;
 use crate::model::decoder::DecoderSpec;
+use crate::model::error::{FieldError, field_err};
 use crate::model::llama::{check_common, head_dim};
 use crate::model::rope;
 
 /// Validates a Mistral config and describes it for [`crate::model::decoder::Decoder`].
-pub fn decoder_spec(c: &MistralConfig) -> Result<DecoderSpec> {
+pub fn decoder_spec(c: &MistralConfig) -> Result<DecoderSpec, FieldError> {
     if let Some(w) = c.sliding_window
         && w <= 0
     {
-        bail!("field `sliding_window`: must be positive or null, got {w}");
+        field_err!("sliding_window", "must be positive or null, got {w}");
     }
     let rope = rope::resolve(&c.rope)?;
     let spec = DecoderSpec {

@@ -7,6 +7,7 @@
 //!   `rope_parameters`).
 //! - [`decoder`]: the transformer shared by the families; [`llama`], [`mistral`], [`qwen2`]
 //!   and [`qwen3`] map their configs onto it.
+//! - [`error`]: [`LoadError`], the typed load errors (each names its file, and the field).
 //! - [`weights`]: safetensors reading (single file or sharded) and writing.
 //! - [`causal_lm`]: [`CausalLm`], weights in a `VarStore`, forward, clone, save.
 //! - [`generate`]: batched decoding over token ids; [`scoring`]: completion log-probs.
@@ -16,6 +17,7 @@ pub mod causal_lm;
 pub mod chat;
 pub mod config;
 pub mod decoder;
+pub mod error;
 pub mod generate;
 pub mod llama;
 pub mod mistral;
@@ -29,5 +31,6 @@ pub mod weights;
 pub use causal_lm::{CausalLm, default_kind, parse_device};
 pub use chat::ChatModel;
 pub use config::ModelConfig;
+pub use error::{FieldError, LoadError};
 pub use scoring::TokenLogprobs;
 pub use template::{ChatTemplate, Message};

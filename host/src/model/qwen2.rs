@@ -3,15 +3,14 @@
 //! sliding-window attention on the layers the config selects (released checkpoints ship
 //! `use_sliding_window: false`; when it is on, the window is honoured per layer).
 
-use anyhow::Result;
-
 use crate::model::config::Qwen2Config;
 use crate::model::decoder::DecoderSpec;
+use crate::model::error::FieldError;
 use crate::model::llama::{check_common, head_dim};
 use crate::model::rope;
 
 /// Validates a Qwen2 config and describes it for [`crate::model::decoder::Decoder`].
-pub fn decoder_spec(c: &Qwen2Config) -> Result<DecoderSpec> {
+pub fn decoder_spec(c: &Qwen2Config) -> Result<DecoderSpec, FieldError> {
     let rope = rope::resolve(&c.rope)?;
     let spec = DecoderSpec {
         vocab_size: c.vocab_size,

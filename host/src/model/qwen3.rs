@@ -4,15 +4,14 @@
 //! bias unless `attention_bias`, and an explicit `head_dim` (transformers' default 128)
 //! that need not equal `hidden_size / num_attention_heads`. Sliding windows as in Qwen2.
 
-use anyhow::Result;
-
 use crate::model::config::Qwen3Config;
 use crate::model::decoder::DecoderSpec;
+use crate::model::error::FieldError;
 use crate::model::llama::{check_common, head_dim};
 use crate::model::rope;
 
 /// Validates a Qwen3 config and describes it for [`crate::model::decoder::Decoder`].
-pub fn decoder_spec(c: &Qwen3Config) -> Result<DecoderSpec> {
+pub fn decoder_spec(c: &Qwen3Config) -> Result<DecoderSpec, FieldError> {
     let rope = rope::resolve(&c.rope)?;
     let spec = DecoderSpec {
         vocab_size: c.vocab_size,

@@ -12,11 +12,13 @@
 //! refused by field name, and kinds the decoder does not implement (`dynamic`, `yarn`,
 //! `longrope`, ...) are refused rather than run as plain RoPE.
 
-use anyhow::{Result, bail};
 use serde_json::Value;
 
 use crate::model::config::RopeFields;
 use crate::model::decoder::RopeKind;
+use crate::model::error::{FieldError, field_err};
+
+type Result<T> = std::result::Result<T, FieldError>;
 
 /// transformers' default RoPE base (`rope_theta`) for every supported family.
 pub const DEFAULT_ROPE_THETA: f64 = 10000.0;
@@ -34,50 +36,53 @@ pub fn resolve(fields: &RopeFields) -> Result<Rope> {
     if let Some(f) = fields.partial_rotary_factor
         && f != 1.0
     {
-        bail!("field `partial_rotary_factor`: {f} is not supported (only 1.0, full rotation)");
+        field_err!("partial_rotary_factor", "{f} is not supported (only 1.0, full rotation)");
     }
     let params = match &fields.rope_parameters {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => {
             if map.values().all(Value::is_object) && !map.is_empty() {
-                bail!(
-                    "field `rope_parameters`: per-layer-type RoPE settings ({}) are not supported",
+                field_err!(
+                    "rope_parameters",
+                    "per-layer-type RoPE settings ({}) are not supported",
                     map.keys().cloned().collect::<Vec<_>>().join(", ")
                 );
             }
             Some(map)
         }
-        Some(_) => bail!("field `rope_parameters`: expected an object"),
+        Some(_) => field_err!("rope_parameters", "expected an object"),
     };
     let scaling = match &fields.rope_scaling {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => Some(map),
-        Some(_) => bail!("field `rope_scaling`: expected an object or null"),
+        Some(_) => field_err!("rope_scaling", "expected an object or null"),
     };
 
     // The base: top-level (v4) or inside rope_parameters (v5); both must agree.
     let nested_theta = match params.and_then(|p| p.get("rope_theta")) {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_f64().ok_or_else(|| {
-            anyhow::anyhow!("field `rope_parameters.rope_theta`: expected a number, got {v}")
+            FieldError::new("rope_parameters.rope_theta", format!("expected a number, got {v}"))
         })?),
     };
     let theta = match (fields.rope_theta, nested_theta) {
-        (Some(a), Some(b)) if a != b => bail!(
-            "fields `rope_theta` ({a}) and `rope_parameters.rope_theta` ({b}) disagree: \
+        (Some(a), Some(b)) if a != b => field_err!(
+            "rope_parameters.rope_theta",
+            "`rope_theta` ({a}) and `rope_parameters.rope_theta` ({b}) disagree: \
              cannot tell which RoPE base the checkpoint was trained with"
         ),
         (a, b) => a.or(b).unwrap_or(DEFAULT_ROPE_THETA),
     };
     if !(theta.is_finite() && theta > 0.0) {
-        bail!("field `rope_theta`: must be a positive number, got {theta}");
+        field_err!("rope_theta", "must be a positive number, got {theta}");
     }
 
     let from_params = params.map(|p| kind_of(p, "rope_parameters", true)).transpose()?;
     let from_scaling = scaling.map(|s| kind_of(s, "rope_scaling", false)).transpose()?;
     let kind = match (from_params, from_scaling) {
-        (Some(a), Some(b)) if a != b => bail!(
-            "fields `rope_scaling` and `rope_parameters` describe different RoPE scalings \
+        (Some(a), Some(b)) if a != b => field_err!(
+            "rope_parameters",
+            "`rope_scaling` and `rope_parameters` describe different RoPE scalings \
              ({a:?} vs {b:?})"
         ),
         (a, b) => a.or(b).unwrap_or(RopeKind::Default),
@@ -94,25 +99,25 @@ fn kind_of(map: &serde_json::Map<String, Value>, field: &str, v5: bool) -> Resul
         match map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(other) => bail!("field `{field}.{key}`: expected a string, got {other}"),
+            Some(other) => field_err!(format!("{field}.{key}"), "expected a string, got {other}"),
         }
     };
     let rope_type = match (text("rope_type")?, text("type")?) {
         (Some(a), Some(b)) if a != b => {
-            bail!("field `{field}`: `rope_type` ({a}) and the legacy `type` ({b}) disagree")
+            field_err!(field, "`rope_type` ({a}) and the legacy `type` ({b}) disagree")
         }
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) if v5 => "default",
         (None, None) => {
-            bail!("field `{field}.rope_type`: missing (neither `rope_type` nor `type`)")
+            field_err!(format!("{field}.rope_type"), "missing (neither `rope_type` nor `type`)")
         }
     };
     let number = |key: &str| -> Result<f64> {
         match map.get(key) {
             Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-                anyhow::anyhow!("field `{field}.{key}`: expected a number, got {v}")
+                FieldError::new(format!("{field}.{key}"), format!("expected a number, got {v}"))
             }),
-            None => bail!("field `{field}.{key}` is required for rope type `{rope_type}`"),
+            None => field_err!(format!("{field}.{key}"), "required for rope type `{rope_type}`"),
         }
     };
     Ok(match rope_type {
@@ -120,7 +125,7 @@ fn kind_of(map: &serde_json::Map<String, Value>, field: &str, v5: bool) -> Resul
         "linear" => {
             let factor = number("factor")?;
             if factor <= 0.0 {
-                bail!("field `{field}.factor`: must be positive, got {factor}");
+                field_err!(format!("{field}.factor"), "must be positive, got {factor}");
             }
             RopeKind::Linear { factor }
         }
@@ -130,8 +135,9 @@ fn kind_of(map: &serde_json::Map<String, Value>, field: &str, v5: bool) -> Resul
             high_freq_factor: number("high_freq_factor")?,
             original_max_position: number("original_max_position_embeddings")? as i64,
         },
-        other => bail!(
-            "field `{field}.rope_type`: `{other}` is not supported (supported: default, linear, \
+        other => field_err!(
+            format!("{field}.rope_type"),
+            "`{other}` is not supported (supported: default, linear, \
              llama3); running it as plain RoPE would give wrong outputs"
         ),
     })
@@ -146,8 +152,9 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    fn err(v: serde_json::Value) -> String {
-        format!("{:#}", resolve(&fields(v)).unwrap_err())
+    /// The field a refused config names.
+    fn refused(v: serde_json::Value) -> String {
+        resolve(&fields(v)).unwrap_err().field
     }
 
     #[test]
@@ -178,39 +185,30 @@ mod tests {
 
     #[test]
     fn contradictions_and_unknown_kinds_are_refused_by_field() {
-        let e =
-            err(json!({"rope_scaling": {"rope_type": "linear", "type": "dynamic", "factor": 2}}));
-        assert!(e.contains("field `rope_scaling`: `rope_type` (linear) and the legacy `type` (dynamic) disagree"), "{e}");
-        let e = err(json!({"rope_theta": 1e4, "rope_parameters": {"rope_theta": 1e6}}));
-        assert!(
-            e.contains("`rope_theta` (10000) and `rope_parameters.rope_theta` (1000000) disagree"),
-            "{e}"
-        );
+        let conflict =
+            json!({"rope_scaling": {"rope_type": "linear", "type": "dynamic", "factor": 2}});
+        assert_eq!(refused(conflict), "rope_scaling");
+        let bases = json!({"rope_theta": 1e4, "rope_parameters": {"rope_theta": 1e6}});
+        assert_eq!(refused(bases), "rope_parameters.rope_theta");
         for kind in ["yarn", "dynamic", "longrope", "su", "made-up"] {
-            let e = err(json!({"rope_scaling": {"rope_type": kind, "factor": 2.0}}));
-            assert!(
-                e.contains(&format!("field `rope_scaling.rope_type`: `{kind}` is not supported")),
-                "{e}"
-            );
-            let e = err(json!({"rope_parameters": {"rope_type": kind, "factor": 2.0}}));
-            assert!(e.contains(&format!("field `rope_parameters.rope_type`: `{kind}`")), "{e}");
+            let e = resolve(&fields(json!({"rope_scaling": {"rope_type": kind, "factor": 2.0}})))
+                .unwrap_err();
+            assert_eq!(e.field, "rope_scaling.rope_type");
+            assert!(e.message.contains(kind), "{e}");
+            let v5 = json!({"rope_parameters": {"rope_type": kind, "factor": 2.0}});
+            assert_eq!(refused(v5), "rope_parameters.rope_type");
         }
-        let e = err(json!({"rope_scaling": {"type": "linear"}}));
-        assert!(e.contains("field `rope_scaling.factor` is required"), "{e}");
-        let e = err(json!({"rope_scaling": {"factor": 2.0}}));
-        assert!(e.contains("field `rope_scaling.rope_type`: missing"), "{e}");
-        let e = err(
-            json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0}}),
-        );
-        assert!(
-            e.contains("field `rope_scaling.original_max_position_embeddings` is required"),
-            "{e}"
-        );
-        let e = err(json!({"partial_rotary_factor": 0.5}));
-        assert!(e.contains("field `partial_rotary_factor`"), "{e}");
-        let e = err(
-            json!({"rope_parameters": {"full_attention": {"rope_theta": 1e4}, "sliding_attention": {"rope_theta": 1e4}}}),
-        );
-        assert!(e.contains("field `rope_parameters`: per-layer-type"), "{e}");
+        assert_eq!(refused(json!({"rope_scaling": {"type": "linear"}})), "rope_scaling.factor");
+        assert_eq!(refused(json!({"rope_scaling": {"factor": 2.0}})), "rope_scaling.rope_type");
+        let llama3 = json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0}});
+        assert_eq!(refused(llama3), "rope_scaling.original_max_position_embeddings");
+        assert_eq!(refused(json!({"partial_rotary_factor": 0.5})), "partial_rotary_factor");
+        let per_layer = json!({"rope_parameters": {"full_attention": {"rope_theta": 1e4},
+            "sliding_attention": {"rope_theta": 1e4}}});
+        assert_eq!(refused(per_layer), "rope_parameters");
+        let mixed = json!({"rope_scaling": {"rope_type": "linear", "factor": 2.0},
+            "rope_parameters": {"rope_type": "linear", "factor": 4.0}});
+        assert_eq!(refused(mixed), "rope_parameters");
     }
 }
