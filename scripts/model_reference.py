@@ -6,13 +6,17 @@ safetensors for logits), so the Rust tests compare against exactly what transfor
 
   logits    --model DIR --input IN.json --out OUT.safetensors
             IN: {"input_ids": [[...]], "attention_mask": [[...]]}; positions are
-            cumsum(mask) - 1 as in generate(); writes f32 "logits" [B, T, V].
+            cumsum(mask) - 1 as in generate(); writes f32 "logits" [B, T, V]. With
+            "models": [DIR, ...] in IN, runs each folder instead of --model (one process for a
+            whole matrix of config variants) and writes "logits.0", "logits.1", ...
   generate  --model DIR --input IN.json --out OUT.json --max-new-tokens N
             IN: [{"system": str|null, "user": str, "prefill": str|null}, ...]; greedy, batched,
             left-padded; OUT: [{"prompt": str, "prompt_ids": [...], "new_ids": [...]}]
             (new ids cut after the first eos).
   template  --model DIR --input IN.json --out OUT.json
-            IN: [{"messages": [...], "add_generation_prompt": bool}]; OUT: [str, ...]
+            IN: [{"messages": [...], "add_generation_prompt": bool, "model": DIR?}] (an item's
+            "model" overrides --model); OUT: [str, ...], or {"error": str} for an item whose
+            template fails to compile or render
   logprobs  --model DIR --input IN.json --out OUT.json
             IN: [[prompt_ids, completion_ids], ...]; each item unpadded on its own;
             OUT: [{"sum": float, "tokens": [float, ...]}]
@@ -35,13 +39,17 @@ def load_model(path):
 def cmd_logits(args, req):
     from safetensors.torch import save_file
 
-    model = load_model(args.model)
     ids = torch.tensor(req["input_ids"], dtype=torch.long)
     mask = torch.tensor(req["attention_mask"], dtype=torch.long)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-    save_file({"logits": logits.float().contiguous()}, args.out)
+    models = req.get("models")
+    out = {}
+    for i, path in enumerate(models or [args.model]):
+        model = load_model(path)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        out["logits" if models is None else f"logits.{i}"] = logits.float().contiguous()
+    save_file(out, args.out)
 
 
 def chat_messages(item):
@@ -87,10 +95,16 @@ def cmd_generate(args, req):
 def cmd_template(args, req):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(args.model)
-    return [tok.apply_chat_template(item["messages"], tokenize=False,
-                                    add_generation_prompt=item["add_generation_prompt"])
-            for item in req]
+    out = []
+    for item in req:
+        try:
+            tok = AutoTokenizer.from_pretrained(item.get("model", args.model))
+            out.append(tok.apply_chat_template(
+                item["messages"], tokenize=False,
+                add_generation_prompt=item["add_generation_prompt"]))
+        except Exception as e:  # noqa: BLE001 - the test compares failures too
+            out.append({"error": f"{type(e).__name__}: {e}"})
+    return out
 
 
 def cmd_logprobs(args, req):

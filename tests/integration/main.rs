@@ -1,12 +1,14 @@
 //! Integration tests: one binary, one module per area.
 
 mod game_train;
+mod model_cases;
 mod model_cli;
 mod model_errors;
 mod model_generation;
 mod model_parity;
 mod model_support;
 mod model_template;
+mod model_variants;
 mod plugin_builtin;
 mod plugin_cli;
 mod plugin_hostile;

@@ -94,3 +94,67 @@ fn bf16_weights_run_the_same_code_path_as_cuda() {
     let lp = bf16_model.sequence_logprobs(&[(vec![1, 2, 3], vec![4, 5])]).unwrap();
     assert_eq!(lp.kind(), Kind::Float);
 }
+
+/// The case fixtures' tiny Llama (greedy raw continuation of "hello world" is
+/// `[92, 153, 262, 319, 305, 319, 189, 110, 254, 319, 78, 253]`, checked against transformers
+/// in `model_cases`), with its generation_config.json / config.json edited.
+fn tiny_case_model(
+    gen_config: Option<serde_json::Value>,
+    config_edit: impl FnOnce(&mut serde_json::Value),
+) -> tempfile::TempDir {
+    let src = crate::model_cases::case_dir("01-template-generation-tag").join("model");
+    let dir = crate::model_support::clone_dir(&src, &["generation_config.json", "config.json"]);
+    if let Some(g) = gen_config {
+        std::fs::write(dir.path().join("generation_config.json"), g.to_string()).unwrap();
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    config_edit(&mut config);
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+fn raw_greedy(dir: &std::path::Path) -> Vec<i64> {
+    let m = ChatModel::load(dir, Device::Cpu, Kind::Float).unwrap();
+    let params =
+        SamplingParams { max_new_tokens: 12, temperature: 0.0, ..SamplingParams::default() };
+    let rows = m.generate_ids(&[m.encode("hello world").unwrap()], &params, true).unwrap();
+    rows[0].tokens.clone()
+}
+
+#[test]
+fn every_eos_token_id_of_a_list_stops_generation() {
+    let full = [92, 153, 262, 319, 305, 319, 189, 110, 254, 319, 78, 253];
+    // generation_config.json lists two ids: the second one stops the row where it appears.
+    let dir = tiny_case_model(Some(serde_json::json!({"eos_token_id": [2, 305]})), |_| {});
+    assert_eq!(raw_greedy(dir.path()), full[..5]);
+    // config.json's list counts too when there is no generation_config.json.
+    let dir = tiny_case_model(None, |c| c["eos_token_id"] = serde_json::json!([189, 2]));
+    assert_eq!(raw_greedy(dir.path()), full[..7]);
+    // Neither file: all 12 tokens (the tokenizer's eos <|im_end|> = 2 never comes).
+    let dir = tiny_case_model(Some(serde_json::json!({"eos_token_id": null})), |c| {
+        c["eos_token_id"] = serde_json::Value::Null
+    });
+    assert_eq!(raw_greedy(dir.path()), full);
+}
+
+#[test]
+fn unset_pad_ids_fall_back_to_eos_and_bad_ones_name_the_field() {
+    for (gen_pad, config_pad) in [(serde_json::json!(null), -1), (serde_json::json!(-1), -1)] {
+        let dir = tiny_case_model(
+            Some(serde_json::json!({"eos_token_id": 2, "pad_token_id": gen_pad})),
+            |c| c["pad_token_id"] = config_pad.into(),
+        );
+        let m = ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap();
+        assert_eq!(m.pad_token_id(), 2);
+    }
+    let dir = tiny_case_model(Some(serde_json::json!({"pad_token_id": "x"})), |_| {});
+    let err = format!("{:#}", ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err());
+    assert!(
+        err.contains("generation_config.json: field `pad_token_id`: expected a token id"),
+        "{err}"
+    );
+    let dir = tiny_case_model(Some(serde_json::json!({"pad_token_id": 999})), |_| {});
+    let err = format!("{:#}", ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err());
+    assert!(err.contains("generation_config.json: field `pad_token_id`: 999 is outside"), "{err}");
+}

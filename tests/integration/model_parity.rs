@@ -57,6 +57,22 @@ fn tiny_llama3_rope_scaling_logits_match_transformers() {
 }
 
 #[test]
+fn tiny_qwen3_logits_match_transformers() {
+    check_logits("tiny-qwen3");
+}
+
+#[test]
+fn tiny_mistral_sliding_window_logits_match_transformers() {
+    // sliding_window 8 < 24 positions: the window shapes most of these logits.
+    check_logits("tiny-mistral");
+}
+
+#[test]
+fn tiny_llama_explicit_head_dim_logits_match_transformers() {
+    check_logits("tiny-llama-head-dim");
+}
+
+#[test]
 fn sharded_checkpoint_loads_and_matches() {
     check_logits("tiny-qwen2-sharded");
 }
@@ -165,7 +181,23 @@ fn chat_prompts() -> Vec<ChatRequest> {
 
 #[test]
 fn smollm2_greedy_generation_matches_transformers() {
-    let dir = smollm2();
+    check_greedy(&smollm2());
+}
+
+#[test]
+fn tiny_qwen3_greedy_generation_matches_transformers() {
+    check_greedy(&fixture("tiny-qwen3"));
+}
+
+#[test]
+fn tiny_mistral_greedy_generation_past_the_window_matches_transformers() {
+    check_greedy(&fixture("tiny-mistral"));
+}
+
+/// Batched greedy chat generation (32 new tokens, left-padded prompts) gives exactly
+/// transformers' prompts, prompt ids and new ids.
+fn check_greedy(dir: &std::path::Path) {
+    let dir = dir.to_path_buf();
     let mut model = ChatModel::load(&dir, Device::Cpu, Kind::Float).unwrap();
     let requests = chat_prompts();
     let params =

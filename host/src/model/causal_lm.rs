@@ -10,9 +10,10 @@ use crate::model::config::ModelConfig;
 use crate::model::decoder::{
     Decoder, DecoderSpec, KvCache, attention_mask_4d, positions_from_mask,
 };
+use crate::model::error::{FieldError, LoadError};
 use crate::model::weights::{self, WeightFiles};
 
-/// A causal LM (Llama or Qwen2 family) with trainable weights.
+/// A causal LM (Llama, Mistral, Qwen2 or Qwen3 family) with trainable weights.
 #[derive(Debug)]
 pub struct CausalLm {
     vs: nn::VarStore,
@@ -27,10 +28,20 @@ pub struct CausalLm {
 impl CausalLm {
     /// Loads `config.json` and `model.safetensors` (or a sharded index) from a HF folder,
     /// converting weights to `kind` on `device`.
+    ///
+    /// Errors: the root cause is a [`LoadError`] naming the file (and the field of
+    /// `config.json`, or the tensor) that could not be used.
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
+        Ok(Self::load_typed(dir, device, kind)?)
+    }
+
+    fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
         check_kind(kind)?;
-        let (config, raw_config) = ModelConfig::from_file(&dir.join("config.json"))?;
-        let spec = config.decoder_spec()?;
+        let config_path = dir.join("config.json");
+        let (config, raw_config) = ModelConfig::from_file(&config_path)?;
+        let spec = config
+            .decoder_spec()
+            .map_err(|error: FieldError| LoadError::Field { path: config_path.clone(), error })?;
         let files = WeightFiles::read(dir)?;
         let index = files.index()?;
         let vs = nn::VarStore::new(device);
@@ -42,13 +53,16 @@ impl CausalLm {
         // A tied model may still carry a copy of lm_head; rotary buffers are recomputed.
         let ignorable = |n: &&str| n.ends_with("rotary_emb.inv_freq") || *n == "lm_head.weight";
         if let Some(name) = extra.iter().find(|n| !ignorable(n)) {
-            bail!(
-                "{}: tensor `{name}` is not a parameter of {} with this config.json ({} \
-                 unexpected tensors)",
-                dir.display(),
-                config.architecture(),
-                extra.len()
-            );
+            return Err(LoadError::Weights {
+                path: dir.to_path_buf(),
+                tensor: Some(name.to_string()),
+                message: format!(
+                    "tensor `{name}` is not a parameter of {} with this config.json ({} \
+                     unexpected tensors)",
+                    config.architecture(),
+                    extra.len()
+                ),
+            });
         }
         Ok(Self { vs, config, raw_config, decoder, device, kind })
     }
@@ -58,10 +72,11 @@ impl CausalLm {
         let vs = nn::VarStore::new(self.device);
         let vars = self.vs.variables();
         let spec = self.decoder.spec().clone();
-        let decoder = Decoder::build(&vs.root(), &spec, self.kind, &mut |name, _| {
-            let src = vars.get(name).with_context(|| format!("variable `{name}` missing"))?;
-            Ok(tch::no_grad(|| src.detach().copy()))
-        })?;
+        let decoder =
+            Decoder::build::<anyhow::Error, _>(&vs.root(), &spec, self.kind, &mut |name, _| {
+                let src = vars.get(name).with_context(|| format!("variable `{name}` missing"))?;
+                Ok(tch::no_grad(|| src.detach().copy()))
+            })?;
         Ok(Self {
             vs,
             config: self.config.clone(),
@@ -163,10 +178,10 @@ impl CausalLm {
     }
 }
 
-fn check_kind(kind: Kind) -> Result<()> {
+fn check_kind(kind: Kind) -> Result<(), LoadError> {
     match kind {
         Kind::Float | Kind::BFloat16 | Kind::Half | Kind::Double => Ok(()),
-        other => bail!("model dtype {other:?} is not supported (use f32, bf16 or f16)"),
+        other => Err(LoadError::Dtype(other)),
     }
 }
 

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use tch::{Device, Kind, Tensor};
 use tokenizers::Tokenizer;
 
 use crate::llm::{ChatRequest, Generation, Generator, SamplingParams};
 use crate::model::causal_lm::CausalLm;
+use crate::model::error::{FieldError, LoadError};
 use crate::model::generate::{DecodeOptions, DecodedRow, decode};
 use crate::model::scoring::TokenLogprobs;
 use crate::model::template::{ChatTemplate, Message};
@@ -29,7 +30,9 @@ const TOKENIZER_FILES: [&str; 7] = [
 pub struct ChatModel {
     lm: CausalLm,
     tokenizer: Tokenizer,
-    template: Option<ChatTemplate>,
+    /// The chat template; a template that cannot be read or compiled is kept as its error,
+    /// so raw generation, scoring and training still work and only chat rendering fails.
+    template: std::result::Result<Option<ChatTemplate>, String>,
     /// End-of-turn / end-of-sequence ids from generation_config.json, config.json and the
     /// tokenizer's `eos_token`.
     stop_token_ids: Vec<i64>,
@@ -40,30 +43,49 @@ pub struct ChatModel {
 
 impl ChatModel {
     /// Loads model, tokenizer, chat template and stop tokens from a HF model folder.
+    ///
+    /// Errors: the root cause is a [`LoadError`] naming the file (and field or tensor). A chat
+    /// template that does not compile is not one: it fails [`ChatModel::render_messages`].
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
         let lm = CausalLm::load(dir, device, kind)?;
-        Self::from_parts(lm, dir)
+        let model = Self::from_parts_typed(lm, dir)?;
+        if let Err(e) = &model.template {
+            tracing::warn!("{e} (chat rendering will fail; raw prompts still work)");
+        }
+        Ok(model)
     }
 
-    /// Wraps an already-loaded model with the tokenizer files of `tokenizer_dir`.
+    /// Wraps an already-loaded model with the tokenizer files of `tokenizer_dir` (errors as
+    /// for [`ChatModel::load`]).
     pub fn from_parts(lm: CausalLm, tokenizer_dir: &Path) -> Result<Self> {
+        Ok(Self::from_parts_typed(lm, tokenizer_dir)?)
+    }
+
+    fn from_parts_typed(lm: CausalLm, tokenizer_dir: &Path) -> Result<Self, LoadError> {
         let tok_path = tokenizer_dir.join("tokenizer.json");
         if !tok_path.is_file() {
-            bail!("{}: missing (the model folder needs a fast tokenizer)", tok_path.display());
+            return Err(LoadError::Missing {
+                path: tok_path,
+                what: "missing (the model folder needs a fast tokenizer)".into(),
+            });
         }
-        let tokenizer = Tokenizer::from_file(&tok_path)
-            .map_err(|e| anyhow!("{}: cannot load tokenizer: {e}", tok_path.display()))?;
+        let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| LoadError::Tokenizer {
+            path: tok_path.clone(),
+            message: format!("cannot load tokenizer: {e}"),
+        })?;
         let vocab = lm.spec().vocab_size;
         let tok_vocab = tokenizer.get_vocab_size(true) as i64;
         let max_id = tokenizer.get_vocab(true).values().copied().max().map_or(-1, i64::from);
         if max_id >= vocab {
-            bail!(
-                "{}: tokenizer has {tok_vocab} tokens (largest id {max_id}) but config.json \
-                 field `vocab_size` is {vocab}: tokenizer and model do not match",
-                tok_path.display()
-            );
+            return Err(LoadError::Tokenizer {
+                path: tok_path,
+                message: format!(
+                    "tokenizer has {tok_vocab} tokens (largest id {max_id}) but config.json \
+                     field `vocab_size` is {vocab}: tokenizer and model do not match"
+                ),
+            });
         }
-        let template = ChatTemplate::from_dir(tokenizer_dir)?;
+        let template = ChatTemplate::from_dir(tokenizer_dir).map_err(|e| format!("{e:#}"));
         let (stop_token_ids, pad) = special_ids(&lm, &tokenizer, tokenizer_dir)?;
         let pad_token_id = pad.or(stop_token_ids.first().copied()).unwrap_or(0);
         Ok(Self {
@@ -129,7 +151,8 @@ impl ChatModel {
         messages: &[Message],
         add_generation_prompt: bool,
     ) -> Result<String> {
-        let template = self.template.as_ref().ok_or_else(|| {
+        let template = self.template.as_ref().map_err(|e| anyhow!("{e}"))?;
+        let template = template.as_ref().ok_or_else(|| {
             anyhow!(
                 "{}: the model has no chat template (no chat_template.jinja and no \
                  `chat_template` in tokenizer_config.json)",
@@ -273,26 +296,43 @@ impl Generator for ChatModel {
 }
 
 /// Stop ids and pad id from generation_config.json, config.json and tokenizer_config.json.
+///
+/// Every end-of-sequence id of every file stops generation (`eos_token_id` may be a list).
+/// The pad id is generation_config.json's, else config.json's, else the tokenizer's
+/// `pad_token`; a negative or null id means unset (Meta's original LLaMA wrote `-1`), and the
+/// caller then pads with an end-of-sequence id as transformers' `generate` does. An id outside
+/// the vocabulary is refused naming the file and field.
 fn special_ids(
     lm: &CausalLm,
     tokenizer: &Tokenizer,
     dir: &Path,
-) -> Result<(Vec<i64>, Option<i64>)> {
+) -> Result<(Vec<i64>, Option<i64>), LoadError> {
+    let vocab = lm.spec().vocab_size;
     let mut stops: Vec<i64> = Vec::new();
     let mut pad = None;
     let gen_path = dir.join("generation_config.json");
     if let Ok(text) = std::fs::read_to_string(&gen_path) {
         let gen_config: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid JSON", gen_path.display()))?;
-        stops.extend(ids_of(gen_config.get("eos_token_id")));
-        pad = ids_of(gen_config.get("pad_token_id")).first().copied();
+            .map_err(|source| LoadError::Json { path: gen_path.clone(), source })?;
+        stops.extend(ids_of(&gen_config, "eos_token_id", &gen_path)?);
+        pad = ids_of(&gen_config, "pad_token_id", &gen_path)?.first().copied();
+        if let Some(p) = pad
+            && p >= vocab
+        {
+            let message = format!("{p} is outside the vocabulary (vocab_size {vocab})");
+            return Err(LoadError::Field {
+                path: gen_path,
+                error: FieldError::new("pad_token_id", message),
+            });
+        }
     }
     stops.extend(lm.config().eos_token_ids());
     pad = pad.or(lm.config().pad_token_id());
     let tc_path = dir.join("tokenizer_config.json");
     if let Ok(text) = std::fs::read_to_string(&tc_path) {
         let tc: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid JSON", tc_path.display()))?;
+            .map_err(|source| LoadError::Json { path: tc_path.clone(), source })?;
+        // A token is a string or an AddedToken-style object `{"content": ...}`.
         let token_id = |key: &str| -> Option<i64> {
             let v = tc.get(key)?;
             let s = v.as_str().or_else(|| v.get("content")?.as_str())?;
@@ -308,19 +348,33 @@ fn special_ids(
         }
     }
     if unique.is_empty() {
-        bail!(
-            "{}: no end-of-sequence token in generation_config.json, config.json or \
-             tokenizer_config.json",
-            dir.display()
-        );
+        return Err(LoadError::Missing {
+            path: dir.to_path_buf(),
+            what: "no end-of-sequence token in generation_config.json, config.json or \
+                   tokenizer_config.json"
+                .into(),
+        });
     }
     Ok((unique, pad))
 }
 
-fn ids_of(v: Option<&serde_json::Value>) -> Vec<i64> {
-    match v {
-        Some(serde_json::Value::Number(n)) => n.as_i64().into_iter().collect(),
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_i64()).collect(),
-        _ => Vec::new(),
-    }
+/// A token-id field of a JSON file: an id, a list of ids, or null. Negative ids mean unset
+/// and are dropped; any other type is refused naming the file and field.
+fn ids_of(json: &serde_json::Value, field: &str, path: &Path) -> Result<Vec<i64>, LoadError> {
+    let bad = |v: &serde_json::Value| LoadError::Field {
+        path: path.to_path_buf(),
+        error: FieldError::new(
+            field,
+            format!("expected a token id, a list of ids or null, got {v}"),
+        ),
+    };
+    let ids = match json.get(field) {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(v @ serde_json::Value::Number(n)) => vec![n.as_i64().ok_or_else(|| bad(v))?],
+        Some(serde_json::Value::Array(a)) => {
+            a.iter().map(|x| x.as_i64().ok_or_else(|| bad(x))).collect::<Result<Vec<_>, _>>()?
+        }
+        Some(v) => return Err(bad(v)),
+    };
+    Ok(ids.into_iter().filter(|id| *id >= 0).collect())
 }

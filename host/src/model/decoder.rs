@@ -1,14 +1,15 @@
-//! The decoder-only transformer shared by the Llama and Qwen2 families: token embedding,
-//! pre-norm blocks (RMSNorm, rotary GQA attention, SwiGLU MLP), final norm and LM head.
+//! The decoder-only transformer shared by the Llama, Mistral, Qwen2 and Qwen3 families: token
+//! embedding, pre-norm blocks (RMSNorm, rotary GQA attention, SwiGLU MLP), final norm and LM
+//! head.
 //!
-//! The families differ only in what [`DecoderSpec`] says (biases, rope scaling, tying), so
+//! The families differ only in what [`DecoderSpec`] says (biases, per-head q/k norms, rope
+//! scaling, sliding windows, tying), so
 //! the arithmetic lives here once and follows transformers' operation order (RMSNorm in f32,
 //! rotate-half rotary embedding) so that f32 logits agree to ~1e-6.
 //!
 //! Variables are registered in a `VarStore` under exactly the Hugging Face parameter names
 //! (`model.layers.0.self_attn.q_proj.weight`, ...): loading and saving are name-for-name.
 
-use anyhow::Result;
 use tch::{Device, Kind, Tensor, nn};
 
 /// Rotary embedding frequencies (transformers' `rope_type`).
@@ -44,7 +45,12 @@ pub struct DecoderSpec {
     pub qkv_bias: bool,
     pub o_bias: bool,
     pub mlp_bias: bool,
+    /// RMSNorm over each query and key head before the rotary embedding (Qwen3).
+    pub qk_norm: bool,
     pub tie_word_embeddings: bool,
+    /// Per layer: `Some(w)` when a query may only see the `w` most recent positions (itself
+    /// included), `None` for full causal attention. Length `num_layers`.
+    pub layer_windows: Vec<Option<i64>>,
 }
 
 impl DecoderSpec {
@@ -71,6 +77,10 @@ impl DecoderSpec {
             push(p("self_attn.o_proj.weight"), vec![h, q]);
             if self.o_bias {
                 push(p("self_attn.o_proj.bias"), vec![h]);
+            }
+            if self.qk_norm {
+                push(p("self_attn.q_norm.weight"), vec![d]);
+                push(p("self_attn.k_norm.weight"), vec![d]);
             }
             for (name, shape) in
                 [("gate_proj", vec![i, h]), ("up_proj", vec![i, h]), ("down_proj", vec![h, i])]
@@ -144,6 +154,10 @@ struct Block {
     k: Linear,
     v: Linear,
     o: Linear,
+    /// Per-head RMSNorm weights `[head_dim]` for queries and keys (Qwen3).
+    qk_norm: Option<(Tensor, Tensor)>,
+    /// Sliding attention window of this layer (see [`DecoderSpec::layer_windows`]).
+    window: Option<i64>,
     post_norm: Tensor,
     gate: Linear,
     up: Linear,
@@ -210,14 +224,18 @@ pub struct Decoder {
 
 impl Decoder {
     /// Registers every parameter in `root` under its HF name, taking each tensor from `init`
-    /// (which must return a tensor of the given shape on the store's device and in `kind`).
-    pub fn build(
+    /// (which must return a tensor of the given shape on the store's device and in `kind`);
+    /// the first error of `init` is returned as is.
+    pub fn build<E, F>(
         root: &nn::Path,
         spec: &DecoderSpec,
         kind: Kind,
-        init: &mut dyn FnMut(&str, &[i64]) -> Result<Tensor>,
-    ) -> Result<Self> {
-        let mut add = |name: &str, shape: &[i64]| -> Result<Tensor> {
+        init: &mut F,
+    ) -> Result<Self, E>
+    where
+        F: FnMut(&str, &[i64]) -> Result<Tensor, E>,
+    {
+        let mut add = |name: &str, shape: &[i64]| -> Result<Tensor, E> {
             let tensor = init(name, shape)?;
             // VarStore paths are dot-separated: register `a.b.c` as sub-path `a.b`, leaf `c`.
             let (parents, leaf) = name.rsplit_once('.').unwrap_or(("", name));
@@ -236,7 +254,7 @@ impl Decoder {
         let embed = add("model.embed_tokens.weight", &[spec.vocab_size, h])?;
         let mut blocks = Vec::with_capacity(spec.num_layers as usize);
         for l in 0..spec.num_layers {
-            let mut linear = |name: &str, out: i64, inp: i64, bias: bool| -> Result<Linear> {
+            let mut linear = |name: &str, out: i64, inp: i64, bias: bool| -> Result<Linear, E> {
                 let weight = add(&format!("model.layers.{l}.{name}.weight"), &[out, inp])?;
                 let bias = if bias {
                     Some(add(&format!("model.layers.{l}.{name}.bias"), &[out])?)
@@ -249,13 +267,33 @@ impl Decoder {
             let k = linear("self_attn.k_proj", kvd, h, spec.qkv_bias)?;
             let v = linear("self_attn.v_proj", kvd, h, spec.qkv_bias)?;
             let o = linear("self_attn.o_proj", h, qd, spec.o_bias)?;
+            let window = spec.layer_windows.get(l as usize).copied().flatten();
             let gate = linear("mlp.gate_proj", i, h, spec.mlp_bias)?;
             let up = linear("mlp.up_proj", i, h, spec.mlp_bias)?;
             let down = linear("mlp.down_proj", h, i, spec.mlp_bias)?;
+            let qk_norm = if spec.qk_norm {
+                let q = add(&format!("model.layers.{l}.self_attn.q_norm.weight"), &[d])?;
+                let k = add(&format!("model.layers.{l}.self_attn.k_norm.weight"), &[d])?;
+                Some((q, k))
+            } else {
+                None
+            };
             let input_norm = add(&format!("model.layers.{l}.input_layernorm.weight"), &[h])?;
             let post_norm =
                 add(&format!("model.layers.{l}.post_attention_layernorm.weight"), &[h])?;
-            blocks.push(Block { input_norm, q, k, v, o, post_norm, gate, up, down });
+            blocks.push(Block {
+                input_norm,
+                q,
+                k,
+                v,
+                o,
+                qk_norm,
+                window,
+                post_norm,
+                gate,
+                up,
+                down,
+            });
         }
         let norm = add("model.norm.weight", &[h])?;
         let lm_head = if spec.tie_word_embeddings {
@@ -310,7 +348,9 @@ impl Decoder {
     /// - `input_ids`: `[B, T]` int64.
     /// - `positions`: `[B, T]` int64 rotary positions (left padding shifts them per row).
     /// - `mask`: boolean `[B, 1, T, L]`, true where a query may attend a key, where `L` is the
-    ///   number of keys (`T`, or the cache length after this call).
+    ///   number of keys (`T`, or the cache length after this call). `None` means purely
+    ///   causal. Layers with a sliding window further restrict it by cache index (query `i`
+    ///   sees key `j` only when `i - j < window`), as transformers' sliding-window masks do.
     /// - `cache`: when given, this call's keys/values are written at the cache's current length
     ///   and attention runs over the whole filled cache.
     pub fn hidden_states(
@@ -324,25 +364,46 @@ impl Decoder {
         let (nh, nkv, d) = (self.spec.num_heads, self.spec.num_kv_heads, self.spec.head_dim);
         let rotary = self.rotary(positions);
         let rep = nh / nkv;
+        let start = cache.as_ref().map(|c| c.len).unwrap_or(0);
         // Grouped-query attention without repeating the cache: the `rep` query heads that
         // share a kv head are folded into the query axis (q `[B, nkv, rep*T, D]` against
         // k/v `[B, nkv, L, D]`), and the mask is repeated to match. Without a mask (pure
         // causal) the kernel's own GQA support is used instead.
-        let grouped = rep > 1 && mask.is_some();
-        let group_mask = mask.filter(|_| grouped).map(|m| {
-            let l = m.size()[3];
-            m.unsqueeze(2).expand([b, 1, rep, t, l], false).reshape([b, 1, rep * t, l])
-        });
-        let attn_mask = if grouped { group_mask.as_ref() } else { mask };
+        let group = |m: Tensor| -> Tensor {
+            if rep > 1 {
+                let (mb, l) = (m.size()[0], m.size()[3]);
+                m.unsqueeze(2).expand([mb, 1, rep, t, l], false).reshape([mb, 1, rep * t, l])
+            } else {
+                m
+            }
+        };
+        let full_mask = mask.map(|m| group(m.shallow_clone()));
+        // One mask per distinct window size (usually none or one).
+        let mut window_masks: Vec<(i64, Tensor)> = Vec::new();
+        for w in self.blocks.iter().filter_map(|blk| blk.window) {
+            if !window_masks.iter().any(|(x, _)| *x == w) {
+                let l = start + t;
+                let m = window_mask(mask, self.embed.device(), start, t, l, w);
+                window_masks.push((w, group(m)));
+            }
+        }
         let mut xs = Tensor::embedding(&self.embed, input_ids, -1, false, false);
-        let start = cache.as_ref().map(|c| c.len).unwrap_or(0);
         for (layer, block) in self.blocks.iter().enumerate() {
+            let layer_mask = match block.window {
+                Some(w) => window_masks.iter().find(|(x, _)| *x == w).map(|(_, m)| m),
+                None => full_mask.as_ref(),
+            };
+            let grouped = rep > 1 && layer_mask.is_some();
             let h = self.rms_norm(&xs, &block.input_norm);
-            let q = block.q.forward(&h).view([b, t, nh, d]).transpose(1, 2);
-            let k = block.k.forward(&h).view([b, t, nkv, d]).transpose(1, 2);
+            let mut q = block.q.forward(&h).view([b, t, nh, d]);
+            let mut k = block.k.forward(&h).view([b, t, nkv, d]);
+            if let Some((q_norm, k_norm)) = &block.qk_norm {
+                q = self.rms_norm(&q, q_norm);
+                k = self.rms_norm(&k, k_norm);
+            }
+            let q = rotary.apply(&q.transpose(1, 2));
+            let k = rotary.apply(&k.transpose(1, 2));
             let v = block.v.forward(&h).view([b, t, nkv, d]).transpose(1, 2);
-            let q = rotary.apply(&q);
-            let k = rotary.apply(&k);
             let (k, v) = match cache.as_deref_mut() {
                 Some(c) => {
                     let total = start + t;
@@ -357,9 +418,9 @@ impl Decoder {
                 &q,
                 &k,
                 &v,
-                attn_mask,
+                layer_mask,
                 0.0,
-                mask.is_none() && t > 1,
+                layer_mask.is_none() && t > 1,
                 None,
                 rep > 1 && !grouped,
             );
@@ -379,6 +440,25 @@ impl Decoder {
     /// Projects hidden states to vocabulary logits.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
         hidden.linear(&self.lm_head, None::<Tensor>)
+    }
+}
+
+/// `mask` (or a causal mask when `None`) restricted to a sliding window: query at cache
+/// index `past + i` may see key `j` only when `past + i - j < window`.
+fn window_mask(
+    mask: Option<&Tensor>,
+    device: Device,
+    past: i64,
+    t: i64,
+    l: i64,
+    window: i64,
+) -> Tensor {
+    let q_idx = Tensor::arange_start(past, past + t, (Kind::Int64, device)).unsqueeze(1);
+    let k_idx = Tensor::arange(l, (Kind::Int64, device)).unsqueeze(0);
+    let band = k_idx.gt_tensor(&(&q_idx - window)).unsqueeze(0).unsqueeze(0);
+    match mask {
+        Some(m) => m.logical_and(&band),
+        None => band.logical_and(&k_idx.le_tensor(&q_idx).unsqueeze(0).unsqueeze(0)),
     }
 }
 

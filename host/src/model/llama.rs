@@ -1,14 +1,15 @@
 //! The Llama family (`LlamaForCausalLM`: Llama 2/3, SmolLM2, ...): maps a [`LlamaConfig`]
-//! onto the shared decoder and refuses settings the decoder does not implement.
+//! onto the shared decoder and refuses settings the decoder does not implement. Also holds
+//! the checks every family shares.
 
-use anyhow::{Result, bail};
-
-use crate::model::config::{LlamaConfig, RopeScaling};
-use crate::model::decoder::{DecoderSpec, RopeKind};
+use crate::model::config::LlamaConfig;
+use crate::model::decoder::DecoderSpec;
+use crate::model::error::{FieldError, field_err};
+use crate::model::rope;
 
 /// Validates a Llama config and describes it for [`crate::model::decoder::Decoder`].
-pub fn decoder_spec(c: &LlamaConfig) -> Result<DecoderSpec> {
-    let head_dim = c.head_dim.unwrap_or(c.hidden_size / c.num_attention_heads.max(1));
+pub fn decoder_spec(c: &LlamaConfig) -> Result<DecoderSpec, FieldError> {
+    let rope = rope::resolve(&c.rope)?;
     let spec = DecoderSpec {
         vocab_size: c.vocab_size,
         hidden_size: c.hidden_size,
@@ -16,50 +17,32 @@ pub fn decoder_spec(c: &LlamaConfig) -> Result<DecoderSpec> {
         num_layers: c.num_hidden_layers,
         num_heads: c.num_attention_heads,
         num_kv_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
-        head_dim,
+        head_dim: head_dim(c.head_dim, c.hidden_size, c.num_attention_heads),
         rms_norm_eps: c.rms_norm_eps,
-        rope_theta: c.rope_theta,
-        rope: rope_kind(c.rope_scaling.as_ref(), c.max_position_embeddings)?,
+        rope_theta: rope.theta,
+        rope: rope.kind,
         qkv_bias: c.attention_bias,
         o_bias: c.attention_bias,
         mlp_bias: c.mlp_bias,
+        qk_norm: false,
         tie_word_embeddings: c.tie_word_embeddings,
+        layer_windows: vec![None; c.num_hidden_layers.max(0) as usize],
     };
     check_common(&spec, &c.hidden_act)?;
     Ok(spec)
 }
 
-/// Interprets `rope_scaling` (shared with Qwen2, which uses the same field).
-pub(crate) fn rope_kind(scaling: Option<&RopeScaling>, max_pos: i64) -> Result<RopeKind> {
-    let Some(s) = scaling else { return Ok(RopeKind::Default) };
-    let need = |v: Option<f64>, field: &str| -> Result<f64> {
-        match v {
-            Some(v) => Ok(v),
-            None => {
-                bail!("field `rope_scaling.{field}` is required for rope type `{}`", s.rope_type)
-            }
-        }
-    };
-    Ok(match s.rope_type.as_str() {
-        "default" => RopeKind::Default,
-        "linear" => RopeKind::Linear { factor: need(s.factor, "factor")? },
-        "llama3" => RopeKind::Llama3 {
-            factor: need(s.factor, "factor")?,
-            low_freq_factor: need(s.low_freq_factor, "low_freq_factor")?,
-            high_freq_factor: need(s.high_freq_factor, "high_freq_factor")?,
-            original_max_position: s.original_max_position_embeddings.unwrap_or(max_pos),
-        },
-        other => bail!(
-            "field `rope_scaling.rope_type`: `{other}` is not supported (supported: default, \
-             linear, llama3)"
-        ),
-    })
+/// An explicit `head_dim`, else `hidden_size / num_attention_heads` (transformers'
+/// fallback in every family; attention width `heads * head_dim` need not equal the hidden
+/// size).
+pub(crate) fn head_dim(explicit: Option<i64>, hidden: i64, heads: i64) -> i64 {
+    explicit.unwrap_or(hidden / heads.max(1))
 }
 
-/// Checks shared by every family: activation and head arithmetic.
-pub(crate) fn check_common(spec: &DecoderSpec, hidden_act: &str) -> Result<()> {
+/// Checks shared by every family: activation, sizes and head arithmetic.
+pub(crate) fn check_common(spec: &DecoderSpec, hidden_act: &str) -> Result<(), FieldError> {
     if hidden_act != "silu" {
-        bail!("field `hidden_act`: `{hidden_act}` is not supported (expected `silu`)");
+        field_err!("hidden_act", "`{hidden_act}` is not supported (expected `silu`)");
     }
     let positive = [
         ("vocab_size", spec.vocab_size),
@@ -72,18 +55,22 @@ pub(crate) fn check_common(spec: &DecoderSpec, hidden_act: &str) -> Result<()> {
     ];
     for (field, value) in positive {
         if value <= 0 {
-            bail!("field `{field}`: must be positive, got {value}");
+            field_err!(field, "must be positive, got {value}");
         }
     }
+    if !(spec.rms_norm_eps.is_finite() && spec.rms_norm_eps > 0.0) {
+        field_err!("rms_norm_eps", "must be a positive number, got {}", spec.rms_norm_eps);
+    }
     if spec.num_heads % spec.num_kv_heads != 0 {
-        bail!(
-            "field `num_key_value_heads`: {} does not divide num_attention_heads {}",
+        field_err!(
+            "num_key_value_heads",
+            "{} does not divide num_attention_heads {}",
             spec.num_kv_heads,
             spec.num_heads
         );
     }
     if spec.head_dim % 2 != 0 {
-        bail!("head dimension {} must be even for rotary embeddings", spec.head_dim);
+        field_err!("head_dim", "{} must be even for rotary embeddings", spec.head_dim);
     }
     Ok(())
 }

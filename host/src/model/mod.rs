@@ -1,9 +1,13 @@
-//! The libtorch model engine: Hugging Face Llama and Qwen2 checkpoints on tch, batched
-//! KV-cache generation, differentiable completion log-probs, and HF-layout checkpoints.
+//! The libtorch model engine: Hugging Face Llama, Mistral, Qwen2 and Qwen3 checkpoints on
+//! tch, batched KV-cache generation, differentiable completion log-probs, and HF-layout
+//! checkpoints.
 //!
-//! - [`config`]: `config.json` structs per architecture family.
-//! - [`decoder`]: the transformer shared by the families; [`llama`] and [`qwen2`] map their
-//!   configs onto it.
+//! - [`config`]: `config.json` structs per architecture family, with transformers' defaults;
+//!   [`rope`]: the RoPE fields of every transformers version (v4 `rope_scaling`, v5
+//!   `rope_parameters`).
+//! - [`decoder`]: the transformer shared by the families; [`llama`], [`mistral`], [`qwen2`]
+//!   and [`qwen3`] map their configs onto it.
+//! - [`error`]: [`LoadError`], the typed load errors (each names its file, and the field).
 //! - [`weights`]: safetensors reading (single file or sharded) and writing.
 //! - [`causal_lm`]: [`CausalLm`], weights in a `VarStore`, forward, clone, save.
 //! - [`generate`]: batched decoding over token ids; [`scoring`]: completion log-probs.
@@ -13,9 +17,13 @@ pub mod causal_lm;
 pub mod chat;
 pub mod config;
 pub mod decoder;
+pub mod error;
 pub mod generate;
 pub mod llama;
+pub mod mistral;
 pub mod qwen2;
+pub mod qwen3;
+pub mod rope;
 pub mod scoring;
 pub mod template;
 pub mod weights;
@@ -23,5 +31,6 @@ pub mod weights;
 pub use causal_lm::{CausalLm, default_kind, parse_device};
 pub use chat::ChatModel;
 pub use config::ModelConfig;
+pub use error::{FieldError, LoadError};
 pub use scoring::TokenLogprobs;
 pub use template::{ChatTemplate, Message};

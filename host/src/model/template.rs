@@ -3,6 +3,11 @@
 //! environment transformers' `apply_chat_template` uses: `trim_blocks`, `lstrip_blocks`,
 //! loop controls, Python string/dict methods, the special-token variables, and the
 //! `raise_exception`, `strftime_now` and `tojson` helpers.
+//!
+//! Two places where minijinja and Jinja2 differ are bridged before compiling (see
+//! [`jinja2_source`]): Jinja2 folds every line ending of the template source (`\r\n`, `\r`)
+//! into `\n`, and transformers registers a `{% generation %}` block tag (used by TRL's
+//! assistant-only loss) that renders its body unchanged.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,8 +44,10 @@ pub struct ChatTemplate {
 
 impl ChatTemplate {
     /// Reads the template of a tokenizer folder: `chat_template.jinja` wins over
-    /// `tokenizer_config.json`'s `chat_template` (as in transformers >= 4.43). Returns
-    /// `Ok(None)` if the model has no chat template.
+    /// `tokenizer_config.json`'s `chat_template` (as in transformers >= 4.43); a list of named
+    /// templates there gives the one named `default`. Returns `Ok(None)` if the model has no
+    /// chat template. Errors (unreadable files, a template that does not compile) name the
+    /// file and field; [`crate::model::ChatModel`] keeps them for chat rendering only.
     pub fn from_dir(dir: &Path) -> Result<Option<Self>> {
         let config_path = dir.join("tokenizer_config.json");
         let config: serde_json::Value = match std::fs::read_to_string(&config_path) {
@@ -87,6 +94,7 @@ impl ChatTemplate {
         special_tokens: BTreeMap<String, Value>,
         origin: String,
     ) -> Result<Self> {
+        let source = jinja2_source(&source);
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -94,6 +102,7 @@ impl ChatTemplate {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
+        env.add_function(GENERATION_BLOCK, generation_block);
         env.add_filter("tojson", tojson);
         env.add_template_owned(TEMPLATE_NAME, source.clone())
             .map_err(|e| anyhow!("{origin}: chat template does not compile: {}", describe(&e)))?;
@@ -117,6 +126,121 @@ impl ChatTemplate {
             anyhow!("{}: chat template failed to render: {}", self.origin, describe(&e))
         })
     }
+}
+
+/// The function a `{% generation %}` block is rewritten to call (see [`jinja2_source`]).
+const GENERATION_BLOCK: &str = "_generation_block";
+
+/// `{% call _generation_block() %}body{% endcall %}`: renders the body once, unchanged, as
+/// transformers' `AssistantTracker` extension does at render time (its body runs as a call
+/// block there too, so scoping matches).
+fn generation_block(state: &minijinja::State, kwargs: Kwargs) -> Result<Value, JinjaError> {
+    let caller: Value = kwargs.get("caller")?;
+    kwargs.assert_all_used()?;
+    caller.call(state, &[])
+}
+
+/// The template source as Jinja2 (with transformers' extensions) would read it:
+///
+/// - every `\r\n` or lone `\r` becomes `\n` (Jinja2's lexer splits the source on
+///   `\r\n|\r|\n` and joins it with `newline_sequence`, `\n` by default; transformers also
+///   reads `chat_template.jinja` in text mode), so a template saved with Windows line endings
+///   renders the same bytes as its LF twin;
+/// - `{% generation %}` / `{% endgeneration %}` tags (with any `-`/`+` whitespace control) become
+///   `{% call _generation_block() %}` / `{% endcall %}`. Only real tags are rewritten: text
+///   inside string literals, `{# comments #}` and `{% raw %}` blocks is left alone.
+pub fn jinja2_source(source: &str) -> String {
+    let source = source.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = String::with_capacity(source.len() + 64);
+    let mut rest = source.as_str();
+    while let Some(open) = rest.find('{') {
+        let (before, from) = rest.split_at(open);
+        out.push_str(before);
+        let close = match from.get(..2) {
+            Some("{#") => "#}",
+            Some("{{") => "}}",
+            Some("{%") => "%}",
+            _ => {
+                out.push('{');
+                rest = &from[1..];
+                continue;
+            }
+        };
+        let Some(end) = tag_end(from, close) else {
+            // Unclosed tag: leave it to the compiler to report.
+            out.push_str(from);
+            return out;
+        };
+        let tag = &from[..end];
+        rest = &from[end..];
+        if close != "%}" {
+            out.push_str(tag);
+            continue;
+        }
+        let inner = &tag[2..tag.len() - 2];
+        let lead = if inner.starts_with(['-', '+']) { &inner[..1] } else { "" };
+        let trail = if inner.ends_with(['-', '+']) && inner.len() > lead.len() {
+            &inner[inner.len() - 1..]
+        } else {
+            ""
+        };
+        let body = inner[lead.len()..inner.len() - trail.len()].trim();
+        match body {
+            "generation" => {
+                out.push_str(&format!("{{%{lead} call {GENERATION_BLOCK}() {trail}%}}"))
+            }
+            "endgeneration" => out.push_str(&format!("{{%{lead} endcall {trail}%}}")),
+            "raw" => {
+                // Copy everything up to the end of the raw block verbatim.
+                out.push_str(tag);
+                let stop = find_endraw(rest).unwrap_or(rest.len());
+                out.push_str(&rest[..stop]);
+                rest = &rest[stop..];
+            }
+            _ => out.push_str(tag),
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Byte length of the tag starting at `from[0]` (through `close`), skipping string literals
+/// inside `{{ }}` / `{% %}`.
+fn tag_end(from: &str, close: &str) -> Option<usize> {
+    let bytes = from.as_bytes();
+    let mut i = 2;
+    let mut quote: Option<u8> = None;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) => {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if close != "#}" && (c == b'\'' || c == b'"') => quote = Some(c),
+            None if from[i..].starts_with(close) => return Some(i + 2),
+            None => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Offset of the `{% endraw %}` tag (any whitespace control) in `text`.
+fn find_endraw(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    while let Some(open) = text[offset..].find("{%") {
+        let at = offset + open;
+        let inner = text[at + 2..].trim_start_matches(['-', '+']).trim_start();
+        if inner.starts_with("endraw") {
+            return Some(at);
+        }
+        offset = at + 2;
+    }
+    None
 }
 
 /// A minijinja error with its cause chain and template line.

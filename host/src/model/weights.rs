@@ -5,6 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+
+use crate::model::error::LoadError;
+
+type LoadResult<T> = std::result::Result<T, LoadError>;
+
+fn weights_err(path: &Path, tensor: Option<&str>, message: String) -> LoadError {
+    LoadError::Weights { path: path.to_path_buf(), tensor: tensor.map(str::to_string), message }
+}
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use tch::{Device, Kind, Tensor};
 
@@ -26,7 +34,7 @@ pub struct WeightIndex<'a> {
 
 impl WeightFiles {
     /// Reads `model.safetensors`, or every shard named by `model.safetensors.index.json`.
-    pub fn read(dir: &Path) -> Result<Self> {
+    pub fn read(dir: &Path) -> LoadResult<Self> {
         let single = dir.join(SINGLE_FILE);
         let index = dir.join(INDEX_FILE);
         let paths = if single.is_file() {
@@ -34,12 +42,18 @@ impl WeightFiles {
         } else if index.is_file() {
             shard_paths(&index)?
         } else {
-            bail!("{}: no {SINGLE_FILE} or {INDEX_FILE} in the model folder", dir.display());
+            return Err(LoadError::Missing {
+                path: dir.to_path_buf(),
+                what: format!("no {SINGLE_FILE} or {INDEX_FILE} in the model folder"),
+            });
         };
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
-            let bytes = std::fs::read(&path)
-                .with_context(|| format!("cannot read weight file {}", path.display()))?;
+            let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
+                path: path.clone(),
+                what: "weight file",
+                source,
+            })?;
             check_complete(&path, &bytes)?;
             files.push((path, bytes));
         }
@@ -47,12 +61,12 @@ impl WeightFiles {
     }
 
     /// Parses every file's header and indexes tensors by name.
-    pub fn index(&self) -> Result<WeightIndex<'_>> {
+    pub fn index(&self) -> LoadResult<WeightIndex<'_>> {
         let mut files = Vec::with_capacity(self.files.len());
         let mut by_name = HashMap::new();
         for (i, (path, bytes)) in self.files.iter().enumerate() {
             let st = SafeTensors::deserialize(bytes)
-                .map_err(|e| anyhow!("{}: invalid safetensors file: {e}", path.display()))?;
+                .map_err(|e| weights_err(path, None, format!("invalid safetensors file: {e}")))?;
             for name in st.names() {
                 by_name.insert(name.to_string(), i);
             }
@@ -64,33 +78,42 @@ impl WeightFiles {
 
 impl WeightIndex<'_> {
     /// Loads tensor `name`, checking its shape, converted to `kind` on `device`.
-    pub fn load(&self, name: &str, shape: &[i64], kind: Kind, device: Device) -> Result<Tensor> {
+    pub fn load(
+        &self,
+        name: &str,
+        shape: &[i64],
+        kind: Kind,
+        device: Device,
+    ) -> LoadResult<Tensor> {
         let Some(&i) = self.by_name.get(name) else {
             let files: Vec<_> = self.files.iter().map(|(p, _)| p.display().to_string()).collect();
-            bail!("tensor `{name}` is missing from {}", files.join(", "));
+            let first = self.files.first().map(|(p, _)| *p).unwrap_or(Path::new(SINGLE_FILE));
+            let message = format!("tensor `{name}` is missing from {}", files.join(", "));
+            return Err(weights_err(first, Some(name), message));
         };
         let (path, st) = &self.files[i];
-        let view =
-            st.tensor(name).map_err(|e| anyhow!("{}: tensor `{name}`: {e}", path.display()))?;
+        let view = st
+            .tensor(name)
+            .map_err(|e| weights_err(path, Some(name), format!("tensor `{name}`: {e}")))?;
         let got: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         if got != shape {
-            bail!(
-                "{}: tensor `{name}` has shape {got:?}, but config.json implies {shape:?}",
-                path.display()
-            );
+            let message =
+                format!("tensor `{name}` has shape {got:?}, but config.json implies {shape:?}");
+            return Err(weights_err(path, Some(name), message));
         }
         let src_kind = match view.dtype() {
             Dtype::F32 => Kind::Float,
             Dtype::BF16 => Kind::BFloat16,
             Dtype::F16 => Kind::Half,
             Dtype::F64 => Kind::Double,
-            other => bail!(
-                "{}: tensor `{name}` has dtype {other:?}; expected F32, BF16, F16 or F64",
-                path.display()
-            ),
+            other => {
+                let message =
+                    format!("tensor `{name}` has dtype {other:?}; expected F32, BF16, F16 or F64");
+                return Err(weights_err(path, Some(name), message));
+            }
         };
         let tensor = Tensor::f_from_data_size(view.data(), shape, src_kind)
-            .with_context(|| format!("{}: tensor `{name}`", path.display()))?;
+            .map_err(|e| weights_err(path, Some(name), format!("tensor `{name}`: {e}")))?;
         Ok(tensor.to_device(device).to_kind(kind))
     }
 
@@ -108,15 +131,18 @@ impl WeightIndex<'_> {
 }
 
 /// Shard files named by an index, each once, in order of first mention.
-fn shard_paths(index: &Path) -> Result<Vec<PathBuf>> {
+fn shard_paths(index: &Path) -> LoadResult<Vec<PathBuf>> {
     #[derive(serde::Deserialize)]
     struct Index {
         weight_map: BTreeMap<String, String>,
     }
-    let text = std::fs::read_to_string(index)
-        .with_context(|| format!("cannot read {}", index.display()))?;
-    let parsed: Index = serde_json::from_str(&text).with_context(|| {
-        format!("{}: invalid index (expected a `weight_map` object)", index.display())
+    let text = std::fs::read_to_string(index).map_err(|source| LoadError::Read {
+        path: index.to_path_buf(),
+        what: "weight index",
+        source,
+    })?;
+    let parsed: Index = serde_json::from_str(&text).map_err(|e| {
+        weights_err(index, None, format!("invalid index (expected a `weight_map` object): {e}"))
     })?;
     let dir = index.parent().unwrap_or(Path::new("."));
     let mut shards: Vec<PathBuf> = Vec::new();
@@ -124,33 +150,35 @@ fn shard_paths(index: &Path) -> Result<Vec<PathBuf>> {
         let path = dir.join(file);
         if !shards.contains(&path) {
             if !path.is_file() {
-                bail!("{}: names shard {file}, which does not exist", index.display());
+                return Err(LoadError::Missing {
+                    path: index.to_path_buf(),
+                    what: format!("names shard {file}, which does not exist"),
+                });
             }
             shards.push(path);
         }
     }
     if shards.is_empty() {
-        bail!("{}: `weight_map` is empty", index.display());
+        return Err(weights_err(index, None, "`weight_map` is empty".into()));
     }
     Ok(shards)
 }
 
 /// Checks that a safetensors file holds its whole header and every byte its header declares,
 /// so a truncated download is reported as such rather than as a parse error.
-fn check_complete(path: &Path, bytes: &[u8]) -> Result<()> {
+fn check_complete(path: &Path, bytes: &[u8]) -> LoadResult<()> {
     let len = bytes.len();
+    let truncated =
+        |what: String| weights_err(path, None, format!("truncated safetensors file{what}"));
     let Some(prefix) = bytes.get(..8) else {
-        bail!("{}: truncated safetensors file ({len} bytes, no header)", path.display());
+        return Err(truncated(format!(" ({len} bytes, no header)")));
     };
     let header_len = u64::from_le_bytes(prefix.try_into().expect("8 bytes")) as usize;
     let Some(header) = bytes.get(8..8usize.saturating_add(header_len)) else {
-        bail!(
-            "{}: truncated safetensors file: header declares {header_len} bytes, file has {len}",
-            path.display()
-        );
+        return Err(truncated(format!(": header declares {header_len} bytes, file has {len}")));
     };
     let header: serde_json::Value = serde_json::from_slice(header)
-        .map_err(|e| anyhow!("{}: invalid safetensors header: {e}", path.display()))?;
+        .map_err(|e| weights_err(path, None, format!("invalid safetensors header: {e}")))?;
     let data_end = header
         .as_object()
         .into_iter()
@@ -161,10 +189,7 @@ fn check_complete(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or(0) as usize;
     let needed = 8 + header_len + data_end;
     if len < needed {
-        bail!(
-            "{}: truncated safetensors file: header declares {needed} bytes in all, file has {len}",
-            path.display()
-        );
+        return Err(truncated(format!(": header declares {needed} bytes in all, file has {len}")));
     }
     Ok(())
 }
