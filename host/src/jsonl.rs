@@ -13,6 +13,8 @@
 //! (`file:line:column`), and a record that does not fit the caller's type (`file:line: field
 //! `name`: ...`, the field path from `serde_path_to_error`).
 
+#![warn(missing_docs)]
+
 use std::fmt;
 use std::path::Path;
 
@@ -47,12 +49,12 @@ impl Place {
 #[derive(Debug, thiserror::Error)]
 pub enum JsonlError {
     /// The file could not be read at all.
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read {file}: {io}")]
     Io {
         /// The file, as given.
         file: String,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error (in the message, so not also a `source`).
+        io: std::io::Error,
     },
     /// The file starts with a UTF-16 byte-order mark (FF FE or FE FF).
     #[error(
@@ -134,8 +136,7 @@ impl JsonlText {
     /// Reads and decodes `path` (see the module docs for what is accepted).
     pub fn read(path: &Path) -> Result<Self, JsonlError> {
         let file = path.display().to_string();
-        let bytes =
-            std::fs::read(path).map_err(|source| JsonlError::Io { file: file.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|io| JsonlError::Io { file: file.clone(), io })?;
         Self::from_bytes(file, bytes)
     }
 

@@ -14,6 +14,8 @@
 //! `data.benign_val`, `game.attacker_prefill`) is turned off with the empty string `""`, which
 //! is also how the resolved config writes "none"; on the command line `--set KEY=null` does it.
 
+#![warn(missing_docs)]
+
 mod docs;
 mod overrides;
 
@@ -43,13 +45,21 @@ pub const RENAMED: [(&str, &str); 8] = [
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `[models]`
     pub models: Models,
+    /// `[data]`
     pub data: Data,
+    /// `[game]`
     pub game: Game,
+    /// `[algorithm]`
     pub algorithm: Algorithm,
+    /// `[plugins]`
     pub plugins: Plugins,
+    /// `[validation]`
     pub validation: Validation,
+    /// `[checkpoint]`
     pub checkpoint: Checkpoint,
+    /// `[output]`
     pub output: Output,
 }
 
@@ -82,11 +92,15 @@ impl Default for Models {
     }
 }
 
+/// Parameter and compute precision of the players (and the judge model).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
+    /// 32-bit float.
     F32,
+    /// bfloat16 (CUDA; f32 AdamW master weights are kept).
     Bf16,
+    /// float16.
     F16,
 }
 
@@ -94,11 +108,14 @@ pub enum Dtype {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Data {
+    /// Training seeds of category harmful (JSONL).
     pub harmful: PathBuf,
+    /// Training seeds of category benign (JSONL).
     pub benign: PathBuf,
     /// Held-out seeds for validation (sent straight to the defender); `""` = none.
     #[serde(with = "empty_is_none")]
     pub harmful_val: Option<PathBuf>,
+    /// Held-out benign seeds (JSONL); `""` = none.
     #[serde(with = "empty_is_none")]
     pub benign_val: Option<PathBuf>,
 }
@@ -132,11 +149,15 @@ pub struct Game {
     pub attacks_per_seed: usize,
     /// D: defender replies per valid attacker prompt (paper: 2 for DPO, 4 for GRPO).
     pub replies_per_prompt: usize,
+    /// Most new tokens per attacker output (reaching it = truncated, invalid).
     pub attacker_max_tokens: usize,
+    /// Most new tokens per defender reply.
     pub defender_max_tokens: usize,
     /// Max tokens of the judge model (served to judge plugins).
     pub judge_max_tokens: usize,
+    /// Sampling temperature of both players (0 = greedy).
     pub temperature: f32,
+    /// Nucleus sampling mass, in (0, 1].
     pub top_p: f32,
     /// Judge temperature (0 = greedy), for LLM judges.
     pub judge_temperature: f32,
@@ -147,6 +168,7 @@ pub struct Game {
     /// A defender reply that hit `defender_max_tokens` gets reward -1 without being judged.
     /// The paper does this; very short CPU demos may turn it off.
     pub penalize_truncated_replies: bool,
+    /// What the judge sees as context for defender replies.
     pub defender_judge_context: JudgeContext,
     /// Share of pairwise comparisons sent to the judge with A and B exchanged (scores flipped
     /// back), against position bias. The paper: 0.
@@ -159,6 +181,7 @@ pub struct Game {
     /// The attacker's instruction for harmful seeds: a text file in which `{seed}` is replaced
     /// by the seed text.
     pub attacker_prompt_harmful: PathBuf,
+    /// The attacker's instruction for benign seeds (a text file with `{seed}`).
     pub attacker_prompt_benign: PathBuf,
     /// Assistant prefill starting every attacker answer (part of the prompt, not trained);
     /// `""` = none.
@@ -194,6 +217,7 @@ impl Default for Game {
     }
 }
 
+/// The preference-learning method, the same for both players.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -229,28 +253,37 @@ pub enum Baseline {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Algorithm {
+    /// DPO, IPO or GRPO.
     pub method: Method,
+    /// KL strength: DPO/IPO beta, GRPO k3-KL coefficient (TRL's `beta`).
     pub beta: f64,
+    /// Which weights sample the rollouts.
     pub sampler: Sampler,
     /// ema <- decay * ema + (1 - decay) * theta after every step.
     pub ema_decay: f64,
+    /// AdamW peak learning rate (key `learning_rate`, old name `lr`).
     #[serde(rename = "learning_rate", alias = "lr")]
     pub lr: f64,
+    /// AdamW (beta1, beta2).
     pub betas: [f64; 2],
+    /// AdamW decoupled weight decay.
     pub weight_decay: f64,
     /// The cosine schedule decays the learning rate to `min_lr_rate * learning_rate`.
     #[serde(rename = "min_lr_rate", alias = "final_lr_ratio")]
     pub final_lr_ratio: f64,
+    /// Steps of linear warm-up.
     pub warmup_steps: usize,
     /// Global gradient-norm clip per player (0 = off).
     #[serde(rename = "max_grad_norm", alias = "grad_clip")]
     pub grad_clip: f64,
+    /// Training steps (key `max_steps`, old name `steps`).
     #[serde(rename = "max_steps", alias = "steps")]
     pub steps: usize,
     /// Seeds of each category per step.
     pub seeds_per_category: usize,
     /// GRPO importance-ratio truncation.
     pub grpo_ratio_cap: f64,
+    /// GRPO advantage baseline.
     pub grpo_baseline: Baseline,
     /// Sequences per forward/backward chunk (gradients are accumulated): bounds memory.
     #[serde(rename = "per_device_train_batch_size", alias = "micro_batch")]
@@ -286,11 +319,17 @@ impl Default for Algorithm {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rubrics {
+    /// Compares defender replies to harmful seeds.
     pub defender_harmful: String,
+    /// Compares defender replies to benign seeds.
     pub defender_benign: String,
+    /// Compares the best replies across attacks on a harmful seed.
     pub attacker_harmful: String,
+    /// Compares the best replies across attacks on a benign seed.
     pub attacker_benign: String,
+    /// Scores attacker prompts of harmful seeds for faithfulness.
     pub faithfulness_harmful: String,
+    /// Scores attacker prompts of benign seeds for faithfulness.
     pub faithfulness_benign: String,
 }
 
@@ -334,10 +373,13 @@ impl Default for FailurePolicy {
     }
 }
 
+/// What to do when the curriculum fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CurriculumFallback {
+    /// Sample that batch uniformly instead (counted).
     Uniform,
+    /// End the run.
     Stop,
 }
 
@@ -351,14 +393,19 @@ pub struct Plugins {
     /// `$ADVGAME_CACHE/plugins`, else `~/.cache/advgame/plugins` (where
     /// `scripts/build-plugins.sh` puts them).
     pub dir: Option<PathBuf>,
+    /// Judge plugin name.
     pub judge: String,
+    /// Curriculum plugin name.
     pub curriculum: String,
+    /// The rubric of each judging role.
     pub rubrics: Rubrics,
     /// Explicit component files by plugin name (`--plugin NAME=PATH` lands here).
     pub paths: BTreeMap<String, PathBuf>,
     /// Per-plugin settings, handed to the plugin through the host `config` import.
     pub settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// What happens when plugin calls fail.
     pub failure_policy: FailurePolicy,
+    /// Sandbox limits of every plugin instance and call.
     pub limits: PluginLimits,
 }
 
@@ -505,6 +552,7 @@ impl Default for Validation {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// Checkpoints: both players, their EMA copies and optimiser states.
 pub struct Checkpoint {
     /// Checkpoint every N steps (0 = only at the end).
     #[serde(rename = "save_steps", alias = "every")]
@@ -522,6 +570,7 @@ impl Default for Checkpoint {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// Where runs are written.
 pub struct Output {
     /// Parent folder of run directories.
     pub dir: PathBuf,

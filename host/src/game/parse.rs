@@ -21,6 +21,8 @@
 //! Not the parser's to fix: the engine's stop strings are exact, so reasoning that mentions
 //! `</prompt>` ends generation there (the output then has no closing think tag).
 
+#![warn(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 
 use crate::llm::FinishReason;

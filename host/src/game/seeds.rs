@@ -11,6 +11,8 @@
 //! together (the curriculum sees training seeds only), so a validation file may reuse
 //! training ids, or be the training file itself in a small demo.
 
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
