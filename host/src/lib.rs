@@ -8,9 +8,11 @@
 //! - [`judging`]: the judge/curriculum facade the game talks to (typed results, typed failures).
 //! - [`game`]: the AdvGame rollout tree, rewards, pairs, losses and training loop.
 //! - [`cli`]: clap commands; the only place that prints for humans.
+//! - [`jsonl`]: the one reader of JSON Lines data files (seeds, judge inputs, eval sets).
 
 pub mod cli;
 pub mod game;
+pub mod jsonl;
 pub mod judging;
 pub mod llm;
 pub mod model;

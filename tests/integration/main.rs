@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod data_files;
 mod game_train;
 mod model_cases;
 mod model_cli;

@@ -1,7 +1,23 @@
 //! The run configuration: one TOML file, every field documented and defaulted to the paper's
 //! value (game.md) unless that cannot run on the embedded CPU default, plus `--set
-//! dotted.key=value` overrides. Unknown keys are errors, and every error names the file, the
-//! line and the field, because a typo in a training config otherwise costs a whole run.
+//! dotted.key=value` overrides ([`overrides`]). Unknown keys are errors, and every error names
+//! the file, the line and the field, because a typo in a training config otherwise costs a
+//! whole run.
+//!
+//! Keys use the names people know from transformers' `TrainingArguments` and TRL
+//! (`learning_rate`, `max_grad_norm`, `max_steps`, `per_device_train_batch_size`, `eval_steps`,
+//! `save_steps`, `save_total_limit`, `beta`, `warmup_steps`, `weight_decay`, `seed`); the
+//! project's earlier names stay accepted ([`RENAMED`]). Every key's meaning, unit, default and
+//! range is in [`docs`], which `train --print-config` prints above each key.
+//!
+//! TOML has no null: an optional file or text whose default is set (`data.harmful_val`,
+//! `data.benign_val`, `game.attacker_prefill`) is turned off with the empty string `""`, which
+//! is also how the resolved config writes "none"; on the command line `--set KEY=null` does it.
+
+#![warn(missing_docs)]
+
+mod docs;
+mod overrides;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,17 +26,40 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+pub use docs::FIELDS;
+
+/// Keys renamed to the standard terms: `(old, new)`, dotted. The old names are serde aliases,
+/// so files and `--set` items written with them keep working and mean the new key.
+pub const RENAMED: [(&str, &str); 8] = [
+    ("algorithm.lr", "algorithm.learning_rate"),
+    ("algorithm.grad_clip", "algorithm.max_grad_norm"),
+    ("algorithm.steps", "algorithm.max_steps"),
+    ("algorithm.micro_batch", "algorithm.per_device_train_batch_size"),
+    ("algorithm.final_lr_ratio", "algorithm.min_lr_rate"),
+    ("validation.every", "validation.eval_steps"),
+    ("checkpoint.every", "checkpoint.save_steps"),
+    ("checkpoint.keep", "checkpoint.save_total_limit"),
+];
+
 /// The whole run configuration (the resolved copy is written to `config.toml` in the run dir).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `[models]`
     pub models: Models,
+    /// `[data]`
     pub data: Data,
+    /// `[game]`
     pub game: Game,
+    /// `[algorithm]`
     pub algorithm: Algorithm,
+    /// `[plugins]`
     pub plugins: Plugins,
+    /// `[validation]`
     pub validation: Validation,
+    /// `[checkpoint]`
     pub checkpoint: Checkpoint,
+    /// `[output]`
     pub output: Output,
 }
 
@@ -53,11 +92,15 @@ impl Default for Models {
     }
 }
 
+/// Parameter and compute precision of the players (and the judge model).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
+    /// 32-bit float.
     F32,
+    /// bfloat16 (CUDA; f32 AdamW master weights are kept).
     Bf16,
+    /// float16.
     F16,
 }
 
@@ -65,10 +108,15 @@ pub enum Dtype {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Data {
+    /// Training seeds of category harmful (JSONL).
     pub harmful: PathBuf,
+    /// Training seeds of category benign (JSONL).
     pub benign: PathBuf,
-    /// Held-out seeds for validation (sent straight to the defender).
+    /// Held-out seeds for validation (sent straight to the defender); `""` = none.
+    #[serde(with = "empty_is_none")]
     pub harmful_val: Option<PathBuf>,
+    /// Held-out benign seeds (JSONL); `""` = none.
+    #[serde(with = "empty_is_none")]
     pub benign_val: Option<PathBuf>,
 }
 
@@ -101,11 +149,15 @@ pub struct Game {
     pub attacks_per_seed: usize,
     /// D: defender replies per valid attacker prompt (paper: 2 for DPO, 4 for GRPO).
     pub replies_per_prompt: usize,
+    /// Most new tokens per attacker output (reaching it = truncated, invalid).
     pub attacker_max_tokens: usize,
+    /// Most new tokens per defender reply.
     pub defender_max_tokens: usize,
     /// Max tokens of the judge model (served to judge plugins).
     pub judge_max_tokens: usize,
+    /// Sampling temperature of both players (0 = greedy).
     pub temperature: f32,
+    /// Nucleus sampling mass, in (0, 1].
     pub top_p: f32,
     /// Judge temperature (0 = greedy), for LLM judges.
     pub judge_temperature: f32,
@@ -116,6 +168,7 @@ pub struct Game {
     /// A defender reply that hit `defender_max_tokens` gets reward -1 without being judged.
     /// The paper does this; very short CPU demos may turn it off.
     pub penalize_truncated_replies: bool,
+    /// What the judge sees as context for defender replies.
     pub defender_judge_context: JudgeContext,
     /// Share of pairwise comparisons sent to the judge with A and B exchanged (scores flipped
     /// back), against position bias. The paper: 0.
@@ -128,8 +181,11 @@ pub struct Game {
     /// The attacker's instruction for harmful seeds: a text file in which `{seed}` is replaced
     /// by the seed text.
     pub attacker_prompt_harmful: PathBuf,
+    /// The attacker's instruction for benign seeds (a text file with `{seed}`).
     pub attacker_prompt_benign: PathBuf,
-    /// Assistant prefill starting every attacker answer (part of the prompt, not trained).
+    /// Assistant prefill starting every attacker answer (part of the prompt, not trained);
+    /// `""` = none.
+    #[serde(with = "empty_is_none")]
     pub attacker_prefill: Option<String>,
     /// Stop strings of attacker generation (the closing tag ends the attacker's job).
     pub attacker_stop: Vec<String>,
@@ -161,6 +217,7 @@ impl Default for Game {
     }
 }
 
+/// The preference-learning method, the same for both players.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -196,26 +253,40 @@ pub enum Baseline {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Algorithm {
+    /// DPO, IPO or GRPO.
     pub method: Method,
+    /// KL strength: DPO/IPO beta, GRPO k3-KL coefficient (TRL's `beta`).
     pub beta: f64,
+    /// Which weights sample the rollouts.
     pub sampler: Sampler,
     /// ema <- decay * ema + (1 - decay) * theta after every step.
     pub ema_decay: f64,
+    /// AdamW peak learning rate (key `learning_rate`, old name `lr`).
+    #[serde(rename = "learning_rate", alias = "lr")]
     pub lr: f64,
+    /// AdamW (beta1, beta2).
     pub betas: [f64; 2],
+    /// AdamW decoupled weight decay.
     pub weight_decay: f64,
-    /// The cosine schedule decays the learning rate to `final_lr_ratio * lr`.
+    /// The cosine schedule decays the learning rate to `min_lr_rate * learning_rate`.
+    #[serde(rename = "min_lr_rate", alias = "final_lr_ratio")]
     pub final_lr_ratio: f64,
+    /// Steps of linear warm-up.
     pub warmup_steps: usize,
     /// Global gradient-norm clip per player (0 = off).
+    #[serde(rename = "max_grad_norm", alias = "grad_clip")]
     pub grad_clip: f64,
+    /// Training steps (key `max_steps`, old name `steps`).
+    #[serde(rename = "max_steps", alias = "steps")]
     pub steps: usize,
     /// Seeds of each category per step.
     pub seeds_per_category: usize,
     /// GRPO importance-ratio truncation.
     pub grpo_ratio_cap: f64,
+    /// GRPO advantage baseline.
     pub grpo_baseline: Baseline,
     /// Sequences per forward/backward chunk (gradients are accumulated): bounds memory.
+    #[serde(rename = "per_device_train_batch_size", alias = "micro_batch")]
     pub micro_batch: usize,
     /// Master seed: every random choice of the run derives from (seed, step, purpose).
     pub seed: u64,
@@ -248,11 +319,17 @@ impl Default for Algorithm {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rubrics {
+    /// Compares defender replies to harmful seeds.
     pub defender_harmful: String,
+    /// Compares defender replies to benign seeds.
     pub defender_benign: String,
+    /// Compares the best replies across attacks on a harmful seed.
     pub attacker_harmful: String,
+    /// Compares the best replies across attacks on a benign seed.
     pub attacker_benign: String,
+    /// Scores attacker prompts of harmful seeds for faithfulness.
     pub faithfulness_harmful: String,
+    /// Scores attacker prompts of benign seeds for faithfulness.
     pub faithfulness_benign: String,
 }
 
@@ -296,10 +373,13 @@ impl Default for FailurePolicy {
     }
 }
 
+/// What to do when the curriculum fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CurriculumFallback {
+    /// Sample that batch uniformly instead (counted).
     Uniform,
+    /// End the run.
     Stop,
 }
 
@@ -313,14 +393,19 @@ pub struct Plugins {
     /// `$ADVGAME_CACHE/plugins`, else `~/.cache/advgame/plugins` (where
     /// `scripts/build-plugins.sh` puts them).
     pub dir: Option<PathBuf>,
+    /// Judge plugin name.
     pub judge: String,
+    /// Curriculum plugin name.
     pub curriculum: String,
+    /// The rubric of each judging role.
     pub rubrics: Rubrics,
     /// Explicit component files by plugin name (`--plugin NAME=PATH` lands here).
     pub paths: BTreeMap<String, PathBuf>,
     /// Per-plugin settings, handed to the plugin through the host `config` import.
     pub settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// What happens when plugin calls fail.
     pub failure_policy: FailurePolicy,
+    /// Sandbox limits of every plugin instance and call.
     pub limits: PluginLimits,
 }
 
@@ -438,6 +523,7 @@ impl Plugins {
 #[serde(deny_unknown_fields, default)]
 pub struct Validation {
     /// Validate every N steps (0 = never); also before the first step and after the last.
+    #[serde(rename = "eval_steps", alias = "every")]
     pub every: usize,
     /// At most this many seeds per category (0 = all).
     pub max_seeds: usize,
@@ -466,10 +552,13 @@ impl Default for Validation {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// Checkpoints: both players, their EMA copies and optimiser states.
 pub struct Checkpoint {
     /// Checkpoint every N steps (0 = only at the end).
+    #[serde(rename = "save_steps", alias = "every")]
     pub every: usize,
     /// Keep the newest N checkpoints (0 = all).
+    #[serde(rename = "save_total_limit", alias = "keep")]
     pub keep: usize,
 }
 
@@ -481,6 +570,7 @@ impl Default for Checkpoint {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// Where runs are written.
 pub struct Output {
     /// Parent folder of run directories.
     pub dir: PathBuf,
@@ -503,22 +593,39 @@ impl Config {
         Self::parse(&text, &path.display().to_string(), overrides)
     }
 
-    /// Parses config text; `origin` names the source in errors.
+    /// Parses config text; `origin` names the source in errors. `overrides` are `--set`
+    /// items (see [`overrides`]: TOML values, bare strings, `null` to unset).
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> anyhow::Result<Self> {
         // First pass straight from the text, so errors carry the line and the field path.
-        let config: Config = from_toml_text(text).map_err(|e| anyhow!("{origin}: {e}"))?;
+        let config: Config = from_toml_text(text).map_err(|e| {
+            let renamed = RENAMED.iter().find(|(_, new)| {
+                let leaf = new.rsplit_once('.').map_or(*new, |(_, l)| l);
+                e.inner.message().contains(&format!("duplicate field `{leaf}`"))
+            });
+            match renamed {
+                Some((old, new)) => {
+                    anyhow!("{origin}: {e}\n(`{old}` is the old name of `{new}`: keep one)")
+                }
+                None => anyhow!("{origin}: {e}"),
+            }
+        })?;
         let config = if overrides.is_empty() {
             config
         } else {
+            let overrides: Vec<overrides::Override> = overrides
+                .iter()
+                .map(|o| overrides::Override::parse(o))
+                .collect::<Result<_, _>>()?;
             let mut value: toml::Value =
                 toml::from_str(text).map_err(|e| anyhow!("{origin}: {e}"))?;
-            for item in overrides {
-                apply_override(&mut value, item)?;
+            overrides::canonical_tree(&mut value);
+            for o in &overrides {
+                o.apply(&mut value)?;
             }
             let text = toml::to_string(&value)?;
-            from_toml_text(&text).map_err(|e| {
-                anyhow!("{origin} with --set {}: {}", overrides.join(" --set "), e.message_only())
-            })?
+            let config =
+                from_toml_text(&text).map_err(|e| overrides::explain(origin, &overrides, &e))?;
+            overrides::unset(config, origin, &overrides)?
         };
         config.check().map_err(|e| anyhow!("{origin}: {e}"))?;
         Ok(config)
@@ -548,21 +655,17 @@ impl Config {
         );
         need(a.beta > 0.0, "algorithm.beta", "must be > 0");
         need((0.0..=1.0).contains(&a.ema_decay), "algorithm.ema_decay", "must be in [0, 1]");
-        need(a.lr >= 0.0, "algorithm.lr", "must be >= 0");
+        need(a.lr >= 0.0, "algorithm.learning_rate", "must be >= 0");
         need(
             a.betas.iter().all(|b| (0.0..1.0).contains(b)),
             "algorithm.betas",
             "both must be in [0, 1)",
         );
-        need(
-            (0.0..=1.0).contains(&a.final_lr_ratio),
-            "algorithm.final_lr_ratio",
-            "must be in [0, 1]",
-        );
-        need(a.grad_clip >= 0.0, "algorithm.grad_clip", "must be >= 0");
+        need((0.0..=1.0).contains(&a.final_lr_ratio), "algorithm.min_lr_rate", "must be in [0, 1]");
+        need(a.grad_clip >= 0.0, "algorithm.max_grad_norm", "must be >= 0");
         need(a.seeds_per_category >= 1, "algorithm.seeds_per_category", "must be at least 1");
         need(a.grpo_ratio_cap >= 1.0, "algorithm.grpo_ratio_cap", "must be >= 1");
-        need(a.micro_batch >= 1, "algorithm.micro_batch", "must be at least 1");
+        need(a.micro_batch >= 1, "algorithm.per_device_train_batch_size", "must be at least 1");
         let fp = &self.plugins.failure_policy;
         need(
             (0.0..=1.0).contains(&fp.max_step_failure_share),
@@ -620,6 +723,13 @@ impl Config {
     pub fn to_toml(&self) -> anyhow::Result<String> {
         Ok(toml::to_string_pretty(self)?)
     }
+
+    /// The resolved configuration as TOML with every key's documentation (meaning, unit,
+    /// default, range: [`FIELDS`]) in a comment above it: what `train --print-config` prints.
+    /// It parses back to the same configuration.
+    pub fn to_documented_toml(&self) -> anyhow::Result<String> {
+        docs::render(self)
+    }
 }
 
 /// A config error: the toml message (with line and snippet) plus the serde field path.
@@ -656,35 +766,25 @@ fn from_toml_text(text: &str) -> Result<Config, ConfigError> {
     })
 }
 
-/// Sets `dotted.key` in a TOML tree. The value is parsed as a TOML value (`3`, `true`,
-/// `"x"`, `[0.9, 0.95]`); anything that does not parse is taken as a bare string.
-pub fn apply_override(root: &mut toml::Value, item: &str) -> anyhow::Result<()> {
-    let (key, raw) =
-        item.split_once('=').ok_or_else(|| anyhow!("--set {item}: expected dotted.key=value"))?;
-    let key = key.trim();
-    let raw = raw.trim();
-    if key.is_empty() || key.split('.').any(str::is_empty) {
-        bail!("--set {item}: empty key segment");
-    }
-    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
-        Err(_) => toml::Value::String(raw.into()),
-    };
-    let mut node = root;
-    let parts: Vec<&str> = key.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        let table = node
-            .as_table_mut()
-            .ok_or_else(|| anyhow!("--set {item}: `{}` is not a table", parts[..i].join(".")))?;
-        if i + 1 == parts.len() {
-            table.insert((*part).to_string(), value);
-            return Ok(());
+/// `Option<T>` of a field whose default is set: TOML has no null, so the empty string spells
+/// "none", in files and in the resolved config (which therefore round-trips); JSON null (an
+/// unset through `--set KEY=null`) is none too.
+mod empty_is_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => v.serialize(s),
+            None => s.serialize_str(""),
         }
-        node = table
-            .entry((*part).to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     }
-    unreachable!("a key has at least one segment")
+
+    pub fn deserialize<'de, T: From<String>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        let v: Option<String> = Option::deserialize(d)?;
+        Ok(v.filter(|s| !s.is_empty()).map(T::from))
+    }
 }
 
 #[cfg(test)]
@@ -792,6 +892,30 @@ mod tests {
         assert!(l.models.judge.is_some());
     }
 
+    /// The examples use the new key names; written with the old ones they are the same run
+    /// (so the quickstart's metrics for a seed did not change with the renaming).
+    #[test]
+    fn shipped_examples_mean_the_same_under_their_old_key_names() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for name in ["quickstart.toml", "llm-judge.toml"] {
+            let text = std::fs::read_to_string(root.join("examples").join(name)).unwrap();
+            let mut old_text = String::new();
+            let mut renamed = 0;
+            for line in text.lines() {
+                let old = RENAMED.iter().find_map(|(old, new)| {
+                    let (old, new) = (old.rsplit_once('.')?.1, new.rsplit_once('.')?.1);
+                    line.strip_prefix(new)?.strip_prefix(" =").map(|rest| format!("{old} ={rest}"))
+                });
+                renamed += usize::from(old.is_some());
+                old_text.push_str(&old.unwrap_or_else(|| line.to_string()));
+                old_text.push('\n');
+            }
+            assert!(renamed >= 4, "{name}: the example uses the new names");
+            let new = Config::parse(&text, name, &[]).unwrap();
+            assert_eq!(Config::parse(&old_text, name, &[]).unwrap(), new, "{name}");
+        }
+    }
+
     #[test]
     fn plugin_names_resolve_to_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -821,5 +945,145 @@ mod tests {
             c.plugins.rubric_names(),
             vec!["compliance", "deflection", "faithfulness", "refusal"]
         );
+    }
+
+    /// Case 14: `--set KEY=null` / `none` unsets an optional field, and the resolved config
+    /// (what `--print-config` shows and the run directory keeps) says so and round-trips.
+    #[test]
+    fn case_14_null_unsets_optional_fields() {
+        for word in ["null", "none", "None", "NULL"] {
+            let c = Config::parse(
+                "",
+                "t.toml",
+                &[format!("game.attacker_prefill={word}"), format!("data.harmful_val={word}")],
+            )
+            .unwrap();
+            assert_eq!(c.game.attacker_prefill, None, "{word}");
+            assert_eq!(c.data.harmful_val, None, "{word}");
+            assert!(c.data.benign_val.is_some());
+            let printed = c.to_documented_toml().unwrap();
+            assert!(printed.contains("\nattacker_prefill = \"\"\n"), "{printed}");
+            assert!(printed.contains("\nharmful_val = \"\"\n"), "{printed}");
+            assert_eq!(Config::parse(&c.to_toml().unwrap(), "resolved", &[]).unwrap(), c);
+        }
+        // An optional field whose default is unset, and the empty string in a file.
+        let c = Config::parse("[plugins]\ndir = \"/p\"\n", "t.toml", &["plugins.dir=null".into()]);
+        assert_eq!(c.unwrap().plugins.dir, None);
+        let c = Config::parse("[data]\nbenign_val = \"\"\n", "t.toml", &[]).unwrap();
+        assert_eq!(c.data.benign_val, None);
+        // The last override of a key wins, null or not.
+        let c = Config::parse(
+            "",
+            "t.toml",
+            &["game.attacker_prefill=null".into(), "game.attacker_prefill=\"<x>\"".into()],
+        )
+        .unwrap();
+        assert_eq!(c.game.attacker_prefill.as_deref(), Some("<x>"));
+        // The literal words need quotes.
+        let c = Config::parse("", "t.toml", &["game.attacker_prefill=\"null\"".into()]).unwrap();
+        assert_eq!(c.game.attacker_prefill.as_deref(), Some("null"));
+        // Map entries are removed.
+        let c = Config::parse(
+            "[plugins.paths]\nmine = \"/tmp/m.wasm\"\nother = \"/tmp/o.wasm\"\n",
+            "t.toml",
+            &["plugins.paths.mine=null".into()],
+        )
+        .unwrap();
+        assert_eq!(c.plugins.paths.keys().collect::<Vec<_>>(), ["other"]);
+    }
+
+    #[test]
+    fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
+        let err =
+            Config::parse("", "t.toml", &["output.name=none".into()]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml: field `output.name` cannot be unset: it is not optional"),
+            "{err}"
+        );
+        assert!(err.contains("--set 'output.name=\"none\"'"), "{err}");
+        let err =
+            Config::parse("", "t.toml", &["algorithm.steps=null".into()]).unwrap_err().to_string();
+        assert!(err.contains("`algorithm.max_steps` cannot be unset"), "{err}");
+        let err = Config::parse("", "t.toml", &["game.attacker_prefil=null".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("attacker_prefil"), "{err}");
+        let err = Config::parse("", "t.toml", &["game.attacker_prefill=".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no value") && err.contains("game.attacker_prefill=null"), "{err}");
+    }
+
+    /// Case 14's control: a bare number for a text field is refused, naming the field and the
+    /// quoting fix; the quoted value is accepted.
+    #[test]
+    fn case_14_a_bare_number_for_a_text_field_names_the_quoting_fix() {
+        let err =
+            Config::parse("", "q.toml", &["output.name=2024".into()]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "q.toml: field `output.name`: invalid type: integer `2024`, expected a string (from \
+             --set output.name=2024); to pass it as text, quote it: --set 'output.name=\"2024\"'"
+        );
+        let err =
+            Config::parse("", "q.toml", &["data.harmful=true".into()]).unwrap_err().to_string();
+        assert!(
+            err.contains("field `data.harmful`") && err.contains("'data.harmful=\"true\"'"),
+            "{err}"
+        );
+        let c = Config::parse("", "q.toml", &["output.name=\"2024\"".into()]).unwrap();
+        assert_eq!(c.output.name, "2024");
+        // Not text-typed: no quoting advice.
+        let err =
+            Config::parse("", "q.toml", &["algorithm.seed=x".into()]).unwrap_err().to_string();
+        assert!(err.contains("field `algorithm.seed`") && !err.contains("quote"), "{err}");
+    }
+
+    /// Issue 7: the standard names, with the old ones as aliases in files and in `--set`.
+    #[test]
+    fn old_key_names_mean_the_new_keys() {
+        let old = "[algorithm]\nlr = 0.5\ngrad_clip = 2.0\nsteps = 7\nmicro_batch = 3\n\
+                   final_lr_ratio = 0.5\n[validation]\nevery = 4\n[checkpoint]\nevery = 9\nkeep = 5\n";
+        let new = "[algorithm]\nlearning_rate = 0.5\nmax_grad_norm = 2.0\nmax_steps = 7\n\
+                   per_device_train_batch_size = 3\nmin_lr_rate = 0.5\n[validation]\neval_steps = 4\n\
+                   [checkpoint]\nsave_steps = 9\nsave_total_limit = 5\n";
+        let a = Config::parse(old, "old.toml", &[]).unwrap();
+        let b = Config::parse(new, "new.toml", &[]).unwrap();
+        assert_eq!(a, b);
+        assert_eq!((a.algorithm.lr, a.algorithm.steps, a.checkpoint.keep), (0.5, 7, 5));
+        // Either name overrides either spelling in the file.
+        for (file, set) in
+            [(old, "algorithm.max_steps=1"), (new, "algorithm.steps=1"), (old, "algorithm.steps=1")]
+        {
+            let c = Config::parse(file, "t.toml", &[set.into()]).unwrap();
+            assert_eq!(c.algorithm.steps, 1, "{set}");
+        }
+        let c = Config::parse(
+            old,
+            "t.toml",
+            &["checkpoint.keep=0".into(), "validation.every=0".into()],
+        )
+        .unwrap();
+        assert_eq!((c.checkpoint.keep, c.validation.every), (0, 0));
+        // Both names in one file is one field given twice.
+        let err = Config::parse("[algorithm]\nlr = 1.0\nlearning_rate = 2.0\n", "t.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate field `learning_rate`"), "{err}");
+        assert!(
+            err.contains("`algorithm.lr` is the old name of `algorithm.learning_rate`"),
+            "{err}"
+        );
+        // The resolved config writes the new names.
+        let text = a.to_toml().unwrap();
+        for (_, new) in RENAMED {
+            let leaf = new.rsplit_once('.').unwrap().1;
+            assert!(text.contains(&format!("\n{leaf} = ")), "{leaf}: {text}");
+        }
+        // A wrong type under an old name still names what the user typed.
+        let err = Config::parse("", "t.toml", &["algorithm.steps=\"many\"".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("algorithm.steps") && err.contains("algorithm.max_steps"), "{err}");
     }
 }
