@@ -7,6 +7,8 @@
 //! - [`model`]: the libtorch model engine (HF Llama/Qwen2, generation, log-probs, checkpoints).
 //! - [`judging`]: the judge/curriculum facade the game talks to (typed results, typed failures).
 //! - [`game`]: the AdvGame rollout tree, rewards, pairs, losses and training loop.
+//! - [`openai`]: the OpenAI HTTP API's wire types and a remote [`llm::Generator`] client.
+//! - [`serve`]: `advgame-host serve`, an OpenAI-compatible server over the model engine.
 //! - [`cli`]: clap commands; the only place that prints for humans.
 
 pub mod cli;
@@ -14,4 +16,6 @@ pub mod game;
 pub mod judging;
 pub mod llm;
 pub mod model;
+pub mod openai;
 pub mod plugin;
+pub mod serve;
