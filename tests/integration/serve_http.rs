@@ -187,7 +187,7 @@ fn bad_requests_get_openai_errors_and_the_server_stays_up() {
             "model_not_found",
         ),
         ("{\"messages\":[]}".into(), 400, "invalid_request_error", "messages", ""),
-        ("{\"max_tokens\":3}".into(), 400, "invalid_request_error", "", ""),
+        ("{\"max_tokens\":3}".into(), 400, "invalid_request_error", "messages", ""),
         (
             "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}".into(),
             400,
@@ -539,6 +539,8 @@ timeout_s = 60
 [data]
 harmful = "{d}/h.jsonl"
 benign = "{d}/b.jsonl"
+harmful_val = "{d}/h.jsonl"
+benign_val = "{d}/b.jsonl"
 [game]
 attacks_per_seed = 2
 replies_per_prompt = 2

@@ -112,8 +112,15 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Resul
         return Err(ApiError::invalid("", "the request body must be a JSON object"));
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
+        let message = e.inner().to_string();
         let path = e.path().to_string();
-        ApiError::invalid(&path, format!("`{path}`: {}", e.inner()))
+        // A missing top-level field has the root path "."; name the field instead.
+        let param = if path == "." {
+            message.split('`').nth(1).filter(|_| message.starts_with("missing field")).unwrap_or("")
+        } else {
+            path.as_str()
+        };
+        ApiError::invalid(param, format!("`{param}`: {message}"))
     })
 }
 
