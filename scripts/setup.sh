@@ -29,6 +29,12 @@ if ! "$PY" -c 'import torch, transformers, gguf, safetensors, accelerate, compon
     "numpy<3" componentize-py==0.25.1
 fi
 
+# The official OpenAI client: tests that `advgame-host serve` speaks the API it claims.
+if ! "$PY" -c 'import openai' 2>/dev/null; then
+  log "installing the openai client"
+  "$PY" -m pip install --quiet openai==3.57.0
+fi
+
 # --- 3. Assets -------------------------------------------------------------------------
 "$PY" "$ADVGAME_ROOT/scripts/prepare_assets.py"
 log "done"

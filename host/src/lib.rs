@@ -7,6 +7,8 @@
 //! - [`model`]: the libtorch model engine (HF Llama/Qwen2, generation, log-probs, checkpoints).
 //! - [`judging`]: the judge/curriculum facade the game talks to (typed results, typed failures).
 //! - [`game`]: the AdvGame rollout tree, rewards, pairs, losses and training loop.
+//! - [`openai`]: the OpenAI HTTP API's wire types and a remote [`llm::Generator`] client.
+//! - [`serve`]: `advgame-host serve`, an OpenAI-compatible server over the model engine.
 //! - [`cli`]: clap commands; the only place that prints for humans.
 //! - [`jsonl`]: the one reader of JSON Lines data files (seeds, judge inputs, eval sets).
 
@@ -16,4 +18,6 @@ pub mod jsonl;
 pub mod judging;
 pub mod llm;
 pub mod model;
+pub mod openai;
 pub mod plugin;
+pub mod serve;

@@ -71,4 +71,24 @@ pub trait Generator: Send {
         requests: &[ChatRequest],
         params: &SamplingParams,
     ) -> anyhow::Result<Vec<Generation>>;
+
+    /// One result per request, in order, so that one failed request does not fail the
+    /// others (a remote backend answers each request on its own). The default runs
+    /// [`Generator::generate`] and repeats a batch error for every request.
+    fn generate_each(
+        &mut self,
+        requests: &[ChatRequest],
+        params: &SamplingParams,
+    ) -> Vec<Result<Generation, String>> {
+        match self.generate(requests, params) {
+            Ok(gens) => gens.into_iter().map(Ok).collect(),
+            Err(err) => vec![Err(format!("{err:#}")); requests.len()],
+        }
+    }
+
+    /// Cumulative counters of the backend as `(name, value)`, e.g. a remote server's
+    /// `remote/requests` and `remote/failures/KIND`; none by default.
+    fn metrics(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
 }

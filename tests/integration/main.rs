@@ -16,3 +16,5 @@ mod plugin_hostile;
 mod plugin_python;
 mod plugin_refusal_eval;
 mod plugin_support;
+mod serve_http;
+mod serve_support;

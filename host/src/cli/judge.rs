@@ -52,6 +52,16 @@ pub struct JudgeArgs {
     /// LLM judges report a `host` failure per item; heuristic judges need none.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// OpenAI-compatible server serving the judge model instead of a local folder
+    /// (e.g. `http://127.0.0.1:8011/v1` from `advgame-host serve`, or a vLLM server).
+    #[arg(long, conflicts_with = "model")]
+    pub judge_url: Option<String>,
+    /// With --judge-url: the model id to request (default: the first the server lists).
+    #[arg(long, requires = "judge_url")]
+    pub judge_model_name: Option<String>,
+    /// With --judge-url: environment variable holding the server's API key.
+    #[arg(long, requires = "judge_url")]
+    pub judge_api_key_env: Option<String>,
     /// Device of the judge model: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -173,7 +183,15 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<()> {
             let kind = crate::model::default_kind(device);
             Some(Box::new(crate::model::ChatModel::load(dir, device, kind)?))
         }
-        None => None,
+        None => match &args.judge_url {
+            Some(url) => {
+                let mut remote = crate::openai::RemoteModel::at(url);
+                remote.model = args.judge_model_name.clone();
+                remote.api_key_env = args.judge_api_key_env.clone();
+                Some(Box::new(crate::openai::RemoteGenerator::open(&remote)?))
+            }
+            None => None,
+        },
     };
     run_with(args, generator)
 }

@@ -7,6 +7,7 @@ pub mod generate;
 pub mod judge;
 pub mod plugin;
 mod plugin_new;
+pub mod serve;
 pub mod train;
 
 #[derive(Debug, Parser)]
@@ -31,6 +32,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Train an attacker and a defender by AdvGame self-play.
     Train(train::TrainArgs),
+    /// Serve a model folder over the OpenAI HTTP API (chat and completions).
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -39,5 +42,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Judge(args) => judge::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Train(args) => train::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -174,11 +174,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     RunSeeds::load(&config.data)?;
     let device = trainer::device_of(&config.models.device)?;
     let kind = trainer::kind_of(config.models.dtype);
-    let judge_model = match &config.models.judge {
-        Some(dir) => Some(Box::new(
-            ChatModel::load(dir, device, kind)
-                .with_context(|| format!("loading the judge model {}", dir.display()))?,
-        ) as Box<dyn Generator>),
+    let judge_model: Option<Box<dyn Generator>> = match &config.models.judge {
+        Some(judge) => Some(judge.open(device, kind).context("opening the judge model")?),
         None => None,
     };
     let loaded = plugins::load(&config, judge_model)?;

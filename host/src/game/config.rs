@@ -71,9 +71,12 @@ pub struct Models {
     pub attacker: PathBuf,
     /// Defender model directory (Hugging Face layout).
     pub defender: PathBuf,
-    /// Judge model directory, served to judge plugins through the host `generate` import.
-    /// Optional: heuristic judges never call it.
-    pub judge: Option<PathBuf>,
+    /// Judge model, served to judge plugins through the host `generate` import: a model
+    /// directory, or a `[models.judge]` table naming an OpenAI-compatible server (`url`,
+    /// `model`, `api_key_env`, `max_concurrency`, `timeout_s`, `max_retries`, `prefill`,
+    /// `tokenizer`; see `crate::openai::RemoteModel`). Optional: heuristic judges never
+    /// call it.
+    pub judge: Option<crate::openai::ModelRef>,
     /// `cpu`, `cuda` or `cuda:N`.
     pub device: String,
     /// Parameter and compute precision: `f32`, `bf16` or `f16`.
@@ -696,8 +699,15 @@ impl Config {
             ("game.attacker_prompt_harmful", &self.game.attacker_prompt_harmful),
             ("game.attacker_prompt_benign", &self.game.attacker_prompt_benign),
         ];
-        if let Some(p) = &self.models.judge {
-            entries.push(("models.judge", p));
+        match &self.models.judge {
+            Some(crate::openai::ModelRef::Local(p)) => entries.push(("models.judge", p)),
+            Some(crate::openai::ModelRef::Remote(r)) => {
+                r.validate("models.judge")?;
+                if let Some(t) = &r.tokenizer {
+                    entries.push(("models.judge.tokenizer", t));
+                }
+            }
+            None => {}
         }
         if let Some(p) = &self.data.harmful_val {
             entries.push(("data.harmful_val", p));

@@ -24,6 +24,9 @@ use crate::plugin::{
 pub struct TimedGenerator {
     inner: Box<dyn Generator>,
     spent: Arc<Mutex<f64>>,
+    /// The inner generator's own counters after its last call (e.g. a remote server's
+    /// request and failure counts), for the run metrics.
+    backend: Arc<Mutex<Vec<(String, f64)>>>,
 }
 
 impl std::fmt::Debug for TimedGenerator {
@@ -35,7 +38,22 @@ impl std::fmt::Debug for TimedGenerator {
 impl TimedGenerator {
     pub fn new(inner: Box<dyn Generator>) -> (Self, Arc<Mutex<f64>>) {
         let spent = Arc::new(Mutex::new(0.0));
-        (Self { inner, spent: spent.clone() }, spent)
+        let backend = Arc::new(Mutex::new(Vec::new()));
+        (Self { inner, spent: spent.clone(), backend }, spent)
+    }
+
+    /// The inner generator's counters, updated after every call.
+    pub fn backend_metrics(&self) -> Arc<Mutex<Vec<(String, f64)>>> {
+        self.backend.clone()
+    }
+
+    fn record(&self, started: Instant) {
+        if let Ok(mut s) = self.spent.lock() {
+            *s += started.elapsed().as_secs_f64();
+        }
+        if let Ok(mut b) = self.backend.lock() {
+            *b = self.inner.metrics();
+        }
     }
 }
 
@@ -47,10 +65,23 @@ impl Generator for TimedGenerator {
     ) -> anyhow::Result<Vec<Generation>> {
         let t = Instant::now();
         let out = self.inner.generate(requests, params);
-        if let Ok(mut s) = self.spent.lock() {
-            *s += t.elapsed().as_secs_f64();
-        }
+        self.record(t);
         out
+    }
+
+    fn generate_each(
+        &mut self,
+        requests: &[ChatRequest],
+        params: &SamplingParams,
+    ) -> Vec<Result<Generation, String>> {
+        let t = Instant::now();
+        let out = self.inner.generate_each(requests, params);
+        self.record(t);
+        out
+    }
+
+    fn metrics(&self) -> Vec<(String, f64)> {
+        self.inner.metrics()
     }
 }
 
@@ -58,6 +89,8 @@ impl Generator for TimedGenerator {
 pub struct PluginJudge {
     plugin: JudgePlugin,
     generation: Arc<Mutex<f64>>,
+    /// The judge model backend's counters (`judge/remote/...` for a served judge).
+    backend: Arc<Mutex<Vec<(String, f64)>>>,
 }
 
 impl std::fmt::Debug for PluginJudge {
@@ -87,6 +120,11 @@ impl RunJudge for PluginJudge {
             m.insert("judge/swap_checked".into(), a.checked as f64);
         }
         m.insert("judge/plugin_instances".into(), self.plugin.instances() as f64);
+        if let Ok(backend) = self.backend.lock() {
+            for (name, value) in backend.iter() {
+                m.insert(format!("judge/{name}"), *value);
+            }
+        }
         // Cumulative failures inside the sandboxes, by plugin: a rubric that traps under an
         // LLM judge reaches the game as the judge's `host` failure, but is counted here as
         // what it was.
@@ -188,12 +226,13 @@ pub fn load(
             settings.push((key.to_string(), value));
         }
     }
-    let (generator, generation) = match judge_model {
+    let (generator, generation, backend) = match judge_model {
         Some(g) => {
             let (timed, spent) = TimedGenerator::new(g);
-            (Some(Box::new(timed) as Box<dyn Generator>), spent)
+            let backend = timed.backend_metrics();
+            (Some(Box::new(timed) as Box<dyn Generator>), spent, backend)
         }
-        None => (None, Arc::new(Mutex::new(0.0))),
+        None => (None, Arc::new(Mutex::new(0.0)), Arc::new(Mutex::new(Vec::new()))),
     };
     let judge_options = JudgeOptions {
         config: settings,
@@ -211,7 +250,7 @@ pub fn load(
             .map_err(|e| anyhow::anyhow!("curriculum `{}`: {e}", p.curriculum))?;
     records.push(PluginRecord::of("curriculum", curriculum.identity()));
 
-    Ok(LoadedPlugins { judge: PluginJudge { plugin, generation }, curriculum, records })
+    Ok(LoadedPlugins { judge: PluginJudge { plugin, generation, backend }, curriculum, records })
 }
 
 /// Writes `plugins.json` (name, version, sha256, path of every plugin) into the run dir.

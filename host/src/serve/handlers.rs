@@ -1,0 +1,704 @@
+//! HTTP handlers: authentication, request validation (each problem one OpenAI error naming
+//! the field), prompt rendering with the model's chat template, and the JSON or
+//! server-sent-event responses.
+//!
+//! Rules borrowed from other servers, so clients behave the same here:
+//! - `add_generation_prompt` defaults to true; `continue_final_message` renders the chat
+//!   without the generation prompt and cuts it right after the final message's content, the
+//!   way transformers' `apply_chat_template(continue_final_message=True)` does; both set to
+//!   true is a 400 (vLLM). The response holds only the continuation, not the final message.
+//! - A request without `max_tokens` gets the server's `--default-max-tokens`, capped by
+//!   what the context leaves; prompt + `max_tokens` beyond the context is a 400 (vLLM's
+//!   check), as are `temperature` outside [0, 2], `top_p` outside (0, 1] and `n` < 1.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use super::engine::{Event, Job, JobParams};
+use super::{ApiError, AppState};
+use crate::llm::FinishReason;
+use crate::model::Message;
+use crate::openai::wire::{
+    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
+    ChunkChoice, Completion, CompletionChoice, CompletionRequest, Delta, ModelCard, ModelList,
+    Prompt, Usage, unix_now,
+};
+
+/// Choices per request at most (`n` times the number of prompts).
+const MAX_CHOICES: usize = 128;
+/// Stop strings per request at most.
+const MAX_STOPS: usize = 16;
+
+type Reply = Result<Response, ApiError>;
+
+pub async fn health(State(state): State<Arc<AppState>>) -> Response {
+    if state.is_alive() {
+        (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response()
+    } else {
+        ApiError::unavailable().into_response()
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "no such endpoint")
+        .with_code("not_found")
+}
+
+pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Reply {
+    check_auth(&state, &headers)?;
+    let card = ModelCard {
+        id: state.model_name.clone(),
+        object: "model".into(),
+        created: state.created,
+        owned_by: "advgame-host".into(),
+        max_model_len: Some(state.context_len as u64),
+    };
+    Ok(Json(ModelList { object: "list".into(), data: vec![card] }).into_response())
+}
+
+fn check_auth(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(key) = &state.api_key else { return Ok(()) };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Constant-time comparison: the key never leaks through response timing.
+    let matches = given.is_some_and(|g| {
+        g.len() == key.len()
+            && g.bytes().zip(key.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "missing or invalid API key (send `Authorization: Bearer KEY`)",
+        )
+        .with_code("invalid_api_key"))
+    }
+}
+
+/// Body bytes -> request struct, with 413 for oversized bodies and a 400 naming the field
+/// for malformed ones.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "invalid_request_error", "request body too large")
+                .with_code("request_too_large")
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                format!("cannot read the request body: {rejection}"),
+            )
+        }
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::invalid("", format!("the request body is not valid JSON: {e}"))
+            .with_code("invalid_json")
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid("", "the request body must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let message = e.inner().to_string();
+        let path = e.path().to_string();
+        // A missing top-level field has the root path "."; name the field instead.
+        let param = if path == "." {
+            message.split('`').nth(1).filter(|_| message.starts_with("missing field")).unwrap_or("")
+        } else {
+            path.as_str()
+        };
+        ApiError::invalid(param, format!("`{param}`: {message}"))
+    })
+}
+
+fn check_model(state: &AppState, model: Option<&str>) -> Result<(), ApiError> {
+    match model {
+        None => Ok(()),
+        Some(m) if m == state.model_name || m == state.model_path => Ok(()),
+        Some(m) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("the model `{m}` does not exist; this server serves `{}`", state.model_name),
+        )
+        .with_code("model_not_found")),
+    }
+    .map_err(|mut e| {
+        e.body.error.param = Some("model".into());
+        e
+    })
+}
+
+/// The sampling fields shared by both endpoints, validated.
+struct Sampling {
+    temperature: f32,
+    top_p: f32,
+    n: usize,
+    seed: Option<u64>,
+    stop: Vec<String>,
+}
+
+fn sampling(
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    n: Option<i64>,
+    seed: Option<i64>,
+    stop: Option<crate::openai::wire::Stop>,
+) -> Result<Sampling, ApiError> {
+    let temperature = temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::invalid(
+            "temperature",
+            format!("temperature {temperature}: expected a number from 0 to 2"),
+        ));
+    }
+    let top_p = top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(ApiError::invalid(
+            "top_p",
+            format!("top_p {top_p}: expected a number in (0, 1]"),
+        ));
+    }
+    let n = n.unwrap_or(1);
+    if n < 1 || n as usize > MAX_CHOICES {
+        return Err(ApiError::invalid("n", format!("n {n}: expected 1 to {MAX_CHOICES}")));
+    }
+    let stop = stop.map(|s| s.into_vec()).unwrap_or_default();
+    if stop.len() > MAX_STOPS {
+        return Err(ApiError::invalid(
+            "stop",
+            format!("{} stop strings: at most {MAX_STOPS}", stop.len()),
+        ));
+    }
+    Ok(Sampling {
+        temperature: temperature as f32,
+        top_p: top_p as f32,
+        n: n as usize,
+        // OpenAI's seed is a signed integer; the bits are the seed.
+        seed: seed.map(|s| s as u64),
+        stop: stop.into_iter().filter(|s| !s.is_empty()).collect(),
+    })
+}
+
+/// `max_tokens` checked against the context left after the longest prompt.
+fn max_tokens(
+    state: &AppState,
+    requested: Option<i64>,
+    param: &str,
+    prompt_tokens: usize,
+) -> Result<usize, ApiError> {
+    let left = state.context_len.saturating_sub(prompt_tokens);
+    if left == 0 {
+        return Err(ApiError::invalid(
+            "messages",
+            format!(
+                "the prompt has {prompt_tokens} tokens: this model's maximum context length is \
+                 {} tokens",
+                state.context_len
+            ),
+        )
+        .with_code("context_length_exceeded"));
+    }
+    match requested {
+        None => Ok(state.default_max_tokens.min(left)),
+        Some(m) if m < 1 => {
+            Err(ApiError::invalid(param, format!("{param} {m}: expected at least 1")))
+        }
+        Some(m) if m as u64 > left as u64 => Err(ApiError::invalid(
+            param,
+            format!(
+                "this model's maximum context length is {} tokens; you requested {} tokens \
+                 ({prompt_tokens} in the prompt, {m} in the completion)",
+                state.context_len,
+                prompt_tokens as u64 + m as u64
+            ),
+        )
+        .with_code("context_length_exceeded")),
+        Some(m) => Ok(m as usize),
+    }
+}
+
+fn encode(state: &AppState, text: &str, add_special_tokens: bool) -> Result<Vec<i64>, ApiError> {
+    let enc = state.tokenizer.encode(text, add_special_tokens).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            format!("tokenizing the prompt failed: {e}"),
+        )
+    })?;
+    Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
+}
+
+/// The prompt text of a chat request (see the module doc for the prefill rules).
+fn render_chat(state: &AppState, req: &ChatCompletionRequest) -> Result<String, ApiError> {
+    if req.messages.is_empty() {
+        return Err(ApiError::invalid("messages", "`messages` must hold at least one message"));
+    }
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        let role = match m.role.as_str() {
+            "developer" => "system",
+            r @ ("system" | "user" | "assistant") => r,
+            other => {
+                return Err(ApiError::invalid(
+                    &format!("messages[{i}].role"),
+                    format!(
+                        "messages[{i}].role `{other}`: expected system, developer, user or \
+                         assistant"
+                    ),
+                ));
+            }
+        };
+        let content = match &m.content {
+            Some(c) => c.text().map_err(|kind| {
+                ApiError::invalid(
+                    &format!("messages[{i}].content"),
+                    format!("messages[{i}].content: parts of type `{kind}` are not supported (text only)"),
+                )
+            })?,
+            None => {
+                return Err(ApiError::invalid(
+                    &format!("messages[{i}].content"),
+                    format!("messages[{i}].content: missing (expected a string)"),
+                ));
+            }
+        };
+        messages.push(Message::new(role, &content));
+    }
+    let continue_final = req.continue_final_message.unwrap_or(false);
+    if continue_final && req.add_generation_prompt == Some(true) {
+        return Err(ApiError::invalid(
+            "continue_final_message",
+            "`continue_final_message` and `add_generation_prompt` cannot both be true",
+        ));
+    }
+    let add_generation_prompt = !continue_final && req.add_generation_prompt.unwrap_or(true);
+    let template = state.template.as_ref().ok_or_else(|| {
+        ApiError::invalid(
+            "messages",
+            "this model has no chat template: use /v1/completions with a plain prompt",
+        )
+    })?;
+    let rendered = template
+        .render(&messages, add_generation_prompt)
+        .map_err(|e| ApiError::invalid("messages", format!("the chat template failed: {e:#}")))?;
+    if !continue_final {
+        return Ok(rendered);
+    }
+    // transformers: cut right after the last occurrence of the final message's content
+    // (its stripped form when the template trims whitespace).
+    let last = &messages[messages.len() - 1].content;
+    let cut = [last.as_str(), last.trim()]
+        .into_iter()
+        .find_map(|c| rendered.rfind(c).map(|at| at + c.len()))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "continue_final_message",
+                "the final message does not appear in the rendered chat template",
+            )
+        })?;
+    Ok(rendered[..cut].to_string())
+}
+
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
+    check_auth(&state, &headers)?;
+    let req: ChatCompletionRequest = parse_body(body)?;
+    check_model(&state, req.model.as_deref())?;
+    let s = sampling(req.temperature, req.top_p, req.n, req.seed, req.stop.clone())?;
+    let prompt = render_chat(&state, &req)?;
+    let ids = encode(&state, &prompt, false)?;
+    let (requested, param) = match (req.max_completion_tokens, req.max_tokens) {
+        (Some(m), _) => (Some(m), "max_completion_tokens"),
+        (None, m) => (m, "max_tokens"),
+    };
+    let max = max_tokens(&state, requested, param, ids.len())?;
+    let stream = req.stream.unwrap_or(false);
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let prompt_tokens = ids.len() as u64;
+    let rx = queue(&state, vec![ids; s.n], max, &s, stream)?;
+    let meta = Meta {
+        id: format!("chatcmpl-{}", random_id()),
+        created: unix_now(),
+        model: state.model_name.clone(),
+        prompt_tokens,
+    };
+    if stream {
+        return Ok(stream_chat(rx, meta, s.n, include_usage));
+    }
+    let outs = collect(rx, s.n).await?;
+    let usage = meta.usage(&outs);
+    let choices = outs
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| ChatChoice {
+            index: i as u32,
+            message: AssistantMessage { role: "assistant".into(), content: Some(o.text) },
+            finish_reason: Some(finish_str(o.finish).into()),
+            logprobs: None,
+        })
+        .collect();
+    Ok(Json(ChatCompletion {
+        id: meta.id,
+        object: "chat.completion".into(),
+        created: meta.created,
+        model: meta.model,
+        choices,
+        usage: Some(usage),
+    })
+    .into_response())
+}
+
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
+    check_auth(&state, &headers)?;
+    let req: CompletionRequest = parse_body(body)?;
+    check_model(&state, req.model.as_deref())?;
+    let s = sampling(req.temperature, req.top_p, req.n, req.seed, req.stop.clone())?;
+    let prompts = match req.prompt.clone() {
+        Some(Prompt::One(p)) => vec![p],
+        Some(Prompt::Many(ps)) if !ps.is_empty() => ps,
+        _ => {
+            return Err(ApiError::invalid(
+                "prompt",
+                "`prompt` must be a string or a non-empty list of strings",
+            ));
+        }
+    };
+    if prompts.len() * s.n > MAX_CHOICES {
+        return Err(ApiError::invalid(
+            "n",
+            format!("{} prompts x n {} is over {MAX_CHOICES} choices", prompts.len(), s.n),
+        ));
+    }
+    // vLLM's `add_special_tokens` defaults to true, as a plain tokenizer call does.
+    let add_special = req.add_special_tokens.unwrap_or(true);
+    let mut rows = Vec::with_capacity(prompts.len() * s.n);
+    let mut prompt_tokens = 0u64;
+    let mut longest = 0;
+    for (i, p) in prompts.iter().enumerate() {
+        let ids = encode(&state, p, add_special)?;
+        if ids.is_empty() {
+            return Err(ApiError::invalid("prompt", format!("prompt {i} is empty")));
+        }
+        prompt_tokens += ids.len() as u64;
+        longest = longest.max(ids.len());
+        rows.extend(std::iter::repeat_n(ids, s.n));
+    }
+    // OpenAI's default for this endpoint is 16 tokens.
+    let max = max_tokens(&state, Some(req.max_tokens.unwrap_or(16)), "max_tokens", longest)?;
+    let stream = req.stream.unwrap_or(false);
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let total = rows.len();
+    let rx = queue(&state, rows, max, &s, stream)?;
+    let meta = Meta {
+        id: format!("cmpl-{}", random_id()),
+        created: unix_now(),
+        model: state.model_name.clone(),
+        prompt_tokens,
+    };
+    if stream {
+        return Ok(stream_completion(rx, meta, total, include_usage));
+    }
+    let outs = collect(rx, total).await?;
+    let usage = meta.usage(&outs);
+    let choices = outs
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| CompletionChoice {
+            index: i as u32,
+            text: o.text,
+            finish_reason: Some(finish_str(o.finish).into()),
+            logprobs: None,
+        })
+        .collect();
+    Ok(Json(Completion {
+        id: meta.id,
+        object: "text_completion".into(),
+        created: meta.created,
+        model: meta.model,
+        choices,
+        usage: Some(usage),
+    })
+    .into_response())
+}
+
+fn queue(
+    state: &AppState,
+    prompts: Vec<Vec<i64>>,
+    max_tokens: usize,
+    s: &Sampling,
+    stream: bool,
+) -> Result<UnboundedReceiver<Event>, ApiError> {
+    let (tx, rx) = unbounded_channel();
+    let params = JobParams {
+        max_tokens,
+        temperature: s.temperature,
+        top_p: s.top_p,
+        seed: s.seed,
+        stop: s.stop.clone(),
+        stream,
+    };
+    state.submit(Job { prompts, params, events: tx })?;
+    Ok(rx)
+}
+
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
+    prompt_tokens: u64,
+}
+
+impl Meta {
+    fn usage(&self, outs: &[Output]) -> Usage {
+        let completion: u64 = outs.iter().map(|o| o.tokens as u64).sum();
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: completion,
+            total_tokens: self.prompt_tokens + completion,
+        }
+    }
+}
+
+struct Output {
+    text: String,
+    finish: FinishReason,
+    tokens: usize,
+}
+
+/// Waits for every choice of a job that does not stream.
+async fn collect(mut rx: UnboundedReceiver<Event>, n: usize) -> Result<Vec<Output>, ApiError> {
+    let mut outs: Vec<Option<Output>> = (0..n).map(|_| None).collect();
+    let mut left = n;
+    while left > 0 {
+        match rx.recv().await {
+            Some(Event::Done { choice, rest, finish, completion_tokens }) => {
+                if outs[choice]
+                    .replace(Output { text: rest, finish, tokens: completion_tokens })
+                    .is_none()
+                {
+                    left -= 1;
+                }
+            }
+            Some(Event::Delta { .. }) => {}
+            Some(Event::Failed(message)) => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    message,
+                ));
+            }
+            None => return Err(ApiError::unavailable()),
+        }
+    }
+    Ok(outs.into_iter().map(|o| o.expect("every choice finished")).collect())
+}
+
+fn finish_str(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+    }
+}
+
+fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn sse_json<T: serde::Serialize>(value: &T) -> SseEvent {
+    SseEvent::default().data(serde_json::to_string(value).unwrap_or_else(|_| "{}".into()))
+}
+
+fn sse_error(message: &str) -> SseEvent {
+    let body = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message).body;
+    sse_json(&body)
+}
+
+/// Server-sent events for a streamed chat completion: a role chunk per choice, content
+/// deltas, a finish chunk per choice, the usage chunk if asked, then `data: [DONE]`.
+fn stream_chat(
+    rx: UnboundedReceiver<Event>,
+    meta: Meta,
+    n: usize,
+    include_usage: bool,
+) -> Response {
+    let chunk =
+        move |meta: &Meta, choices: Vec<ChunkChoice>, usage: Option<Usage>| ChatCompletionChunk {
+            id: meta.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: meta.created,
+            model: meta.model.clone(),
+            choices,
+            usage,
+        };
+    let choice = |index: usize, delta: Delta, finish: Option<FinishReason>| ChunkChoice {
+        index: index as u32,
+        delta,
+        finish_reason: finish.map(|f| finish_str(f).to_string()),
+        logprobs: None,
+    };
+    let stream = async_stream(rx, n, move |event| match event {
+        StreamItem::Start => (0..n)
+            .map(|i| {
+                let d = Delta { role: Some("assistant".into()), content: Some(String::new()) };
+                sse_json(&chunk(&meta, vec![choice(i, d, None)], None))
+            })
+            .collect(),
+        StreamItem::Delta(i, text) => {
+            let d = Delta { role: None, content: Some(text) };
+            vec![sse_json(&chunk(&meta, vec![choice(i, d, None)], None))]
+        }
+        StreamItem::Done(i, rest, finish) => {
+            let mut out = Vec::new();
+            if !rest.is_empty() {
+                let d = Delta { role: None, content: Some(rest) };
+                out.push(sse_json(&chunk(&meta, vec![choice(i, d, None)], None)));
+            }
+            out.push(sse_json(&chunk(
+                &meta,
+                vec![choice(i, Delta::default(), Some(finish))],
+                None,
+            )));
+            out
+        }
+        StreamItem::End(completion_tokens) => {
+            if include_usage {
+                let usage = Usage {
+                    prompt_tokens: meta.prompt_tokens,
+                    completion_tokens,
+                    total_tokens: meta.prompt_tokens + completion_tokens,
+                };
+                vec![sse_json(&chunk(&meta, vec![], Some(usage)))]
+            } else {
+                vec![]
+            }
+        }
+        StreamItem::Failed(message) => vec![sse_error(&message)],
+    });
+    sse_response(stream)
+}
+
+fn stream_completion(
+    rx: UnboundedReceiver<Event>,
+    meta: Meta,
+    n: usize,
+    include_usage: bool,
+) -> Response {
+    let chunk =
+        move |meta: &Meta, index: usize, text: String, finish: Option<FinishReason>| Completion {
+            id: meta.id.clone(),
+            object: "text_completion".into(),
+            created: meta.created,
+            model: meta.model.clone(),
+            choices: vec![CompletionChoice {
+                index: index as u32,
+                text,
+                finish_reason: finish.map(|f| finish_str(f).to_string()),
+                logprobs: None,
+            }],
+            usage: None,
+        };
+    let stream = async_stream(rx, n, move |event| match event {
+        StreamItem::Start => vec![],
+        StreamItem::Delta(i, text) => vec![sse_json(&chunk(&meta, i, text, None))],
+        StreamItem::Done(i, rest, finish) => vec![sse_json(&chunk(&meta, i, rest, Some(finish)))],
+        StreamItem::End(completion_tokens) => {
+            if include_usage {
+                let mut c = chunk(&meta, 0, String::new(), None);
+                c.choices.clear();
+                c.usage = Some(Usage {
+                    prompt_tokens: meta.prompt_tokens,
+                    completion_tokens,
+                    total_tokens: meta.prompt_tokens + completion_tokens,
+                });
+                vec![sse_json(&c)]
+            } else {
+                vec![]
+            }
+        }
+        StreamItem::Failed(message) => vec![sse_error(&message)],
+    });
+    sse_response(stream)
+}
+
+/// What a stream renderer is asked to turn into events.
+enum StreamItem {
+    Start,
+    Delta(usize, String),
+    Done(usize, String, FinishReason),
+    /// All choices done; the completion tokens of all choices.
+    End(u64),
+    Failed(String),
+}
+
+type SseStream =
+    tokio_stream::wrappers::UnboundedReceiverStream<Result<SseEvent, std::convert::Infallible>>;
+
+/// Pumps model events through `render` into an SSE stream that ends with `[DONE]`. A task
+/// does the pumping so that a client hanging up only closes the channel.
+fn async_stream(
+    mut rx: UnboundedReceiver<Event>,
+    n: usize,
+    mut render: impl FnMut(StreamItem) -> Vec<SseEvent> + Send + 'static,
+) -> SseStream {
+    let (tx, out) = unbounded_channel();
+    tokio::spawn(async move {
+        let send_all = |events: Vec<SseEvent>| events.into_iter().all(|e| tx.send(Ok(e)).is_ok());
+        if !send_all(render(StreamItem::Start)) {
+            return;
+        }
+        let (mut left, mut tokens) = (n, 0u64);
+        while left > 0 {
+            let item = match rx.recv().await {
+                Some(Event::Delta { choice, text }) => StreamItem::Delta(choice, text),
+                Some(Event::Done { choice, rest, finish, completion_tokens }) => {
+                    left -= 1;
+                    tokens += completion_tokens as u64;
+                    StreamItem::Done(choice, rest, finish)
+                }
+                Some(Event::Failed(message)) => {
+                    left = 0;
+                    StreamItem::Failed(message)
+                }
+                None => {
+                    left = 0;
+                    StreamItem::Failed("the model worker stopped".into())
+                }
+            };
+            let failed = matches!(item, StreamItem::Failed(_));
+            if !send_all(render(item)) {
+                return;
+            }
+            if failed {
+                let _ = tx.send(Ok(SseEvent::default().data("[DONE]")));
+                return;
+            }
+        }
+        send_all(render(StreamItem::End(tokens)));
+        let _ = tx.send(Ok(SseEvent::default().data("[DONE]")));
+    });
+    tokio_stream::wrappers::UnboundedReceiverStream::new(out)
+}
+
+fn sse_response(stream: SseStream) -> Response {
+    Sse::new(stream).into_response()
+}
