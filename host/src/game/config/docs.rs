@@ -21,7 +21,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "models.judge",
-        "Judge model folder served to judge plugins through the host `generate` import. Path; unset = no judge model (heuristic judges need none).",
+        "Judge model served to judge plugins through the host `generate` import: a model folder (path), or an OpenAI-compatible server as a table {url, model, api_key_env, max_concurrency, timeout_s, max_retries, prefill, tokenizer} (see examples/llm-judge-http.toml). Unset = no judge model (heuristic judges need none).",
     ),
     ("models.device", "Where the models run: `cpu`, `cuda` or `cuda:N`."),
     ("models.dtype", "Parameter and compute precision: `f32`, `bf16` or `f16`."),
@@ -402,7 +402,7 @@ mod tests {
     /// A config with every optional key set, so every key appears when serialized.
     fn full() -> Config {
         let mut c = Config::default();
-        c.models.judge = Some(PathBuf::from("j"));
+        c.models.judge = Some(crate::openai::ModelRef::Local(PathBuf::from("j")));
         c.plugins.dir = Some(PathBuf::from("p"));
         c
     }
