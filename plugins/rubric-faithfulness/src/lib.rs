@@ -9,7 +9,7 @@
 
 use advgame_plugin_sdk::format;
 use advgame_plugin_sdk::prompt::{self, Criteria};
-use advgame_plugin_sdk::rubric::{Chat, Failure, PluginInfo, Rubric, ScoreRange, host};
+use advgame_plugin_sdk::rubric::{Chat, Failure, PluginInfo, Rubric, ScoreRange, answer, host};
 
 const CRITERIA: Criteria<'static> = Criteria {
     role: "You check rewritten prompts against the request they were rewritten from. You \
@@ -52,7 +52,7 @@ impl Rubric for Faithfulness {
         chat(prompt::pairwise_labeled(&CRITERIA, &context, (&a, &b), labels, reasoning))
     }
     fn parse_pairwise(output: String) -> Result<(f32, f32), Failure> {
-        format::pair(&output, 0.0, 10.0).map_err(Failure::Parse)
+        format::pair_in(&output, answer(), 0.0, 10.0).map_err(Failure::Parse)
     }
     fn pointwise_prompt(context: String, response: String) -> Chat {
         let reasoning = prompt::flag(&host::config(), "reasoning", false);
@@ -87,10 +87,11 @@ impl Rubric for Faithfulness {
         // A numeric answer is accepted too (some models ignore the verdict format), but only
         // when the verdict holds no <faithful> tag at all: a conflicting or unreadable
         // <faithful> verdict stays a failure.
-        match format::verdict(&output, "faithful") {
+        let answer = answer();
+        match format::verdict_in(&output, answer, "faithful") {
             Ok(yes) => Ok(if yes { 10.0 } else { 0.0 }),
             Err(e) if e.starts_with("no <faithful> tag") => {
-                format::score(&output, "score", 0.0, 10.0).map_err(|_| Failure::Parse(e))
+                format::score_in(&output, answer, "score", 0.0, 10.0).map_err(|_| Failure::Parse(e))
             }
             Err(e) => Err(Failure::Parse(e)),
         }

@@ -55,6 +55,13 @@ pub mod rubric {
     pub fn reasoning() -> bool {
         crate::prompt::flag(&host::config(), "reasoning", false)
     }
+
+    /// How this rubric's prompts ask the judge to answer ([`reasoning`]), for the parsers:
+    /// without reasoning the verdict's first tag is prefilled and reasoning tags in the output
+    /// are plain text.
+    pub fn answer() -> crate::format::Answer {
+        if reasoning() { crate::format::Answer::Reasoned } else { crate::format::Answer::Direct }
+    }
 }
 
 /// A whole rubric plugin from its criteria: a 0-10 rubric that uses the shared prompt
@@ -91,7 +98,9 @@ macro_rules! banded_rubric {
                 ))
             }
             fn parse_pairwise(output: String) -> Result<(f32, f32), $crate::rubric::Failure> {
-                $crate::format::pair(&output, 0.0, 10.0).map_err($crate::rubric::Failure::Parse)
+                let answer = $crate::rubric::answer();
+                $crate::format::pair_in(&output, answer, 0.0, 10.0)
+                    .map_err($crate::rubric::Failure::Parse)
             }
             fn pointwise_prompt(context: String, response: String) -> $crate::rubric::Chat {
                 let reasoning = $crate::rubric::reasoning();
@@ -100,7 +109,8 @@ macro_rules! banded_rubric {
                 ))
             }
             fn parse_pointwise(output: String) -> Result<f32, $crate::rubric::Failure> {
-                $crate::format::score(&output, "score", 0.0, 10.0)
+                let answer = $crate::rubric::answer();
+                $crate::format::score_in(&output, answer, "score", 0.0, 10.0)
                     .map_err($crate::rubric::Failure::Parse)
             }
         }
