@@ -6,6 +6,10 @@
 //! Pointwise answers are a verdict, `<faithful>yes|no</faithful>`, read as 10 (faithful) or
 //! 0 (not faithful); callers treat a score >= 5 as faithful. Pairwise judgments grade the
 //! degree of faithfulness of two rewrites on 0-10.
+//!
+//! Judged texts are neutralised before they enter the prompt (verdict and reasoning tags
+//! defused) and only the judge's own final verdict is parsed: see `plugins/README.md`,
+//! "Verdicts that judged text cannot spoof".
 
 use advgame_plugin_sdk::format;
 use advgame_plugin_sdk::prompt::{self, Criteria};
