@@ -78,11 +78,12 @@ pub(crate) struct Spend {
 }
 
 impl Spend {
-    /// A fresh account for a call over `items` items (at least 1) under `deadline`.
-    pub fn new(budget: &HostBudget, deadline: Duration, items: usize) -> Self {
+    /// A fresh account for a call over `items` items (at least 1) under `deadline`, which
+    /// began at `started`.
+    pub fn new(budget: &HostBudget, deadline: Duration, items: usize, started: Instant) -> Self {
         let items = items.max(1) as u64;
         Self {
-            started: Instant::now(),
+            started,
             items,
             calls: 0,
             tokens: 0,
@@ -163,7 +164,7 @@ mod tests {
 
     #[test]
     fn calls_and_tokens_scale_with_the_batch() {
-        let mut s = Spend::new(&budget(), Duration::from_secs(1), 2);
+        let mut s = Spend::new(&budget(), Duration::from_secs(1), 2, Instant::now());
         for _ in 0..6 {
             s.charge("generate", 10).unwrap();
         }
@@ -172,7 +173,7 @@ mod tests {
         assert!(e.to_string().contains("call 7 of a call limited to 6 (2 items)"), "{e}");
         assert_eq!((s.calls, s.tokens), (6, 60));
 
-        let mut s = Spend::new(&budget(), Duration::from_secs(1), 0);
+        let mut s = Spend::new(&budget(), Duration::from_secs(1), 0, Instant::now());
         s.charge("generate", 100).unwrap();
         let e = s.charge("generate", 1).unwrap_err();
         assert_eq!(e.what, Overspent::Tokens);
@@ -181,14 +182,15 @@ mod tests {
 
     #[test]
     fn the_wall_budget_grows_with_requested_tokens() {
-        let mut s = Spend::new(&budget(), Duration::from_millis(2), 1);
+        let mut s = Spend::new(&budget(), Duration::from_millis(2), 1, Instant::now());
         assert_eq!(s.wall_budget(), Duration::from_secs(2));
         s.charge("generate", 50).unwrap();
         assert_eq!(s.wall_budget(), Duration::from_millis(2050));
         let mut zero = budget();
         zero.wall_multiple = 0;
         zero.wall_per_token = Duration::ZERO;
-        let e = Spend::new(&zero, Duration::from_secs(1), 1).check_wall().unwrap_err();
+        let e =
+            Spend::new(&zero, Duration::from_secs(1), 1, Instant::now()).check_wall().unwrap_err();
         assert_eq!(e.what, Overspent::Wall);
     }
 }

@@ -138,13 +138,12 @@ impl HostState {
     /// The outer `Err` (over budget) traps the guest; the inner one is the guest's failure.
     fn with_registry<R>(
         &mut self,
-        function: &str,
+        service: &str,
         rubric: &str,
         f: impl FnOnce(&mut super::registry::RubricRegistry) -> Result<R, Failure>,
     ) -> wasmtime::Result<Result<R, WitFailure>> {
         let label = self.label.clone();
-        let service = format!("rubric-registry.{function}");
-        Ok(self.service(&service, 0, |state| match state.registry.as_mut() {
+        Ok(self.service(service, 0, |state| match state.registry.as_mut() {
             Some(registry) => f(registry).map_err(to_wit),
             None => Err(WitFailure::Invalid(format!(
                 "{label}: no rubric registry is available (rubric `{rubric}` requested)"
@@ -162,7 +161,7 @@ impl rubric_registry::Host for HostState {
     }
 
     fn range(&mut self, rubric: String) -> wasmtime::Result<Result<ScoreRange, WitFailure>> {
-        self.with_registry("range", &rubric, |r| {
+        self.with_registry("rubric-registry.range", &rubric, |r| {
             r.get(&rubric).map(|p| {
                 let (min, max) = p.range();
                 ScoreRange { min, max }
@@ -177,7 +176,7 @@ impl rubric_registry::Host for HostState {
         a: String,
         b: String,
     ) -> wasmtime::Result<Result<Chat, WitFailure>> {
-        self.with_registry("pairwise-prompt", &rubric, |r| {
+        self.with_registry("rubric-registry.pairwise-prompt", &rubric, |r| {
             r.get_mut(&rubric)?.pairwise_prompt(&context, &a, &b).map(to_chat)
         })
     }
@@ -187,7 +186,7 @@ impl rubric_registry::Host for HostState {
         rubric: String,
         output: String,
     ) -> wasmtime::Result<Result<(f32, f32), WitFailure>> {
-        self.with_registry("parse-pairwise", &rubric, |r| {
+        self.with_registry("rubric-registry.parse-pairwise", &rubric, |r| {
             r.get_mut(&rubric)?.parse_pairwise(&output)
         })
     }
@@ -198,7 +197,7 @@ impl rubric_registry::Host for HostState {
         context: String,
         response: String,
     ) -> wasmtime::Result<Result<Chat, WitFailure>> {
-        self.with_registry("pointwise-prompt", &rubric, |r| {
+        self.with_registry("rubric-registry.pointwise-prompt", &rubric, |r| {
             r.get_mut(&rubric)?.pointwise_prompt(&context, &response).map(to_chat)
         })
     }
@@ -208,7 +207,7 @@ impl rubric_registry::Host for HostState {
         rubric: String,
         output: String,
     ) -> wasmtime::Result<Result<f32, WitFailure>> {
-        self.with_registry("parse-pointwise", &rubric, |r| {
+        self.with_registry("rubric-registry.parse-pointwise", &rubric, |r| {
             r.get_mut(&rubric)?.parse_pointwise(&output)
         })
     }

@@ -144,7 +144,7 @@ impl HostState {
                 in_host: Duration::ZERO,
                 budget: limits.deadline,
             },
-            spend: Spend::new(&limits.host_budget, limits.deadline, 1),
+            spend: Spend::new(&limits.host_budget, limits.deadline, 1, Instant::now()),
             limits,
             logs_this_call: 0,
             logs_dropped: 0,
@@ -167,12 +167,10 @@ impl HostState {
     /// Resets per-call accounting for a call over `items` batch items; called before every
     /// guest call.
     pub fn begin_call(&mut self, items: usize) {
-        self.clock = CallClock {
-            started: Instant::now(),
-            in_host: Duration::ZERO,
-            budget: self.limits.deadline,
-        };
-        self.spend = Spend::new(&self.limits.host_budget, self.limits.deadline, items);
+        let now = Instant::now();
+        self.clock =
+            CallClock { started: now, in_host: Duration::ZERO, budget: self.limits.deadline };
+        self.spend = Spend::new(&self.limits.host_budget, self.limits.deadline, items, now);
         self.limiter.hit = false;
         self.logs_this_call = 0;
     }

@@ -293,13 +293,13 @@ pub fn number_out_of(value: &str, max: f32) -> Result<f32, String> {
         },
     };
     let n = decimal(unwrap_value(numerator)).ok_or_else(unreadable)?;
-    if let Some(d) = denominator {
-        if decimal(unwrap_value(d)).ok_or_else(unreadable)? != max {
-            return Err(format!(
-                "`{}` is not on the rubric's scale (its maximum is the only denominator read)",
-                shorten(value.trim(), 40)
-            ));
-        }
+    if let Some(d) = denominator
+        && decimal(unwrap_value(d)).ok_or_else(unreadable)? != max
+    {
+        return Err(format!(
+            "`{}` is not on the rubric's scale (its maximum is the only denominator read)",
+            shorten(value.trim(), 40)
+        ));
     }
     Ok(n)
 }
