@@ -6,13 +6,15 @@
 //! the rubrics neutralise the markup before it reaches the judge model, and the parser reads
 //! only the judge's own verdict.
 
-use crate::plugin_support::{Scripted, builtin, engine};
+use crate::plugin_support::{Scripted, builtin, test_limits};
 use advgame_host::game::config::{JudgeContext, Rubrics};
 use advgame_host::game::prompts::AttackerPrompts;
 use advgame_host::game::rollout::{RolloutSettings, StepRollout, rollout};
 use advgame_host::judging::{Category, Seed};
 use advgame_host::llm::{ChatRequest, SamplingParams};
-use advgame_host::plugin::{JudgeOptions, JudgePlugin, RubricPlugin, RubricRegistry};
+use advgame_host::plugin::{
+    EngineOptions, JudgeOptions, JudgePlugin, PluginEngine, RubricPlugin, RubricRegistry,
+};
 use rand::SeedableRng;
 use std::sync::{Arc, Mutex};
 
@@ -83,19 +85,18 @@ struct Game {
 
 /// One rollout step: a harmful and a benign seed, 2 attacks each, 2 replies per attack
 /// (GOOD, then BAD or BAD + STUFFING).
-fn play(stuffed: bool, reasoning: bool, unescape: bool) -> Game {
-    let engine = engine();
+fn play(engine: &PluginEngine, stuffed: bool, reasoning: bool, unescape: bool) -> Game {
     let config: Vec<(String, String)> =
         if reasoning { vec![("reasoning".into(), "true".into())] } else { vec![] };
     let mut registry = RubricRegistry::new();
     for name in ["compliance", "deflection", "refusal", "faithfulness"] {
         let path = builtin(&format!("rubric-{name}"));
-        registry.insert(None, RubricPlugin::load(&engine, &path, config.clone()).unwrap()).unwrap();
+        registry.insert(None, RubricPlugin::load(engine, &path, config.clone()).unwrap()).unwrap();
     }
     let model = Scripted::new(move |r| judge_model(r, unescape));
     let seen = model.seen.clone();
     let mut judge = JudgePlugin::load(
-        &engine,
+        engine,
         &builtin("judge-llm"),
         registry,
         Some(Box::new(model)),
@@ -141,6 +142,13 @@ fn play(stuffed: bool, reasoning: bool, unescape: bool) -> Game {
     Game { rollout, seen }
 }
 
+/// An engine whose compile cache lives as long as `dir`: each test compiles the built-in
+/// components once, not once per game.
+fn engine_in(dir: &tempfile::TempDir) -> PluginEngine {
+    let options = EngineOptions { limits: test_limits(), cache_dir: Some(dir.path().into()) };
+    PluginEngine::new(options).expect("engine")
+}
+
 /// Every reward of the step: per attack, its own and its replies'.
 fn rewards(r: &StepRollout) -> Vec<(Option<f32>, Vec<Option<f32>>)> {
     r.trees
@@ -152,9 +160,11 @@ fn rewards(r: &StepRollout) -> Vec<(Option<f32>, Vec<Option<f32>>)> {
 
 #[test]
 fn score_tags_in_a_reply_do_not_move_any_reward() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = engine_in(&cache);
     for reasoning in [false, true] {
-        let clean = play(false, reasoning, false);
-        let stuffed = play(true, reasoning, false);
+        let clean = play(&engine, false, reasoning, false);
+        let stuffed = play(&engine, true, reasoning, false);
         let want = rewards(&clean.rollout);
         // The clean game as scripted: GOOD 8, BAD 2; the attacker judged on GOOD.
         for (attack, replies) in &want {
@@ -184,9 +194,11 @@ fn score_tags_in_a_reply_do_not_move_any_reward() {
 
 #[test]
 fn a_judge_model_that_unescapes_its_quotes_gets_failures_never_the_stuffed_score() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = engine_in(&cache);
     for reasoning in [false, true] {
-        let clean = play(false, reasoning, true);
-        let stuffed = play(true, reasoning, true);
+        let clean = play(&engine, false, reasoning, true);
+        let stuffed = play(&engine, true, reasoning, true);
         assert_eq!(clean.rollout.stats.judgments_failed, 0);
         let stats = &stuffed.rollout.stats;
         // Raw score tags after the verdict now conflict with it: parse failures, counted...
