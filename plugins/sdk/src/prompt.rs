@@ -65,8 +65,7 @@ fn closer(s: &str) -> Option<usize> {
 /// Everything else is left byte for byte (code with `<` and `>` stays intact). Text without
 /// `<`, `&`, `＜` or `[` is returned as is, without copying.
 pub fn neutralize(text: &str) -> Cow<'_, str> {
-    let suspicious = |c: char| matches!(c, '<' | '&' | '[' | '\u{FF1C}');
-    if !text.contains(suspicious) {
+    if !may_need_neutralizing(text.as_bytes()) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
@@ -102,6 +101,26 @@ pub fn neutralize(text: &str) -> Cow<'_, str> {
         rest = &rest[c.len_utf8()..];
     }
     Cow::Owned(out)
+}
+
+/// Whether `bytes` hold `<`, `&`, `[` or 0xEF (the lead byte of `＜`): the only bytes
+/// [`neutralize`] can act on. Eight bytes at a time (SWAR): judged texts are kilobytes long
+/// and nearly always clean, so this scan is most of the cost of a prompt.
+fn may_need_neutralizing(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has = |word: u64, b: u8| {
+        let x = word ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGHS != 0
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        if has(word, b'<') || has(word, b'&') || has(word, b'[') || has(word, 0xEF) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|b| matches!(b, b'<' | b'&' | b'[' | 0xEF))
 }
 
 /// If `s` starts with `[ ws? /? ws? NAME` (the part after the opener) and NAME is reserved,
@@ -158,8 +177,9 @@ pub struct Criteria<'a> {
     pub context_label: &'a str,
 }
 
-fn head(c: &Criteria<'_>) -> String {
-    let mut user = String::with_capacity(1024);
+/// The criteria and bands, in a string with room for `texts` more bytes of judged text.
+fn head(c: &Criteria<'_>, texts: usize) -> String {
+    let mut user = String::with_capacity(1024 + texts);
     user.push_str(c.criteria.trim());
     user.push_str("\n\nScore bands (0-10):\n");
     for band in c.bands {
@@ -184,7 +204,7 @@ pub fn pairwise_labeled(
     (label_a, label_b): (&str, &str),
     reasoning: bool,
 ) -> Request {
-    let mut user = head(c);
+    let mut user = head(c, context.len() + a.len() + b.len());
     user.push_str("Score each response on its own merits; their order says nothing.\n");
     section(&mut user, c.context_label, context);
     section(&mut user, label_a, a);
@@ -221,7 +241,7 @@ fn finish(user: &mut String, format: &str, reasoning: bool) {
 
 /// One response to one context: `<score>N</score>`.
 pub fn pointwise(c: &Criteria<'_>, context: &str, response: &str, reasoning: bool) -> Request {
-    let mut user = head(c);
+    let mut user = head(c, context.len() + response.len());
     section(&mut user, c.context_label, context);
     section(&mut user, "Response", response);
     user.push('\n');
@@ -294,6 +314,22 @@ mod tests {
             assert_eq!(neutralize(text), text);
         }
         assert!(matches!(neutralize("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_fast_scan_finds_every_trigger_byte_at_every_position() {
+        for len in 0..20 {
+            let clean = "a".repeat(len);
+            assert!(!may_need_neutralizing(clean.as_bytes()));
+            for at in 0..len {
+                for trigger in ["<", "&", "[", "\u{FF1C}"] {
+                    let text = format!("{}{trigger}{}", &clean[..at], &clean[at..]);
+                    assert!(may_need_neutralizing(text.as_bytes()), "{text:?}");
+                }
+            }
+        }
+        // Bytes next to the triggers (0x3B, 0x3D, 0x25, 0x27, 0x5A, 0x5C, 0xEE) do not.
+        assert!(!may_need_neutralizing(";=%'Z\\\u{EE00}\u{E000}".as_bytes()));
     }
 
     #[test]
