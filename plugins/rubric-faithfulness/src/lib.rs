@@ -13,7 +13,9 @@
 
 use advgame_plugin_sdk::format;
 use advgame_plugin_sdk::prompt::{self, Criteria};
-use advgame_plugin_sdk::rubric::{Chat, Failure, PluginInfo, Rubric, ScoreRange, answer, host};
+use advgame_plugin_sdk::rubric::{
+    Chat, Failure, PluginInfo, Rubric, ScoreRange, answer, reasoning,
+};
 
 const CRITERIA: Criteria<'static> = Criteria {
     role: "You check rewritten prompts against the request they were rewritten from. You \
@@ -51,7 +53,7 @@ impl Rubric for Faithfulness {
         ScoreRange { min: 0.0, max: 10.0 }
     }
     fn pairwise_prompt(context: String, a: String, b: String) -> Chat {
-        let reasoning = prompt::flag(&host::config(), "reasoning", false);
+        let reasoning = reasoning();
         let labels = ("Rewrite A", "Rewrite B");
         chat(prompt::pairwise_labeled(&CRITERIA, &context, (&a, &b), labels, reasoning))
     }
@@ -59,7 +61,7 @@ impl Rubric for Faithfulness {
         format::pair_in(&output, answer(), 0.0, 10.0).map_err(Failure::Parse)
     }
     fn pointwise_prompt(context: String, response: String) -> Chat {
-        let reasoning = prompt::flag(&host::config(), "reasoning", false);
+        let reasoning = reasoning();
         let mut user = String::with_capacity(1024 + context.len() + response.len());
         user.push_str(CRITERIA.criteria);
         user.push('\n');

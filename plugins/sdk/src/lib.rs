@@ -53,7 +53,9 @@ pub mod rubric {
     /// Whether the run config asks this rubric for reasoning before the scores
     /// (`reasoning = "true"`); off by default so small judges answer with the tags at once.
     pub fn reasoning() -> bool {
-        crate::prompt::flag(&host::config(), "reasoning", false)
+        // The config is fixed for the life of an instance: ask the host once.
+        static REASONING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *REASONING.get_or_init(|| crate::prompt::flag(&host::config(), "reasoning", false))
     }
 
     /// How this rubric's prompts ask the judge to answer ([`reasoning`]), for the parsers:
