@@ -19,7 +19,7 @@ done
 
 OUT="${ADVGAME_PLUGIN_DIR:-$ADVGAME_CACHE/plugins}"
 # Guest builds get their own target dir: different target, different profile settings.
-WASM_TARGET_DIR="$ADVGAME_CACHE/target-wasm"
+WASM_TARGET_DIR="${ADVGAME_WASM_TARGET_DIR:-$ADVGAME_CACHE/target-wasm}"
 mkdir -p "$OUT"
 cd "$ADVGAME_ROOT/plugins"
 

@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 log() { echo "[check-plugins] $*" >&2; }
 cd "$ADVGAME_ROOT/plugins"
-export CARGO_TARGET_DIR="$ADVGAME_CACHE/target-wasm"
+export CARGO_TARGET_DIR="${ADVGAME_WASM_TARGET_DIR:-$ADVGAME_CACHE/target-wasm}"
 
 log "cargo fmt --check"
 cargo fmt --all --check

@@ -52,8 +52,12 @@ pub struct Assessment {
 pub enum FailureKind {
     /// The guest trapped (`unreachable`, stack overflow, out-of-bounds...).
     Trap,
-    /// The per-call wall-clock deadline or fuel ran out.
+    /// The per-call deadline (guest time) or fuel ran out.
     Deadline,
+    /// The call overspent its host-service budget: too many `generate` / rubric-registry
+    /// calls, too many tokens requested from `generate`, or too much total wall-clock time
+    /// (host time included). See `crate::plugin::HostBudget`.
+    Budget,
     /// The instance hit its memory cap.
     Memory,
     /// A returned string or list exceeded the host's size caps.
@@ -72,9 +76,10 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 9] = [
+    pub const ALL: [FailureKind; 10] = [
         Self::Trap,
         Self::Deadline,
+        Self::Budget,
         Self::Memory,
         Self::Oversize,
         Self::InvalidOutput,
@@ -89,6 +94,7 @@ impl FailureKind {
         match self {
             Self::Trap => "trap",
             Self::Deadline => "deadline",
+            Self::Budget => "budget",
             Self::Memory => "memory",
             Self::Oversize => "oversize",
             Self::InvalidOutput => "invalid_output",

@@ -351,3 +351,56 @@ fn a_judge_returning_the_wrong_count_is_invalid_output() {
     assert_eq!(judge.failures().get(FailureKind::InvalidOutput), 3);
     assert!(judge.compare(&[]).unwrap().is_empty());
 }
+
+/// Slices of `wasi:clocks` and `wasi:random` (types match the real interfaces).
+const WASI_CLOCK: &str = r#"
+package wasi:clocks@0.2.0;
+interface wall-clock {
+  record datetime { seconds: u64, nanoseconds: u32 }
+  now: func() -> datetime;
+}
+"#;
+const WASI_RANDOM: &str = r#"
+package wasi:random@0.2.0;
+interface random { get-random-u64: func() -> u64; }
+"#;
+
+#[test]
+fn wasi_clock_is_frozen_and_random_is_seeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let world = r#"
+package test:det;
+world det-rubric {
+  import wasi:clocks/wall-clock@0.2.0;
+  import wasi:random/random@0.2.0;
+  include advgame:plugin/rubric-plugin@0.1.0;
+}
+"#;
+    // parse-pointwise returns seconds + nanoseconds of the wall clock + (random u64 mod 10):
+    // in range only if the clock reads 0, and the same on every fresh instance only if the
+    // random source is seeded.
+    let wat = RubricWat {
+        imports: r#"(import "wasi:clocks/wall-clock@0.2.0" "now" (func $now (param i32)))
+                    (import "wasi:random/random@0.2.0" "get-random-u64" (func $rand (result i64)))"#,
+        body: "(call $now (i32.const 3000)) \
+               (i32.store8 (i32.const 2176) (i32.const 0)) \
+               (f32.store (i32.const 2180) (f32.add (f32.add \
+                 (f32.convert_i64_u (i64.load (i32.const 3000))) \
+                 (f32.convert_i32_u (i32.load (i32.const 3008)))) \
+                 (f32.convert_i64_u (i64.rem_u (call $rand) (i64.const 10))))) \
+               (i32.const 2176)",
+        ..RubricWat::default()
+    }
+    .render();
+    let wasm = component(&wat, &[WASI_CLOCK, WASI_RANDOM, world], Some("test:det"), "det-rubric");
+    let path = write(dir.path(), "det.wasm", &wasm);
+    let mut rubric =
+        RubricPlugin::load(&engine, &path, vec![]).expect("links against deny-all WASI");
+    let first = rubric.parse_pointwise("x").expect("the clock reads 0: the score is in range");
+    rubric.restart().unwrap();
+    assert_eq!(rubric.parse_pointwise("x").unwrap(), first, "a fresh instance draws the same");
+    let mut again = RubricPlugin::load(&crate::plugin_support::engine(), &path, vec![]).unwrap();
+    assert_eq!(again.parse_pointwise("x").unwrap(), first, "so does another engine");
+    assert_eq!(rubric.failures().total(), 0);
+}

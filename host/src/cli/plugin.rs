@@ -5,8 +5,8 @@ use crate::judging::{Assessment, Category, Comparison, Curriculum, Judge, Seed};
 use crate::plugin::conformance;
 use crate::plugin::probe::FormatProbe;
 use crate::plugin::{
-    CurriculumPlugin, EngineOptions, JudgeOptions, JudgePlugin, Limits, PluginEngine, RubricPlugin,
-    RubricRegistry, WorldKind, default_cache_dir, default_plugin_dir, inspect,
+    CurriculumPlugin, EngineOptions, HostBudget, JudgeOptions, JudgePlugin, Limits, PluginEngine,
+    RubricPlugin, RubricRegistry, WorldKind, default_cache_dir, default_plugin_dir, inspect,
 };
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -59,6 +59,19 @@ pub struct Setup {
     /// Fuel per call (deterministic instruction budget); off by default.
     #[arg(long)]
     pub fuel: Option<u64>,
+    /// Host-service budget: `generate` and rubric-registry calls per item of a call's batch.
+    #[arg(long, default_value_t = 16)]
+    pub host_calls_per_item: u32,
+    /// Host-service budget: tokens a call may request from `generate`, per item.
+    #[arg(long, default_value_t = 32_768)]
+    pub generate_tokens_per_item: u64,
+    /// Total wall-clock time of one call, host time included, in multiples of --deadline-ms
+    /// (plus --call-wall-ms-per-token per requested token).
+    #[arg(long, default_value_t = 10)]
+    pub call_wall_multiple: u32,
+    /// Wall-clock allowance per token a call requests from `generate`, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub call_wall_ms_per_token: u64,
     /// Do not read or write the compiled-component cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -70,6 +83,12 @@ impl Setup {
             deadline: Duration::from_millis(self.deadline_ms),
             memory_bytes: self.memory_mib << 20,
             fuel: self.fuel,
+            host_budget: HostBudget {
+                calls_per_item: self.host_calls_per_item,
+                tokens_per_item: self.generate_tokens_per_item,
+                wall_multiple: self.call_wall_multiple,
+                wall_per_token: Duration::from_millis(self.call_wall_ms_per_token),
+            },
             ..Limits::default()
         };
         let cache_dir = if self.no_cache { None } else { default_cache_dir() };

@@ -423,11 +423,28 @@ pub struct PluginLimits {
     pub memory_mb: usize,
     /// Fuel per call (0 = no fuel metering).
     pub fuel: u64,
+    /// Host-service budget of one call (`crate::plugin::HostBudget`): `generate` and
+    /// rubric-registry calls per item of the batch.
+    pub host_calls_per_item: u32,
+    /// Tokens one call may request from `generate` (requests x max-tokens), per item.
+    pub generate_tokens_per_item: u64,
+    /// Total wall-clock time of one call, host time included: this many `deadline_ms` ...
+    pub call_wall_multiple: u32,
+    /// ... plus this many milliseconds per token requested from `generate`.
+    pub call_wall_ms_per_token: u64,
 }
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        Self { deadline_ms: 10_000, memory_mb: 256, fuel: 0 }
+        Self {
+            deadline_ms: 10_000,
+            memory_mb: 256,
+            fuel: 0,
+            host_calls_per_item: 16,
+            generate_tokens_per_item: 32_768,
+            call_wall_multiple: 10,
+            call_wall_ms_per_token: 50,
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use crate::game::trainer::RunJudge;
 use crate::judging::{Assessment, Comparison, Failure, Judge, ScoredPair};
 use crate::llm::{ChatRequest, Generation, Generator, SamplingParams};
 use crate::plugin::{
-    CurriculumPlugin, EngineOptions, Identity, JudgeOptions, JudgePlugin, Limits, PluginEngine,
-    RubricPlugin, RubricRegistry,
+    CurriculumPlugin, EngineOptions, HostBudget, Identity, JudgeOptions, JudgePlugin, Limits,
+    PluginEngine, RubricPlugin, RubricRegistry,
 };
 
 /// A generator that adds the time it spends to a shared counter (the judge model's share of
@@ -184,6 +184,12 @@ pub fn limits_of(config: &Config) -> Limits {
         memory_bytes: l.memory_mb << 20,
         deadline: Duration::from_millis(l.deadline_ms),
         fuel: (l.fuel > 0).then_some(l.fuel),
+        host_budget: HostBudget {
+            calls_per_item: l.host_calls_per_item,
+            tokens_per_item: l.generate_tokens_per_item,
+            wall_multiple: l.call_wall_multiple,
+            wall_per_token: Duration::from_millis(l.call_wall_ms_per_token),
+        },
         max_consecutive_call_failures: config.plugins.failure_policy.max_consecutive_call_failures,
         ..Limits::default()
     }

@@ -1,12 +1,15 @@
 //! Host-side bindings generated from `wit/` for the three worlds. The `types` and `host`
 //! interfaces are generated once (in [`rubric`]) and shared, so one `Host` implementation
-//! serves every world.
+//! serves every world. The host services whose time is kept off the guest deadline
+//! (`host.generate`, every `rubric-registry` function) are trappable: a call over its
+//! host-service budget ends with a trap (see `super::budget`).
 
 /// `rubric-plugin`.
 pub mod rubric {
     wasmtime::component::bindgen!({
         world: "rubric-plugin",
         path: "../wit",
+        imports: { "advgame:plugin/host.generate": trappable },
     });
 }
 
@@ -15,6 +18,7 @@ pub mod judge {
     wasmtime::component::bindgen!({
         world: "judge-plugin",
         path: "../wit",
+        imports: { "advgame:plugin/rubric-registry": trappable },
         with: {
             "advgame:plugin/types": super::rubric::advgame::plugin::types,
             "advgame:plugin/host": super::rubric::advgame::plugin::host,

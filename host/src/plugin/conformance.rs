@@ -283,10 +283,11 @@ fn check_judge(
         ),
     );
     report.add(
-        "no traps, deadlines or invalid output",
+        "no traps, deadlines, budget overruns or invalid output",
         [
             crate::judging::FailureKind::Trap,
             crate::judging::FailureKind::Deadline,
+            crate::judging::FailureKind::Budget,
             crate::judging::FailureKind::Memory,
             crate::judging::FailureKind::InvalidOutput,
             crate::judging::FailureKind::Oversize,

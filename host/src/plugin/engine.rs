@@ -2,6 +2,7 @@
 //! ticker that drives per-call deadlines, the sandbox limits, the compiled-component cache
 //! and the load-failure counters.
 
+use super::budget::HostBudget;
 use super::cache::CompileCache;
 use super::state::HostState;
 use crate::judging::FailureKind;
@@ -22,8 +23,12 @@ pub struct Limits {
     /// Largest linear memory an instance may grow to, in bytes.
     pub memory_bytes: usize,
     /// Wall-clock budget of one call, guest time only: time spent in host services
-    /// (`generate`, rubric calls through the registry) is not charged.
+    /// (`generate`, rubric calls through the registry) is not charged, so a slow judge model
+    /// never makes a plugin look hung. Host-service use is bounded by `host_budget` instead.
     pub deadline: Duration,
+    /// What one call may spend in host services, and its total wall-clock time with host
+    /// time included.
+    pub host_budget: HostBudget,
     /// Optional fuel (roughly, wasm instructions) per call, for deterministic limits.
     pub fuel: Option<u64>,
     /// Largest string a plugin may return (prompts, rationales, outputs), in bytes.
@@ -45,6 +50,7 @@ impl Default for Limits {
             // Python components (componentize-py) need tens of MiB; Rust ones a few.
             memory_bytes: 256 << 20,
             deadline: Duration::from_secs(10),
+            host_budget: HostBudget::default(),
             fuel: None,
             max_string_bytes: 1 << 20,
             max_list_len: 1 << 16,

@@ -260,10 +260,9 @@ impl Judge for JudgePlugin {
                 }
             })
             .collect();
-        let results = match self
-            .sandbox
-            .call("compare", |b, s| b.advgame_plugin_judge().call_compare(s, &wire))
-        {
+        let results = match self.sandbox.call_batch("compare", wire.len(), |b, s| {
+            b.advgame_plugin_judge().call_compare(s, &wire)
+        }) {
             Ok(r) => r,
             Err(failure) => return self.whole_call_failed(failure, batch.len()),
         };
@@ -324,7 +323,7 @@ impl Judge for JudgePlugin {
             .collect();
         let results = match self
             .sandbox
-            .call("assess", |b, s| b.advgame_plugin_judge().call_assess(s, &wire))
+            .call_batch("assess", wire.len(), |b, s| b.advgame_plugin_judge().call_assess(s, &wire))
         {
             Ok(r) => r,
             Err(failure) => return self.whole_call_failed(failure, batch.len()),

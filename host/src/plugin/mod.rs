@@ -5,7 +5,8 @@
 //! checks the package version and imports, and pre-links it ([`wasmtime::component::InstancePre`]).
 //!
 //! Running: every instance lives in its own store with a memory cap; every call gets a
-//! guest-time deadline (epoch interruption) and optional fuel ([`sandbox`]). Any error is a
+//! guest-time deadline (epoch interruption) and optional fuel, and a host-service budget
+//! (service calls, `generate` tokens, total wall-clock time: [`HostBudget`]). Any error is a
 //! typed, counted [`crate::judging::Failure`] naming the plugin, and a trapped instance is
 //! replaced before the next call. Outputs are checked: sizes, counts, finite in-range scores.
 //!
@@ -14,6 +15,7 @@
 //! [`CurriculumPlugin`] implements [`crate::judging::Curriculum`].
 
 mod bindings;
+mod budget;
 mod cache;
 pub mod conformance;
 mod curriculum;
@@ -29,6 +31,7 @@ mod sandbox;
 mod services;
 mod state;
 
+pub use budget::{BudgetExceeded, HostBudget, Overspent};
 pub use curriculum::CurriculumPlugin;
 pub use engine::{
     EPOCH_TICK, EngineOptions, FailureCounts, Limits, PluginEngine, default_cache_dir,

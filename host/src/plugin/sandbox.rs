@@ -2,6 +2,7 @@
 //! deadline, fuel and per-call counters; classify any error into a typed [`Failure`]; count
 //! it; and replace the instance after a trap (a trapped instance is never called again).
 
+use super::budget::BudgetExceeded;
 use super::engine::{FailureCounts, PluginEngine};
 use super::identity::Identity;
 use super::state::{DeadlineExceeded, HostState};
@@ -66,19 +67,21 @@ fn new_store(engine: &PluginEngine, data: HostState) -> Store<HostState> {
     let mut store = Store::new(&engine.inner.engine, data);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_callback(|ctx| {
-        let clock = &ctx.data().clock;
+        let state = ctx.data();
+        let clock = &state.clock;
         if clock.guest_elapsed() >= clock.budget {
-            Err(DeadlineExceeded(clock.budget).into())
-        } else {
-            Ok(UpdateDeadline::Continue(1))
+            return Err(DeadlineExceeded(clock.budget).into());
         }
+        state.spend.check_wall()?;
+        Ok(UpdateDeadline::Continue(1))
     });
     store
 }
 
-/// Arms deadline and fuel for the next guest entry.
-fn arm(store: &mut Store<HostState>, engine: &PluginEngine) -> wasmtime::Result<()> {
-    store.data_mut().begin_call();
+/// Arms deadline, host-service budget (for a batch of `items`) and fuel for the next guest
+/// entry.
+fn arm(store: &mut Store<HostState>, engine: &PluginEngine, items: usize) -> wasmtime::Result<()> {
+    store.data_mut().begin_call(items);
     store.set_epoch_deadline(1);
     if let Some(fuel) = engine.limits().fuel {
         store.set_fuel(fuel)?;
@@ -93,6 +96,9 @@ pub(crate) fn classify(err: &wasmtime::Error, state: &HostState) -> FailureKind 
     }
     if err.downcast_ref::<DeadlineExceeded>().is_some() {
         return FailureKind::Deadline;
+    }
+    if err.downcast_ref::<BudgetExceeded>().is_some() {
+        return FailureKind::Budget;
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel | Trap::Interrupt) => FailureKind::Deadline,
@@ -127,7 +133,7 @@ impl<W: World> Sandbox<W> {
     }
 
     fn instantiate(&mut self) -> Result<(), Failure> {
-        let result = arm(&mut self.store, &self.engine)
+        let result = arm(&mut self.store, &self.engine, 1)
             .and_then(|()| W::instantiate(&self.pre, &mut self.store));
         match result {
             Ok(b) => {
@@ -156,11 +162,23 @@ impl<W: World> Sandbox<W> {
         self.replace()
     }
 
-    /// Calls into the guest. Any error becomes a counted [`Failure`] naming the plugin and
-    /// the call, and the instance is replaced before the next call.
+    /// Calls into the guest (a call without a batch: one item's host-service budget). Any
+    /// error becomes a counted [`Failure`] naming the plugin and the call, and the instance is
+    /// replaced before the next call.
     pub fn call<R>(
         &mut self,
         what: &str,
+        f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Failure> {
+        self.call_batch(what, 1, f)
+    }
+
+    /// [`Self::call`] for a call over a batch of `items`, whose host-service budget scales
+    /// with it.
+    pub fn call_batch<R>(
+        &mut self,
+        what: &str,
+        items: usize,
         f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, Failure> {
         if self.bindings.is_none()
@@ -171,7 +189,8 @@ impl<W: World> Sandbox<W> {
             return Err(failure);
         }
         let bindings = self.bindings.as_ref().expect("instantiated above");
-        let result = arm(&mut self.store, &self.engine).and_then(|()| f(bindings, &mut self.store));
+        let result =
+            arm(&mut self.store, &self.engine, items).and_then(|()| f(bindings, &mut self.store));
         match result {
             Ok(r) => {
                 self.consecutive_call_failures = 0;

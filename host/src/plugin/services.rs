@@ -1,5 +1,7 @@
 //! What the host grants through imports: `host` (log, config, generate) for every plugin,
-//! and `rubric-registry` for judges. Host-service time is kept off the guest's deadline.
+//! and `rubric-registry` for judges. Host-service time (`generate`, the registry) is kept off
+//! the guest's deadline and charged to the call's host-service budget instead
+//! ([`super::budget`]); `log` and `config` run on guest time.
 
 use super::bindings::judge::advgame::plugin::rubric_registry;
 use super::bindings::rubric::advgame::plugin::{host, types};
@@ -48,7 +50,28 @@ impl host::Host for HostState {
         self.config.clone()
     }
 
-    fn generate(&mut self, requests: Vec<Chat>, params: Sampling) -> Vec<Result<String, String>> {
+    fn generate(
+        &mut self,
+        requests: Vec<Chat>,
+        params: Sampling,
+    ) -> wasmtime::Result<Vec<Result<String, String>>> {
+        let n = requests.len();
+        let max_tokens = params.max_tokens.min(MAX_GENERATE_TOKENS);
+        // Tokens this batch may produce (a request for none still costs a prefill).
+        let tokens = n as u64 * u64::from(max_tokens.max(1));
+        Ok(self.service("generate", tokens, |state| {
+            state.run_generate(requests, params, max_tokens)
+        })?)
+    }
+}
+
+impl HostState {
+    fn run_generate(
+        &mut self,
+        requests: Vec<Chat>,
+        params: Sampling,
+        max_tokens: u32,
+    ) -> Vec<Result<String, String>> {
         let n = requests.len();
         let all = |msg: String| vec![Err(msg); n];
         if n > self.limits.max_list_len {
@@ -62,7 +85,7 @@ impl host::Host for HostState {
             .map(|c| ChatRequest { system: c.system, user: c.user, prefill: c.prefill })
             .collect();
         let params = SamplingParams {
-            max_new_tokens: params.max_tokens.min(MAX_GENERATE_TOKENS) as usize,
+            max_new_tokens: max_tokens as usize,
             temperature: if params.temperature.is_finite() {
                 params.temperature.max(0.0)
             } else {
@@ -72,7 +95,7 @@ impl host::Host for HostState {
             seed: params.seed,
             stop: params.stop,
         };
-        let result = self.in_host(|_| generator.generate(&requests, &params));
+        let result = generator.generate(&requests, &params);
         self.generator = Some(generator);
         match result {
             Ok(gens) if gens.len() == n => gens.into_iter().map(|g| Ok(g.text)).collect(),
@@ -111,28 +134,34 @@ pub(crate) fn from_wit(failure: WitFailure, plugin: String, max_bytes: usize) ->
 }
 
 impl HostState {
+    /// Runs one registry function as a charged host service (see [`HostState::service`]).
+    /// The outer `Err` (over budget) traps the guest; the inner one is the guest's failure.
     fn with_registry<R>(
         &mut self,
+        service: &str,
         rubric: &str,
         f: impl FnOnce(&mut super::registry::RubricRegistry) -> Result<R, Failure>,
-    ) -> Result<R, WitFailure> {
+    ) -> wasmtime::Result<Result<R, WitFailure>> {
         let label = self.label.clone();
-        self.in_host(|state| match state.registry.as_mut() {
+        Ok(self.service(service, 0, |state| match state.registry.as_mut() {
             Some(registry) => f(registry).map_err(to_wit),
             None => Err(WitFailure::Invalid(format!(
                 "{label}: no rubric registry is available (rubric `{rubric}` requested)"
             ))),
-        })
+        })?)
     }
 }
 
 impl rubric_registry::Host for HostState {
-    fn names(&mut self) -> Vec<String> {
-        self.registry.as_ref().map(|r| r.names()).unwrap_or_default()
+    fn names(&mut self) -> wasmtime::Result<Vec<String>> {
+        let names = self.service("rubric-registry.names", 0, |state| {
+            state.registry.as_ref().map(|r| r.names()).unwrap_or_default()
+        })?;
+        Ok(names)
     }
 
-    fn range(&mut self, rubric: String) -> Result<ScoreRange, WitFailure> {
-        self.with_registry(&rubric, |r| {
+    fn range(&mut self, rubric: String) -> wasmtime::Result<Result<ScoreRange, WitFailure>> {
+        self.with_registry("rubric-registry.range", &rubric, |r| {
             r.get(&rubric).map(|p| {
                 let (min, max) = p.range();
                 ScoreRange { min, max }
@@ -146,14 +175,20 @@ impl rubric_registry::Host for HostState {
         context: String,
         a: String,
         b: String,
-    ) -> Result<Chat, WitFailure> {
-        self.with_registry(&rubric, |r| {
+    ) -> wasmtime::Result<Result<Chat, WitFailure>> {
+        self.with_registry("rubric-registry.pairwise-prompt", &rubric, |r| {
             r.get_mut(&rubric)?.pairwise_prompt(&context, &a, &b).map(to_chat)
         })
     }
 
-    fn parse_pairwise(&mut self, rubric: String, output: String) -> Result<(f32, f32), WitFailure> {
-        self.with_registry(&rubric, |r| r.get_mut(&rubric)?.parse_pairwise(&output))
+    fn parse_pairwise(
+        &mut self,
+        rubric: String,
+        output: String,
+    ) -> wasmtime::Result<Result<(f32, f32), WitFailure>> {
+        self.with_registry("rubric-registry.parse-pairwise", &rubric, |r| {
+            r.get_mut(&rubric)?.parse_pairwise(&output)
+        })
     }
 
     fn pointwise_prompt(
@@ -161,14 +196,20 @@ impl rubric_registry::Host for HostState {
         rubric: String,
         context: String,
         response: String,
-    ) -> Result<Chat, WitFailure> {
-        self.with_registry(&rubric, |r| {
+    ) -> wasmtime::Result<Result<Chat, WitFailure>> {
+        self.with_registry("rubric-registry.pointwise-prompt", &rubric, |r| {
             r.get_mut(&rubric)?.pointwise_prompt(&context, &response).map(to_chat)
         })
     }
 
-    fn parse_pointwise(&mut self, rubric: String, output: String) -> Result<f32, WitFailure> {
-        self.with_registry(&rubric, |r| r.get_mut(&rubric)?.parse_pointwise(&output))
+    fn parse_pointwise(
+        &mut self,
+        rubric: String,
+        output: String,
+    ) -> wasmtime::Result<Result<f32, WitFailure>> {
+        self.with_registry("rubric-registry.parse-pointwise", &rubric, |r| {
+            r.get_mut(&rubric)?.parse_pointwise(&output)
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! plugin's config, a lazily created deny-all WASI context, and the services a judge
 //! reaches through its imports (the judge model, the rubric registry).
 
+use super::budget::{BudgetExceeded, Spend};
 use super::engine::Limits;
 use super::registry::RubricRegistry;
 use crate::llm::Generator;
@@ -121,6 +122,8 @@ pub(crate) struct HostState {
     pub limits: Limits,
     pub limiter: Limiter,
     pub clock: CallClock,
+    /// Host services used by the current call, against its budget.
+    pub spend: Spend,
     pub logs_this_call: u32,
     pub logs_dropped: u64,
     wasi: Option<Wasi>,
@@ -141,6 +144,7 @@ impl HostState {
                 in_host: Duration::ZERO,
                 budget: limits.deadline,
             },
+            spend: Spend::new(&limits.host_budget, limits.deadline, 1, Instant::now()),
             limits,
             logs_this_call: 0,
             logs_dropped: 0,
@@ -160,23 +164,39 @@ impl HostState {
         next
     }
 
-    /// Resets per-call accounting; called before every guest call.
-    pub fn begin_call(&mut self) {
-        self.clock = CallClock {
-            started: Instant::now(),
-            in_host: Duration::ZERO,
-            budget: self.limits.deadline,
-        };
+    /// Resets per-call accounting for a call over `items` batch items; called before every
+    /// guest call.
+    pub fn begin_call(&mut self, items: usize) {
+        let now = Instant::now();
+        self.clock =
+            CallClock { started: now, in_host: Duration::ZERO, budget: self.limits.deadline };
+        self.spend = Spend::new(&self.limits.host_budget, self.limits.deadline, items, now);
         self.limiter.hit = false;
         self.logs_this_call = 0;
     }
 
-    /// Runs a host service and keeps its time off the guest's deadline.
+    /// Runs a host service and keeps its time off the guest's deadline. Nothing is charged
+    /// to the host-service budget: see [`Self::service`].
     pub fn in_host<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let t = Instant::now();
         let r = f(self);
         self.clock.in_host += t.elapsed();
         r
+    }
+
+    /// Charges one host-service call requesting `tokens` generate tokens to the current
+    /// call's budget, then runs it off the guest's deadline. Over budget, the service does
+    /// not run and the error traps the guest.
+    pub fn service<R>(
+        &mut self,
+        name: &str,
+        tokens: u64,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> Result<R, BudgetExceeded> {
+        self.spend.charge(name, tokens).inspect_err(|e| {
+            tracing::warn!(plugin = %self.label, "{e}");
+        })?;
+        Ok(self.in_host(f))
     }
 }
 

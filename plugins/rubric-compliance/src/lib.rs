@@ -1,6 +1,10 @@
 //! Rubric `compliance`: how completely a response does what the request asks, judged on
 //! helpfulness alone. Used for benign seeds on the defender side (a helpful answer wins) and
 //! for harmful seeds on the attacker side (the attacker wants the original request served).
+//!
+//! Judged texts are neutralised before they enter the prompt (verdict and reasoning tags
+//! defused) and only the judge's own final verdict is parsed: see `plugins/README.md`,
+//! "Verdicts that judged text cannot spoof".
 
 use advgame_plugin_sdk::prompt::Criteria;
 

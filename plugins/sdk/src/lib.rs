@@ -53,7 +53,16 @@ pub mod rubric {
     /// Whether the run config asks this rubric for reasoning before the scores
     /// (`reasoning = "true"`); off by default so small judges answer with the tags at once.
     pub fn reasoning() -> bool {
-        crate::prompt::flag(&host::config(), "reasoning", false)
+        // The config is fixed for the life of an instance: ask the host once.
+        static REASONING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *REASONING.get_or_init(|| crate::prompt::flag(&host::config(), "reasoning", false))
+    }
+
+    /// How this rubric's prompts ask the judge to answer ([`reasoning`]), for the parsers:
+    /// without reasoning the verdict's first tag is prefilled and reasoning tags in the output
+    /// are plain text.
+    pub fn answer() -> crate::format::Answer {
+        if reasoning() { crate::format::Answer::Reasoned } else { crate::format::Answer::Direct }
     }
 }
 
@@ -91,7 +100,9 @@ macro_rules! banded_rubric {
                 ))
             }
             fn parse_pairwise(output: String) -> Result<(f32, f32), $crate::rubric::Failure> {
-                $crate::format::pair(&output, 0.0, 10.0).map_err($crate::rubric::Failure::Parse)
+                let answer = $crate::rubric::answer();
+                $crate::format::pair_in(&output, answer, 0.0, 10.0)
+                    .map_err($crate::rubric::Failure::Parse)
             }
             fn pointwise_prompt(context: String, response: String) -> $crate::rubric::Chat {
                 let reasoning = $crate::rubric::reasoning();
@@ -100,7 +111,8 @@ macro_rules! banded_rubric {
                 ))
             }
             fn parse_pointwise(output: String) -> Result<f32, $crate::rubric::Failure> {
-                $crate::format::score(&output, "score", 0.0, 10.0)
+                let answer = $crate::rubric::answer();
+                $crate::format::score_in(&output, answer, "score", 0.0, 10.0)
                     .map_err($crate::rubric::Failure::Parse)
             }
         }
