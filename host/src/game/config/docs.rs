@@ -233,6 +233,22 @@ pub const FIELDS: &[(&str, &str)] = &[
         "plugins.limits.fuel",
         "Wasm fuel (roughly instructions) per call; 0 = no fuel metering. Count.",
     ),
+    (
+        "plugins.limits.host_calls_per_item",
+        "Host-service budget of one plugin call: `generate` and rubric-registry calls allowed per item of the batch; over it the call fails with kind `budget`. Count, >= 1.",
+    ),
+    (
+        "plugins.limits.generate_tokens_per_item",
+        "Tokens one plugin call may request from `generate` (requests x max_tokens), per item of the batch. Tokens, >= 1.",
+    ),
+    (
+        "plugins.limits.call_wall_multiple",
+        "Total wall-clock budget of one plugin call, host time included: this many deadline_ms, plus call_wall_ms_per_token per requested token. Multiple, >= 1.",
+    ),
+    (
+        "plugins.limits.call_wall_ms_per_token",
+        "Wall-clock allowance per token requested from `generate`, added to the call's total budget. Milliseconds.",
+    ),
     ("validation", "Validation: the defender alone on the held-out seeds, scored pointwise."),
     (
         "validation.eval_steps",
