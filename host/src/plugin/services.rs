@@ -95,15 +95,20 @@ impl HostState {
             seed: params.seed,
             stop: params.stop,
         };
-        let result = generator.generate(&requests, &params);
+        // Per-request results: one failed request (a remote server's 429 or timeout) fails
+        // only its own item, never the rest of the batch.
+        let results = generator.generate_each(&requests, &params);
         self.generator = Some(generator);
-        match result {
-            Ok(gens) if gens.len() == n => gens.into_iter().map(|g| Ok(g.text)).collect(),
-            Ok(gens) => {
-                all(format!("the judge model returned {} outputs for {n} requests", gens.len()))
-            }
-            Err(err) => all(format!("the judge model failed: {err:#}")),
+        if results.len() != n {
+            return all(format!(
+                "the judge model returned {} outputs for {n} requests",
+                results.len()
+            ));
         }
+        results
+            .into_iter()
+            .map(|r| r.map(|g| g.text).map_err(|err| format!("the judge model failed: {err}")))
+            .collect()
     }
 }
 
