@@ -7,9 +7,11 @@
 //! - [`model`]: the libtorch model engine (HF Llama/Qwen2, generation, log-probs, checkpoints).
 //! - [`judging`]: the judge/curriculum facade the game talks to (typed results, typed failures).
 //! - [`game`]: the AdvGame rollout tree, rewards, pairs, losses and training loop.
+//! - [`eval`]: `eval` and `redteam`: answering, judging, metrics, reports and plots.
 //! - [`cli`]: clap commands; the only place that prints for humans.
 
 pub mod cli;
+pub mod eval;
 pub mod game;
 pub mod judging;
 pub mod llm;

@@ -3,10 +3,12 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod eval;
 pub mod generate;
 pub mod judge;
 pub mod plugin;
 mod plugin_new;
+pub mod redteam;
 pub mod train;
 
 #[derive(Debug, Parser)]
@@ -31,6 +33,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Train an attacker and a defender by AdvGame self-play.
     Train(train::TrainArgs),
+    /// Evaluate models on labelled prompts: harmful ASR, benign compliance, reports and plots.
+    Eval(eval::EvalArgs),
+    /// Red-team a model with an attacker: ASR@1 and ASR@K against the direct baseline.
+    Redteam(redteam::RedteamArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -39,5 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Judge(args) => judge::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Redteam(args) => redteam::run(args),
     }
 }
