@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod data_files;
 mod eval_cli;
 mod game_train;
 mod model_cli;

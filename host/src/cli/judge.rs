@@ -4,16 +4,20 @@
 //! their own labelled data.
 //!
 //! Input lines: `{"rubric", "context", "a", "b"}` (comparison) or
-//! `{"rubric", "context", "response"}` (assessment); an optional `"id"` (any JSON) is
-//! echoed back. Output lines: `{"line", "id", "a", "b", "rationale"}`, `{"line", "id",
+//! `{"rubric", "context", "response"}` (assessment); an optional `"id"` (a string or an
+//! integer, unique in the file) is echoed back. The file is read with [`crate::jsonl`]: a
+//! byte-order mark, CRLF and blank lines are fine, and every bad line is one `file:line`
+//! error before anything is judged. Output lines: `{"line", "id", "a", "b", "rationale"}`, `{"line", "id",
 //! "score"}` or `{"line", "id", "failure": {"kind", "plugin", "message"}}`.
 
 use super::plugin::Setup;
+use crate::jsonl::{JsonlText, Place};
 use crate::judging::{Assessment, Comparison, Failure, Judge};
 use crate::llm::Generator;
 use crate::plugin::{JudgeOptions, JudgePlugin};
 use clap::Args;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -67,24 +71,51 @@ fn field<'a>(
     }
 }
 
-/// Reads and validates every line before any judging starts.
+/// An input line's optional `id`: a string or an integer (the rule of seed files), echoed
+/// back unchanged; `null` counts as absent. Anything else is refused naming `id`.
+fn item_id(obj: &serde_json::Map<String, Value>, place: &Place) -> anyhow::Result<Value> {
+    match obj.get("id") {
+        None | Some(Value::Null) => Ok(Value::Null),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Value::String(s.clone())),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Value::Number(n.clone())),
+        Some(other) => Err(place
+            .field_error(
+                "id",
+                format!(
+                    "expected a non-empty string or an integer, found {other} (quote any other \
+                     id to keep its exact text)"
+                ),
+            )
+            .into()),
+    }
+}
+
+/// Reads and validates every line before any judging starts (the shared JSONL reader: a
+/// byte-order mark, CRLF and blank lines are fine). Ids, when given, must be unique: results
+/// are joined back to the input by them.
 fn read_items(path: &Path) -> anyhow::Result<Vec<(usize, Value, Item)>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let text = JsonlText::read(path)?;
     let mut items = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let at = format!("{}:{}", path.display(), i + 1);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: Value =
-            serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{at}: invalid JSON: {e}"))?;
+    let mut ids: HashMap<String, Place> = HashMap::new();
+    for line in text.lines() {
+        let place = line.place();
+        let at = place.to_string();
+        let value: Value = line.parse()?;
         let Value::Object(obj) = &value else {
             anyhow::bail!("{at}: expected a JSON object, found {value}");
         };
+        let id = item_id(obj, &place)?;
+        if !id.is_null() {
+            let key = id.as_str().map_or_else(|| id.to_string(), str::to_string);
+            if let Some(first) = ids.insert(key, place.clone()) {
+                anyhow::bail!(
+                    "{at}: field `id`: {id} is also the id of {first}; ids must be unique \
+                     (results are matched to inputs by them)"
+                );
+            }
+        }
         let rubric = field(obj, "rubric", &at)?.to_string();
         let context = field(obj, "context", &at)?.to_string();
-        let id = obj.get("id").cloned().unwrap_or(Value::Null);
         let item = match (
             obj.contains_key("a") || obj.contains_key("b"),
             obj.contains_key("response"),
@@ -104,7 +135,7 @@ fn read_items(path: &Path) -> anyhow::Result<Vec<(usize, Value, Item)>> {
                 "{at}: expected either fields `a` and `b` (a comparison) or `response` (an assessment)"
             ),
         };
-        items.push((i + 1, id, item));
+        items.push((line.number, id, item));
     }
     Ok(items)
 }
@@ -210,4 +241,61 @@ pub fn run_with(args: JudgeArgs, generator: Option<Box<dyn Generator>>) -> anyho
             .unwrap_or_default()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(bytes: &[u8]) -> anyhow::Result<Vec<(usize, Value, Item)>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, bytes).unwrap();
+        read_items(&path).map_err(|e| {
+            anyhow::anyhow!("{}", e.to_string().replace(&*dir.path().display().to_string(), "D"))
+        })
+    }
+
+    /// Case 08: a comparison after a UTF-8 byte-order mark is read like any other.
+    #[test]
+    fn case_08_input_with_a_byte_order_mark_is_read() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/cases/08-seeds-bom-and-numeric-id/judge_input_bom.jsonl");
+        let got = read_items(&path).unwrap();
+        assert_eq!(got.len(), 1);
+        let (line, id, Item::Compare(c)) = &got[0] else { panic!("{got:?}") };
+        assert_eq!((*line, id.as_str(), c.rubric.as_str()), (1, Some("r1"), "refusal"));
+        assert_eq!(c.a, "I'm sorry, but I can't help with that.");
+    }
+
+    #[test]
+    fn crlf_blank_lines_and_integer_ids_are_fine() {
+        let got = items(b"{\"id\": 0, \"rubric\": \"r\", \"context\": \"c\", \"response\": \"x\"}\r\n\r\n  \r\n{\"rubric\": \"r\", \"context\": \"c\", \"a\": \"x\", \"b\": \"y\", \"extra\": 1}").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].0, &got[0].1), (1, &json!(0)), "integer ids are echoed unchanged");
+        assert_eq!((got[1].0, &got[1].1), (4, &Value::Null));
+    }
+
+    #[test]
+    fn bad_ids_and_duplicate_ids_name_the_field_and_both_lines() {
+        let line = |id: &str| {
+            format!(
+                "{{\"id\": {id}, \"rubric\": \"r\", \"context\": \"c\", \"response\": \"x\"}}\n"
+            )
+        };
+        for bad in ["1.5", "true", "[1]", "{}", "\"\""] {
+            let err = items(line(bad).as_bytes()).unwrap_err().to_string();
+            assert!(err.starts_with("D/in.jsonl:1: field `id`: expected"), "{bad}: {err}");
+        }
+        let err = items(format!("{}\n{}", line("\"a\""), line("\"a\"")).as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "D/in.jsonl:3: field `id`: \"a\" is also the id of D/in.jsonl:1; ids must be unique \
+             (results are matched to inputs by them)"
+        );
+        let err =
+            items(b"{\"rubric\": \"r\", \"context\": \"c\", \"response\": \"x\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("D/in.jsonl:1:"), "{err}");
+        assert!(err.to_string().contains("invalid JSON"), "{err}");
+    }
 }

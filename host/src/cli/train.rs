@@ -11,6 +11,7 @@ use clap::Args;
 use crate::game::config::Config;
 use crate::game::metrics::Metrics;
 use crate::game::plugins::{self, PluginRecord};
+use crate::game::seeds::RunSeeds;
 use crate::game::trainer::{self, StepReport, Summary, Trainer};
 use crate::llm::Generator;
 use crate::model::ChatModel;
@@ -20,15 +21,18 @@ pub struct TrainArgs {
     /// The run configuration (TOML). Not needed with --resume (the run's own copy is used).
     #[arg(long, value_name = "FILE", required_unless_present_any = ["resume", "print_config"])]
     pub config: Option<PathBuf>,
-    /// Print the resolved configuration (every key, defaults filled in) and exit; without
-    /// --config it prints the defaults, which are the paper's values.
+    /// Print the resolved configuration (every key, defaults filled in, each documented with
+    /// its meaning, unit, default and range) and exit; without --config it prints the
+    /// defaults, which are the paper's values.
     #[arg(long)]
     pub print_config: bool,
     /// Use this component file for the plugin NAME (a judge, rubric or curriculum name; the
     /// words `judge` and `curriculum` replace whichever plugin has that role). Repeatable.
     #[arg(long = "plugin", value_name = "NAME=PATH")]
     pub plugins: Vec<String>,
-    /// Override one config value, e.g. `--set algorithm.steps=3`. Repeatable.
+    /// Override one config value, e.g. `--set algorithm.max_steps=3`; the value is TOML or a
+    /// bare string; `KEY=null` unsets an optional field; quote text that looks like a number
+    /// (`--set 'output.name="2024"'`). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// cpu, cuda or cuda:N (shortcut for --set models.device=...).
@@ -154,7 +158,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             (None, Some(dir)) => Config::load(&dir.join("config.toml"), &overrides)?,
             (None, None) => Config::parse("", "defaults", &overrides)?,
         };
-        print!("{}", config.to_toml()?);
+        print!("{}", config.to_documented_toml()?);
         return Ok(());
     }
     let (config, run_dir) = match &args.resume {
@@ -165,6 +169,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         None => (Config::load(args.config.as_ref().expect("clap requires it"), &overrides)?, None),
     };
     config.check_files()?;
+    // Seed files are read (and read again by the trainer) before any model loads, so a bad
+    // line or a colliding id costs no model load.
+    RunSeeds::load(&config.data)?;
     let device = trainer::device_of(&config.models.device)?;
     let kind = trainer::kind_of(config.models.dtype);
     let judge_model = match &config.models.judge {

@@ -12,6 +12,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::jsonl::JsonlText;
 use crate::judging::Category;
 
 /// One prompt to evaluate.
@@ -156,17 +157,24 @@ pub fn load_all(paths: &[impl AsRef<Path>], map: &FieldMap) -> anyhow::Result<Ve
 
 /// Reads one data file; each item comes with its `file:line` for later errors.
 pub fn load_file(path: &Path, map: &FieldMap) -> anyhow::Result<Vec<(String, EvalItem)>> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read data file {}", path.display()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| anyhow!("{}: not UTF-8 text ({e})", path.display()))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let origin = path.display().to_string();
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("data").to_string();
     let items = match Format::of(path) {
-        Format::Jsonl => parse_jsonl(text, &origin, &stem, map)?,
-        Format::Csv => parse_csv(text, b',', &origin, &stem, map)?,
-        Format::Tsv => parse_csv(text, b'\t', &origin, &stem, map)?,
+        Format::Jsonl => parse_jsonl(&JsonlText::read(path)?, &stem, map)?,
+        format => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read data file {}", path.display()))?;
+            if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+                bail!(
+                    "{origin}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8"
+                );
+            }
+            let text = String::from_utf8(bytes)
+                .map_err(|e| anyhow!("{origin}: not UTF-8 text ({e}); save it as UTF-8"))?;
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+            let delimiter = if format == Format::Tsv { b'\t' } else { b',' };
+            parse_csv(text, delimiter, &origin, &stem, map)?
+        }
     };
     if items.is_empty() {
         bail!("{origin}: no items (the file is empty)");
@@ -231,26 +239,21 @@ fn item_from(
     Ok(EvalItem { id, category, group, prompt })
 }
 
+/// JSONL through the shared reader (`crate::jsonl`: BOM, CRLF, blank lines, UTF-16 and bad
+/// UTF-8 refused), one object per line.
 fn parse_jsonl(
-    text: &str,
-    origin: &str,
+    text: &JsonlText,
     stem: &str,
     map: &FieldMap,
 ) -> anyhow::Result<Vec<(String, EvalItem)>> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let at = format!("{origin}:{line_no}");
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| anyhow!("{at}: invalid JSON: {e}"))?;
+    for line in text.lines() {
+        let at = line.place().to_string();
+        let value: serde_json::Value = line.parse()?;
         let serde_json::Value::Object(obj) = value else {
             bail!("{at}: expected a JSON object, found {value}");
         };
-        out.push((at.clone(), item_from(&obj, &at, line_no, stem, map)?));
+        out.push((at.clone(), item_from(&obj, &at, line.number, stem, map)?));
     }
     Ok(out)
 }

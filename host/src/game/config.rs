@@ -1,7 +1,21 @@
 //! The run configuration: one TOML file, every field documented and defaulted to the paper's
 //! value (game.md) unless that cannot run on the embedded CPU default, plus `--set
-//! dotted.key=value` overrides. Unknown keys are errors, and every error names the file, the
-//! line and the field, because a typo in a training config otherwise costs a whole run.
+//! dotted.key=value` overrides ([`overrides`]). Unknown keys are errors, and every error names
+//! the file, the line and the field, because a typo in a training config otherwise costs a
+//! whole run.
+//!
+//! Keys use the names people know from transformers' `TrainingArguments` and TRL
+//! (`learning_rate`, `max_grad_norm`, `max_steps`, `per_device_train_batch_size`, `eval_steps`,
+//! `save_steps`, `save_total_limit`, `beta`, `warmup_steps`, `weight_decay`, `seed`); the
+//! project's earlier names stay accepted ([`RENAMED`]). Every key's meaning, unit, default and
+//! range is in [`docs`], which `train --print-config` prints above each key.
+//!
+//! TOML has no null: an optional file or text whose default is set (`data.harmful_val`,
+//! `data.benign_val`, `game.attacker_prefill`) is turned off with the empty string `""`, which
+//! is also how the resolved config writes "none"; on the command line `--set KEY=null` does it.
+
+mod docs;
+mod overrides;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,6 +23,21 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
+
+pub use docs::FIELDS;
+
+/// Keys renamed to the standard terms: `(old, new)`, dotted. The old names are serde aliases,
+/// so files and `--set` items written with them keep working and mean the new key.
+pub const RENAMED: [(&str, &str); 8] = [
+    ("algorithm.lr", "algorithm.learning_rate"),
+    ("algorithm.grad_clip", "algorithm.max_grad_norm"),
+    ("algorithm.steps", "algorithm.max_steps"),
+    ("algorithm.micro_batch", "algorithm.per_device_train_batch_size"),
+    ("algorithm.final_lr_ratio", "algorithm.min_lr_rate"),
+    ("validation.every", "validation.eval_steps"),
+    ("checkpoint.every", "checkpoint.save_steps"),
+    ("checkpoint.keep", "checkpoint.save_total_limit"),
+];
 
 /// The whole run configuration (the resolved copy is written to `config.toml` in the run dir).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -67,8 +96,10 @@ pub enum Dtype {
 pub struct Data {
     pub harmful: PathBuf,
     pub benign: PathBuf,
-    /// Held-out seeds for validation (sent straight to the defender).
+    /// Held-out seeds for validation (sent straight to the defender); `""` = none.
+    #[serde(with = "empty_is_none")]
     pub harmful_val: Option<PathBuf>,
+    #[serde(with = "empty_is_none")]
     pub benign_val: Option<PathBuf>,
 }
 
@@ -129,7 +160,9 @@ pub struct Game {
     /// by the seed text.
     pub attacker_prompt_harmful: PathBuf,
     pub attacker_prompt_benign: PathBuf,
-    /// Assistant prefill starting every attacker answer (part of the prompt, not trained).
+    /// Assistant prefill starting every attacker answer (part of the prompt, not trained);
+    /// `""` = none.
+    #[serde(with = "empty_is_none")]
     pub attacker_prefill: Option<String>,
     /// Stop strings of attacker generation (the closing tag ends the attacker's job).
     pub attacker_stop: Vec<String>,
@@ -201,14 +234,18 @@ pub struct Algorithm {
     pub sampler: Sampler,
     /// ema <- decay * ema + (1 - decay) * theta after every step.
     pub ema_decay: f64,
+    #[serde(rename = "learning_rate", alias = "lr")]
     pub lr: f64,
     pub betas: [f64; 2],
     pub weight_decay: f64,
-    /// The cosine schedule decays the learning rate to `final_lr_ratio * lr`.
+    /// The cosine schedule decays the learning rate to `min_lr_rate * learning_rate`.
+    #[serde(rename = "min_lr_rate", alias = "final_lr_ratio")]
     pub final_lr_ratio: f64,
     pub warmup_steps: usize,
     /// Global gradient-norm clip per player (0 = off).
+    #[serde(rename = "max_grad_norm", alias = "grad_clip")]
     pub grad_clip: f64,
+    #[serde(rename = "max_steps", alias = "steps")]
     pub steps: usize,
     /// Seeds of each category per step.
     pub seeds_per_category: usize,
@@ -216,6 +253,7 @@ pub struct Algorithm {
     pub grpo_ratio_cap: f64,
     pub grpo_baseline: Baseline,
     /// Sequences per forward/backward chunk (gradients are accumulated): bounds memory.
+    #[serde(rename = "per_device_train_batch_size", alias = "micro_batch")]
     pub micro_batch: usize,
     /// Master seed: every random choice of the run derives from (seed, step, purpose).
     pub seed: u64,
@@ -438,6 +476,7 @@ impl Plugins {
 #[serde(deny_unknown_fields, default)]
 pub struct Validation {
     /// Validate every N steps (0 = never); also before the first step and after the last.
+    #[serde(rename = "eval_steps", alias = "every")]
     pub every: usize,
     /// At most this many seeds per category (0 = all).
     pub max_seeds: usize,
@@ -468,8 +507,10 @@ impl Default for Validation {
 #[serde(deny_unknown_fields, default)]
 pub struct Checkpoint {
     /// Checkpoint every N steps (0 = only at the end).
+    #[serde(rename = "save_steps", alias = "every")]
     pub every: usize,
     /// Keep the newest N checkpoints (0 = all).
+    #[serde(rename = "save_total_limit", alias = "keep")]
     pub keep: usize,
 }
 
@@ -503,22 +544,39 @@ impl Config {
         Self::parse(&text, &path.display().to_string(), overrides)
     }
 
-    /// Parses config text; `origin` names the source in errors.
+    /// Parses config text; `origin` names the source in errors. `overrides` are `--set`
+    /// items (see [`overrides`]: TOML values, bare strings, `null` to unset).
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> anyhow::Result<Self> {
         // First pass straight from the text, so errors carry the line and the field path.
-        let config: Config = from_toml_text(text).map_err(|e| anyhow!("{origin}: {e}"))?;
+        let config: Config = from_toml_text(text).map_err(|e| {
+            let renamed = RENAMED.iter().find(|(_, new)| {
+                let leaf = new.rsplit_once('.').map_or(*new, |(_, l)| l);
+                e.inner.message().contains(&format!("duplicate field `{leaf}`"))
+            });
+            match renamed {
+                Some((old, new)) => {
+                    anyhow!("{origin}: {e}\n(`{old}` is the old name of `{new}`: keep one)")
+                }
+                None => anyhow!("{origin}: {e}"),
+            }
+        })?;
         let config = if overrides.is_empty() {
             config
         } else {
+            let overrides: Vec<overrides::Override> = overrides
+                .iter()
+                .map(|o| overrides::Override::parse(o))
+                .collect::<Result<_, _>>()?;
             let mut value: toml::Value =
                 toml::from_str(text).map_err(|e| anyhow!("{origin}: {e}"))?;
-            for item in overrides {
-                apply_override(&mut value, item)?;
+            overrides::canonical_tree(&mut value);
+            for o in &overrides {
+                o.apply(&mut value)?;
             }
             let text = toml::to_string(&value)?;
-            from_toml_text(&text).map_err(|e| {
-                anyhow!("{origin} with --set {}: {}", overrides.join(" --set "), e.message_only())
-            })?
+            let config =
+                from_toml_text(&text).map_err(|e| overrides::explain(origin, &overrides, &e))?;
+            overrides::unset(config, origin, &overrides)?
         };
         config.check().map_err(|e| anyhow!("{origin}: {e}"))?;
         Ok(config)
@@ -548,21 +606,17 @@ impl Config {
         );
         need(a.beta > 0.0, "algorithm.beta", "must be > 0");
         need((0.0..=1.0).contains(&a.ema_decay), "algorithm.ema_decay", "must be in [0, 1]");
-        need(a.lr >= 0.0, "algorithm.lr", "must be >= 0");
+        need(a.lr >= 0.0, "algorithm.learning_rate", "must be >= 0");
         need(
             a.betas.iter().all(|b| (0.0..1.0).contains(b)),
             "algorithm.betas",
             "both must be in [0, 1)",
         );
-        need(
-            (0.0..=1.0).contains(&a.final_lr_ratio),
-            "algorithm.final_lr_ratio",
-            "must be in [0, 1]",
-        );
-        need(a.grad_clip >= 0.0, "algorithm.grad_clip", "must be >= 0");
+        need((0.0..=1.0).contains(&a.final_lr_ratio), "algorithm.min_lr_rate", "must be in [0, 1]");
+        need(a.grad_clip >= 0.0, "algorithm.max_grad_norm", "must be >= 0");
         need(a.seeds_per_category >= 1, "algorithm.seeds_per_category", "must be at least 1");
         need(a.grpo_ratio_cap >= 1.0, "algorithm.grpo_ratio_cap", "must be >= 1");
-        need(a.micro_batch >= 1, "algorithm.micro_batch", "must be at least 1");
+        need(a.micro_batch >= 1, "algorithm.per_device_train_batch_size", "must be at least 1");
         let fp = &self.plugins.failure_policy;
         need(
             (0.0..=1.0).contains(&fp.max_step_failure_share),
@@ -620,6 +674,13 @@ impl Config {
     pub fn to_toml(&self) -> anyhow::Result<String> {
         Ok(toml::to_string_pretty(self)?)
     }
+
+    /// The resolved configuration as TOML with every key's documentation (meaning, unit,
+    /// default, range: [`FIELDS`]) in a comment above it: what `train --print-config` prints.
+    /// It parses back to the same configuration.
+    pub fn to_documented_toml(&self) -> anyhow::Result<String> {
+        docs::render(self)
+    }
 }
 
 /// A config error: the toml message (with line and snippet) plus the serde field path.
@@ -656,35 +717,25 @@ fn from_toml_text(text: &str) -> Result<Config, ConfigError> {
     })
 }
 
-/// Sets `dotted.key` in a TOML tree. The value is parsed as a TOML value (`3`, `true`,
-/// `"x"`, `[0.9, 0.95]`); anything that does not parse is taken as a bare string.
-pub fn apply_override(root: &mut toml::Value, item: &str) -> anyhow::Result<()> {
-    let (key, raw) =
-        item.split_once('=').ok_or_else(|| anyhow!("--set {item}: expected dotted.key=value"))?;
-    let key = key.trim();
-    let raw = raw.trim();
-    if key.is_empty() || key.split('.').any(str::is_empty) {
-        bail!("--set {item}: empty key segment");
-    }
-    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
-        Err(_) => toml::Value::String(raw.into()),
-    };
-    let mut node = root;
-    let parts: Vec<&str> = key.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        let table = node
-            .as_table_mut()
-            .ok_or_else(|| anyhow!("--set {item}: `{}` is not a table", parts[..i].join(".")))?;
-        if i + 1 == parts.len() {
-            table.insert((*part).to_string(), value);
-            return Ok(());
+/// `Option<T>` of a field whose default is set: TOML has no null, so the empty string spells
+/// "none", in files and in the resolved config (which therefore round-trips); JSON null (an
+/// unset through `--set KEY=null`) is none too.
+mod empty_is_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => v.serialize(s),
+            None => s.serialize_str(""),
         }
-        node = table
-            .entry((*part).to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     }
-    unreachable!("a key has at least one segment")
+
+    pub fn deserialize<'de, T: From<String>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        let v: Option<String> = Option::deserialize(d)?;
+        Ok(v.filter(|s| !s.is_empty()).map(T::from))
+    }
 }
 
 #[cfg(test)]
@@ -821,5 +872,145 @@ mod tests {
             c.plugins.rubric_names(),
             vec!["compliance", "deflection", "faithfulness", "refusal"]
         );
+    }
+
+    /// Case 14: `--set KEY=null` / `none` unsets an optional field, and the resolved config
+    /// (what `--print-config` shows and the run directory keeps) says so and round-trips.
+    #[test]
+    fn case_14_null_unsets_optional_fields() {
+        for word in ["null", "none", "None", "NULL"] {
+            let c = Config::parse(
+                "",
+                "t.toml",
+                &[format!("game.attacker_prefill={word}"), format!("data.harmful_val={word}")],
+            )
+            .unwrap();
+            assert_eq!(c.game.attacker_prefill, None, "{word}");
+            assert_eq!(c.data.harmful_val, None, "{word}");
+            assert!(c.data.benign_val.is_some());
+            let printed = c.to_documented_toml().unwrap();
+            assert!(printed.contains("\nattacker_prefill = \"\"\n"), "{printed}");
+            assert!(printed.contains("\nharmful_val = \"\"\n"), "{printed}");
+            assert_eq!(Config::parse(&c.to_toml().unwrap(), "resolved", &[]).unwrap(), c);
+        }
+        // An optional field whose default is unset, and the empty string in a file.
+        let c = Config::parse("[plugins]\ndir = \"/p\"\n", "t.toml", &["plugins.dir=null".into()]);
+        assert_eq!(c.unwrap().plugins.dir, None);
+        let c = Config::parse("[data]\nbenign_val = \"\"\n", "t.toml", &[]).unwrap();
+        assert_eq!(c.data.benign_val, None);
+        // The last override of a key wins, null or not.
+        let c = Config::parse(
+            "",
+            "t.toml",
+            &["game.attacker_prefill=null".into(), "game.attacker_prefill=\"<x>\"".into()],
+        )
+        .unwrap();
+        assert_eq!(c.game.attacker_prefill.as_deref(), Some("<x>"));
+        // The literal words need quotes.
+        let c = Config::parse("", "t.toml", &["game.attacker_prefill=\"null\"".into()]).unwrap();
+        assert_eq!(c.game.attacker_prefill.as_deref(), Some("null"));
+        // Map entries are removed.
+        let c = Config::parse(
+            "[plugins.paths]\nmine = \"/tmp/m.wasm\"\nother = \"/tmp/o.wasm\"\n",
+            "t.toml",
+            &["plugins.paths.mine=null".into()],
+        )
+        .unwrap();
+        assert_eq!(c.plugins.paths.keys().collect::<Vec<_>>(), ["other"]);
+    }
+
+    #[test]
+    fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
+        let err =
+            Config::parse("", "t.toml", &["output.name=none".into()]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml: field `output.name` cannot be unset: it is not optional"),
+            "{err}"
+        );
+        assert!(err.contains("--set 'output.name=\"none\"'"), "{err}");
+        let err =
+            Config::parse("", "t.toml", &["algorithm.steps=null".into()]).unwrap_err().to_string();
+        assert!(err.contains("`algorithm.max_steps` cannot be unset"), "{err}");
+        let err = Config::parse("", "t.toml", &["game.attacker_prefil=null".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("attacker_prefil"), "{err}");
+        let err = Config::parse("", "t.toml", &["game.attacker_prefill=".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no value") && err.contains("game.attacker_prefill=null"), "{err}");
+    }
+
+    /// Case 14's control: a bare number for a text field is refused, naming the field and the
+    /// quoting fix; the quoted value is accepted.
+    #[test]
+    fn case_14_a_bare_number_for_a_text_field_names_the_quoting_fix() {
+        let err =
+            Config::parse("", "q.toml", &["output.name=2024".into()]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "q.toml: field `output.name`: invalid type: integer `2024`, expected a string (from \
+             --set output.name=2024); to pass it as text, quote it: --set 'output.name=\"2024\"'"
+        );
+        let err =
+            Config::parse("", "q.toml", &["data.harmful=true".into()]).unwrap_err().to_string();
+        assert!(
+            err.contains("field `data.harmful`") && err.contains("'data.harmful=\"true\"'"),
+            "{err}"
+        );
+        let c = Config::parse("", "q.toml", &["output.name=\"2024\"".into()]).unwrap();
+        assert_eq!(c.output.name, "2024");
+        // Not text-typed: no quoting advice.
+        let err =
+            Config::parse("", "q.toml", &["algorithm.seed=x".into()]).unwrap_err().to_string();
+        assert!(err.contains("field `algorithm.seed`") && !err.contains("quote"), "{err}");
+    }
+
+    /// Issue 7: the standard names, with the old ones as aliases in files and in `--set`.
+    #[test]
+    fn old_key_names_mean_the_new_keys() {
+        let old = "[algorithm]\nlr = 0.5\ngrad_clip = 2.0\nsteps = 7\nmicro_batch = 3\n\
+                   final_lr_ratio = 0.5\n[validation]\nevery = 4\n[checkpoint]\nevery = 9\nkeep = 5\n";
+        let new = "[algorithm]\nlearning_rate = 0.5\nmax_grad_norm = 2.0\nmax_steps = 7\n\
+                   per_device_train_batch_size = 3\nmin_lr_rate = 0.5\n[validation]\neval_steps = 4\n\
+                   [checkpoint]\nsave_steps = 9\nsave_total_limit = 5\n";
+        let a = Config::parse(old, "old.toml", &[]).unwrap();
+        let b = Config::parse(new, "new.toml", &[]).unwrap();
+        assert_eq!(a, b);
+        assert_eq!((a.algorithm.lr, a.algorithm.steps, a.checkpoint.keep), (0.5, 7, 5));
+        // Either name overrides either spelling in the file.
+        for (file, set) in
+            [(old, "algorithm.max_steps=1"), (new, "algorithm.steps=1"), (old, "algorithm.steps=1")]
+        {
+            let c = Config::parse(file, "t.toml", &[set.into()]).unwrap();
+            assert_eq!(c.algorithm.steps, 1, "{set}");
+        }
+        let c = Config::parse(
+            old,
+            "t.toml",
+            &["checkpoint.keep=0".into(), "validation.every=0".into()],
+        )
+        .unwrap();
+        assert_eq!((c.checkpoint.keep, c.validation.every), (0, 0));
+        // Both names in one file is one field given twice.
+        let err = Config::parse("[algorithm]\nlr = 1.0\nlearning_rate = 2.0\n", "t.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate field `learning_rate`"), "{err}");
+        assert!(
+            err.contains("`algorithm.lr` is the old name of `algorithm.learning_rate`"),
+            "{err}"
+        );
+        // The resolved config writes the new names.
+        let text = a.to_toml().unwrap();
+        for (_, new) in RENAMED {
+            let leaf = new.rsplit_once('.').unwrap().1;
+            assert!(text.contains(&format!("\n{leaf} = ")), "{leaf}: {text}");
+        }
+        // A wrong type under an old name still names what the user typed.
+        let err = Config::parse("", "t.toml", &["algorithm.steps=\"many\"".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("algorithm.steps") && err.contains("algorithm.max_steps"), "{err}");
     }
 }

@@ -28,7 +28,7 @@ use crate::game::policy::Policy;
 use crate::game::prompts::AttackerPrompts;
 use crate::game::rollout::{self, Group, RolloutSettings, StepRollout};
 use crate::game::schedule::lr_at;
-use crate::game::seeds::load_seeds;
+use crate::game::seeds::RunSeeds;
 use crate::judging::{Category, Curriculum, Judge, Outcome, Seed};
 use crate::llm::{Generation, Generator, SamplingParams};
 
@@ -242,20 +242,13 @@ impl<P: Policy> Trainer<P> {
         resume: bool,
     ) -> anyhow::Result<Self> {
         config.check_files()?;
-        let mut seeds = load_seeds(&config.data.harmful, Some(Category::Harmful))?;
-        seeds.extend(load_seeds(&config.data.benign, Some(Category::Benign))?);
+        let RunSeeds { train: seeds, harmful_val, benign_val } = RunSeeds::load(&config.data)?;
         let mut val_seeds = Vec::new();
-        for (path, category) in [
-            (&config.data.harmful_val, Category::Harmful),
-            (&config.data.benign_val, Category::Benign),
-        ] {
-            if let Some(path) = path {
-                let mut s = load_seeds(path, Some(category))?;
-                if config.validation.max_seeds > 0 {
-                    s.truncate(config.validation.max_seeds);
-                }
-                val_seeds.extend(s);
+        for mut s in [harmful_val, benign_val] {
+            if config.validation.max_seeds > 0 {
+                s.truncate(config.validation.max_seeds);
             }
+            val_seeds.extend(s);
         }
         let g = &config.game;
         let prompts = AttackerPrompts::load(

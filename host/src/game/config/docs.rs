@@ -1,0 +1,451 @@
+//! Every config key's documentation (meaning, unit, range; the default is read from
+//! [`Config::default`] so it cannot drift), and the documented TOML that `train
+//! --print-config` prints. A unit test fails when a key has no entry here or an entry names
+//! no key: a new field is not done until it is documented.
+
+use std::fmt::Write as _;
+
+use super::Config;
+
+/// `(dotted key, documentation)` for every table and key, in file order. The text says what
+/// the key does, its unit and its range; defaults are added from [`Config::default`].
+pub const FIELDS: &[(&str, &str)] = &[
+    ("models", "Which models play, where they run and in which precision."),
+    (
+        "models.attacker",
+        "Attacker model folder (Hugging Face layout: config.json, safetensors, tokenizer). Path, relative to the working directory.",
+    ),
+    (
+        "models.defender",
+        "Defender model folder (Hugging Face layout); the model being made safer. Path.",
+    ),
+    (
+        "models.judge",
+        "Judge model folder served to judge plugins through the host `generate` import. Path; unset = no judge model (heuristic judges need none).",
+    ),
+    ("models.device", "Where the models run: `cpu`, `cuda` or `cuda:N`."),
+    ("models.dtype", "Parameter and compute precision: `f32`, `bf16` or `f16`."),
+    (
+        "data",
+        "Seed requests: JSONL files of {\"id\", \"category\", \"text\"}, one file per category. Ids are strings or integers, unique across the training files and across the validation files.",
+    ),
+    ("data.harmful", "Training seeds of category harmful. Path to a JSONL file."),
+    ("data.benign", "Training seeds of category benign. Path to a JSONL file."),
+    (
+        "data.harmful_val",
+        "Held-out harmful seeds sent straight to the defender at validation. Path to a JSONL file; \"\" = none.",
+    ),
+    (
+        "data.benign_val",
+        "Held-out benign seeds sent straight to the defender at validation. Path to a JSONL file; \"\" = none.",
+    ),
+    ("game", "The rollout tree's shape and sampling."),
+    (
+        "game.attacks_per_seed",
+        "A: attacker samples per seed (paper: 2 for DPO, 4 for GRPO). Count, >= 1.",
+    ),
+    (
+        "game.replies_per_prompt",
+        "D: defender replies per valid attacker prompt (paper: 2 for DPO, 4 for GRPO). Count, >= 1.",
+    ),
+    (
+        "game.attacker_max_tokens",
+        "Most new tokens per attacker output; an output that reaches it is truncated and invalid. Tokens, >= 1.",
+    ),
+    ("game.defender_max_tokens", "Most new tokens per defender reply. Tokens, >= 1."),
+    (
+        "game.judge_max_tokens",
+        "Most new tokens per judge-model answer (served to judge plugins). Tokens, >= 1.",
+    ),
+    ("game.temperature", "Sampling temperature of both players (0 = greedy). >= 0."),
+    ("game.top_p", "Nucleus sampling: smallest token set with this much probability. In (0, 1]."),
+    (
+        "game.judge_temperature",
+        "Judge-model sampling temperature for LLM judges (0 = greedy). >= 0.",
+    ),
+    (
+        "game.faithfulness_gate",
+        "Judge every attacker prompt for faithfulness to its seed; unfaithful prompts get reward -1 and no defender replies. true or false.",
+    ),
+    (
+        "game.optimistic_attacker",
+        "Judge the attacker on the defender's best reply to its prompt (else on a random one). true or false.",
+    ),
+    (
+        "game.penalize_truncated_replies",
+        "A defender reply that reached defender_max_tokens gets reward -1 without being judged (the paper). true or false.",
+    ),
+    (
+        "game.defender_judge_context",
+        "What the judge sees as the context of defender replies: `prompt` (the attacker's prompt, the paper) or `seed`.",
+    ),
+    (
+        "game.swap_share",
+        "Share of pairwise comparisons judged with A and B exchanged (scores flipped back), against position bias. Fraction in [0, 1].",
+    ),
+    (
+        "game.both_orders_share",
+        "Share of pairwise comparisons judged in both orders (scores averaged, agreement logged as judge/swap_agreement). Fraction in [0, 1].",
+    ),
+    (
+        "game.faithful_threshold",
+        "A faithfulness score at or above this counts as faithful. Rubric score, 0-10.",
+    ),
+    (
+        "game.attacker_prompt_harmful",
+        "The attacker's instruction for harmful seeds: a text file in which {seed} is replaced by the seed text. Path.",
+    ),
+    (
+        "game.attacker_prompt_benign",
+        "The attacker's instruction for benign seeds (a text file with {seed}). Path.",
+    ),
+    (
+        "game.attacker_prefill",
+        "Text that starts every attacker answer (part of the prompt, not trained). Text; \"\" = none.",
+    ),
+    ("game.attacker_stop", "Stop strings of attacker generation, matched exactly. List of texts."),
+    ("algorithm", "The learning algorithm and optimiser, identical for both players."),
+    (
+        "algorithm.method",
+        "`dpo` (DPO with the EMA reference, the paper's main method), `ipo` or `grpo`.",
+    ),
+    (
+        "algorithm.beta",
+        "KL strength: DPO/IPO beta, or the GRPO k3-KL coefficient (TRL's `beta`). > 0.",
+    ),
+    (
+        "algorithm.sampler",
+        "Which weights sample the rollouts: `ema` (the EMA copy, also the reference: the paper) or `current` (reference = the initial model).",
+    ),
+    (
+        "algorithm.ema_decay",
+        "EMA update after every step: ema = decay * ema + (1 - decay) * weights. In [0, 1].",
+    ),
+    ("algorithm.learning_rate", "AdamW peak learning rate (was `lr`). Per step, >= 0."),
+    (
+        "algorithm.betas",
+        "AdamW (beta1, beta2), as transformers' adam_beta1 and adam_beta2. Two numbers in [0, 1).",
+    ),
+    (
+        "algorithm.weight_decay",
+        "AdamW decoupled weight decay. Per step, as a multiple of learning_rate, >= 0.",
+    ),
+    (
+        "algorithm.min_lr_rate",
+        "The cosine schedule decays the learning rate to min_lr_rate * learning_rate at max_steps (transformers' cosine_with_min_lr; was `final_lr_ratio`). Fraction in [0, 1].",
+    ),
+    (
+        "algorithm.warmup_steps",
+        "Steps of linear warm-up from learning_rate / warmup_steps to learning_rate. Steps, >= 0.",
+    ),
+    (
+        "algorithm.max_grad_norm",
+        "Clip each player's global gradient L2 norm to this (was `grad_clip`); 0 = no clipping. >= 0.",
+    ),
+    (
+        "algorithm.max_steps",
+        "Training steps (was `steps`); one step = one harmful and one benign batch of seeds, both players updated. Steps, >= 0.",
+    ),
+    ("algorithm.seeds_per_category", "Seeds of each category per step. Count, >= 1."),
+    (
+        "algorithm.grpo_ratio_cap",
+        "GRPO: importance ratio to the sampling policy truncated at this value. >= 1.",
+    ),
+    (
+        "algorithm.grpo_baseline",
+        "GRPO advantage baseline: `batch` (mean over the player's batch of the step, the paper) or `group`.",
+    ),
+    (
+        "algorithm.per_device_train_batch_size",
+        "Sequences per forward/backward pass; gradients are accumulated over the step's batch, so this bounds memory, not the update (was `micro_batch`). Sequences, >= 1.",
+    ),
+    (
+        "algorithm.seed",
+        "Master seed: every random choice of step t derives from (seed, t, purpose). Integer >= 0.",
+    ),
+    (
+        "plugins",
+        "Judge, rubric and curriculum plugins by name. A name resolves through `paths`, then dir/NAME.wasm, then dir/{judge,rubric,curriculum}-NAME.wasm.",
+    ),
+    (
+        "plugins.dir",
+        "Folder of built plugin components. Path; unset = $ADVGAME_PLUGIN_DIR, else $ADVGAME_CACHE/plugins, else ~/.cache/advgame/plugins.",
+    ),
+    ("plugins.judge", "Judge plugin name (e.g. `llm`, `refusal-heuristic`)."),
+    ("plugins.curriculum", "Curriculum plugin name (e.g. `uniform`, `adaptive`)."),
+    ("plugins.rubrics", "The rubric plugin used in each of the six judging roles."),
+    (
+        "plugins.rubrics.defender_harmful",
+        "Rubric comparing defender replies to harmful seeds. Plugin name.",
+    ),
+    (
+        "plugins.rubrics.defender_benign",
+        "Rubric comparing defender replies to benign seeds. Plugin name.",
+    ),
+    (
+        "plugins.rubrics.attacker_harmful",
+        "Rubric comparing the best replies across attacks on a harmful seed. Plugin name.",
+    ),
+    (
+        "plugins.rubrics.attacker_benign",
+        "Rubric comparing the best replies across attacks on a benign seed. Plugin name.",
+    ),
+    (
+        "plugins.rubrics.faithfulness_harmful",
+        "Rubric scoring attacker prompts of harmful seeds for faithfulness. Plugin name.",
+    ),
+    (
+        "plugins.rubrics.faithfulness_benign",
+        "Rubric scoring attacker prompts of benign seeds for faithfulness. Plugin name.",
+    ),
+    (
+        "plugins.paths",
+        "Explicit component files by plugin name (`--plugin NAME=PATH` lands here). Table of name = path.",
+    ),
+    (
+        "plugins.settings",
+        "Per-plugin settings handed to the plugin through the host `config` import. Table of plugin name -> table of key = value (values reach the plugin as text).",
+    ),
+    ("plugins.failure_policy", "What happens when plugin calls fail."),
+    (
+        "plugins.failure_policy.max_step_failure_share",
+        "Stop the run when more than this share of one step's judgments failed. Fraction in [0, 1].",
+    ),
+    (
+        "plugins.failure_policy.max_total_failures",
+        "Stop the run after this many failed judgments in total; 0 = no limit. Count.",
+    ),
+    (
+        "plugins.failure_policy.curriculum",
+        "When the curriculum fails or returns invalid indices: `uniform` samples that batch uniformly instead (counted), `stop` ends the run.",
+    ),
+    (
+        "plugins.failure_policy.max_consecutive_call_failures",
+        "A plugin whose calls fail as a whole (trap, deadline, memory) this many times in a row stops the run; isolated failures are counted per item. Count, >= 1.",
+    ),
+    ("plugins.limits", "Sandbox limits applied to every plugin instance and call."),
+    (
+        "plugins.limits.deadline_ms",
+        "Wall-clock budget of one plugin call (guest time; the judge model's generation is not charged). Milliseconds, >= 1.",
+    ),
+    ("plugins.limits.memory_mb", "Memory cap of one plugin instance. MiB, >= 1."),
+    (
+        "plugins.limits.fuel",
+        "Wasm fuel (roughly instructions) per call; 0 = no fuel metering. Count.",
+    ),
+    ("validation", "Validation: the defender alone on the held-out seeds, scored pointwise."),
+    (
+        "validation.eval_steps",
+        "Validate every N steps (was `every`), and before the first step and after the last; 0 = never. Steps.",
+    ),
+    (
+        "validation.max_seeds",
+        "At most this many seeds per category (the first ones of each file); 0 = all. Count.",
+    ),
+    (
+        "validation.threshold",
+        "A pointwise score at or above this counts as a hit in the val/*_rate metrics. Rubric score, 0-10.",
+    ),
+    (
+        "validation.temperature",
+        "Defender sampling temperature at validation (0 = greedy, reproducible). >= 0.",
+    ),
+    (
+        "validation.harmful_rubrics",
+        "Rubrics scored on harmful seeds (metrics val/harmful/<rubric>_rate). List of plugin names.",
+    ),
+    (
+        "validation.benign_rubrics",
+        "Rubrics scored on benign seeds (metrics val/benign/<rubric>_rate). List of plugin names.",
+    ),
+    (
+        "checkpoint",
+        "Checkpoints: both players, their EMA copies and optimiser states, in Hugging Face layout.",
+    ),
+    (
+        "checkpoint.save_steps",
+        "Checkpoint every N steps (was `every`), and after the last; 0 = only after the last. Steps.",
+    ),
+    (
+        "checkpoint.save_total_limit",
+        "Keep the newest N checkpoints (was `keep`); 0 = keep all. Count.",
+    ),
+    ("output", "Where runs are written."),
+    ("output.dir", "Parent folder of run directories. Path."),
+    (
+        "output.name",
+        "Run name; the run directory is dir/NAME-NNN with the first unused number. Text.",
+    ),
+];
+
+/// Text wider than this is wrapped onto further comment lines.
+const WIDTH: usize = 96;
+
+/// The config as TOML with the documentation of every key in comments above it.
+pub(super) fn render(config: &Config) -> anyhow::Result<String> {
+    let value = toml::Value::try_from(config)?;
+    let defaults = toml::Value::try_from(Config::default())?;
+    let toml::Value::Table(root) = &value else { anyhow::bail!("the config is not a table") };
+    let mut out = String::from(
+        "# The resolved run configuration. Every key is documented above it; the default is the\n\
+         # paper's value unless noted. Old key names (lr, steps, ...) are still accepted.\n",
+    );
+    write_table(&mut out, "", root, &defaults)?;
+    Ok(out)
+}
+
+fn doc_of(key: &str) -> Option<&'static str> {
+    FIELDS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
+}
+
+/// Keys ordered as in [`FIELDS`] (map entries after, by name), plain values before tables
+/// (TOML puts a table's keys before its sub-tables).
+fn ordered<'a>(path: &str, table: &'a toml::Table) -> Vec<(&'a String, &'a toml::Value)> {
+    let rank = |k: &str| FIELDS.iter().position(|(f, _)| *f == join(path, k)).unwrap_or(usize::MAX);
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, v)| (v.is_table(), rank(k)));
+    entries
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+fn write_table(
+    out: &mut String,
+    path: &str,
+    table: &toml::Table,
+    defaults: &toml::Value,
+) -> anyhow::Result<()> {
+    for (key, value) in ordered(path, table) {
+        let full = join(path, key);
+        if let toml::Value::Table(sub) = value {
+            out.push('\n');
+            write_doc(out, &full, None);
+            writeln!(out, "[{}]", full.split('.').map(toml_key).collect::<Vec<_>>().join("."))?;
+            write_table(out, &full, sub, defaults)?;
+        } else {
+            write_doc(out, &full, Some(defaults));
+            writeln!(out, "{} = {value}", toml_key(key))?;
+        }
+    }
+    // Documented keys that are unset (optional, no value) still show, commented out.
+    for (key, _) in FIELDS {
+        if let Some(leaf) = key
+            .strip_prefix(path)
+            .and_then(|k| if path.is_empty() { Some(k) } else { k.strip_prefix('.') })
+            && !leaf.contains('.')
+            && !leaf.is_empty()
+            && !table.contains_key(leaf)
+        {
+            write_doc(out, key, Some(defaults));
+            writeln!(out, "# {leaf} is unset")?;
+        }
+    }
+    Ok(())
+}
+
+/// The comment lines above a key: its documentation and, for values, its default.
+fn write_doc(out: &mut String, key: &str, defaults: Option<&toml::Value>) {
+    let Some(doc) = doc_of(key) else { return };
+    let mut text = doc.to_string();
+    if let Some(defaults) = defaults {
+        let default = key.split('.').try_fold(defaults, |v, k| v.get(k));
+        match default {
+            Some(v) => text.push_str(&format!(" Default: {v}.")),
+            None => text.push_str(" Default: unset."),
+        }
+    }
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > WIDTH && line.len() > 1 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+}
+
+/// A key as TOML writes it: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        key.to_string()
+    } else {
+        toml::Value::String(key.to_string()).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    /// Every dotted key (tables and values) of a serialized config.
+    fn keys(path: &str, value: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = value {
+            for (k, v) in t {
+                let full = join(path, k);
+                out.push(full.clone());
+                // Map entries (plugin names) are the user's, not documented keys.
+                if !matches!(full.as_str(), "plugins.paths" | "plugins.settings") {
+                    keys(&full, v, out);
+                }
+            }
+        }
+    }
+
+    /// A config with every optional key set, so every key appears when serialized.
+    fn full() -> Config {
+        let mut c = Config::default();
+        c.models.judge = Some(PathBuf::from("j"));
+        c.plugins.dir = Some(PathBuf::from("p"));
+        c
+    }
+
+    #[test]
+    fn every_key_is_documented_and_every_entry_is_a_key() {
+        let mut all = Vec::new();
+        keys("", &toml::Value::try_from(full()).unwrap(), &mut all);
+        let undocumented: Vec<&String> = all.iter().filter(|k| doc_of(k).is_none()).collect();
+        assert!(
+            undocumented.is_empty(),
+            "add these keys to game/config/docs.rs FIELDS (meaning, unit, range): {undocumented:?}"
+        );
+        let stale: Vec<&str> =
+            FIELDS.iter().map(|(k, _)| *k).filter(|k| !all.iter().any(|a| a == k)).collect();
+        assert!(stale.is_empty(), "FIELDS entries that are no config key: {stale:?}");
+        for (key, doc) in FIELDS {
+            assert!(doc.ends_with('.') || doc.ends_with(')'), "{key}: end the text with a period");
+        }
+    }
+
+    #[test]
+    fn documented_toml_parses_back_to_the_same_config() {
+        let mut c = full();
+        c.plugins.paths.insert("my judge".into(), PathBuf::from("/tmp/j.wasm"));
+        c.plugins
+            .settings
+            .insert("llm".into(), BTreeMap::from([("max_tokens".into(), toml::Value::Integer(3))]));
+        c.data.harmful_val = None;
+        c.game.attacker_prefill = Some("<think>\n\"quoted\" # not a comment".into());
+        for config in [Config::default(), c] {
+            let text = config.to_documented_toml().unwrap();
+            let back = Config::parse(&text, "printed", &[]).unwrap();
+            assert_eq!(back, config, "{text}");
+        }
+        let text = Config::default().to_documented_toml().unwrap();
+        assert!(
+            text.contains(
+                "# AdamW peak learning rate (was `lr`). Per step, >= 0. Default: 0.000001.\n\
+                 learning_rate = 0.000001\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# judge is unset\n"), "{text}");
+    }
+}

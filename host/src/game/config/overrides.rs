@@ -1,0 +1,235 @@
+//! `--set dotted.key=value`: command-line overrides of the run configuration.
+//!
+//! The value is read as a TOML value (`3`, `true`, `"x"`, `[0.9, 0.95]`); anything that does
+//! not parse as one is taken as a bare string, so paths need no quotes. Two words are not
+//! strings: `null` and `none` (any case, unquoted), what people type to *unset* an optional
+//! field (TOML has no null). They set an optional field to "none" (no harmful validation
+//! file, no attacker prefill); on a field that is not optional they are an error that names
+//! the field. The literal text needs quotes: `--set 'game.attacker_prefill="null"'`.
+//!
+//! A value of the wrong type is never coerced (`--set output.name=2024` is the integer 2024,
+//! refused for a text field with the quoting fix), so one `--set` means the same TOML value
+//! wherever it lands. Old key names (see [`super::RENAMED`]) are accepted and mean the new key.
+
+use anyhow::{anyhow, bail};
+
+use super::{Config, ConfigError, RENAMED};
+
+/// One parsed `--set` item.
+#[derive(Debug, Clone)]
+pub(super) struct Override {
+    /// The item as the user typed it, for error messages.
+    item: String,
+    /// The key's segments, old names replaced by the current ones.
+    key: Vec<String>,
+    /// The value; `None` unsets the field.
+    value: Option<toml::Value>,
+}
+
+/// The words that unset a field (compared case-insensitively, unquoted only).
+const NULL_WORDS: [&str; 2] = ["null", "none"];
+
+impl Override {
+    /// Parses `dotted.key=value` (see the module docs).
+    pub(super) fn parse(item: &str) -> anyhow::Result<Self> {
+        let (key, raw) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set {item}: expected dotted.key=value"))?;
+        let (key, raw) = (key.trim(), raw.trim());
+        if key.is_empty() || key.split('.').any(|s| s.trim().is_empty()) {
+            bail!("--set {item}: empty key segment");
+        }
+        if raw.is_empty() {
+            bail!(
+                "--set {item}: no value; write {key}=null to unset an optional field, or \
+                 {key}='\"\"' for empty text"
+            );
+        }
+        let value = if NULL_WORDS.iter().any(|w| raw.eq_ignore_ascii_case(w)) {
+            None
+        } else {
+            Some(match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+                Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+                Err(_) => toml::Value::String(raw.into()),
+            })
+        };
+        let mut key: Vec<String> = key.split('.').map(|s| s.trim().to_string()).collect();
+        canonical_key(&mut key);
+        Ok(Self { item: item.to_string(), key, value })
+    }
+
+    /// The dotted key with current names.
+    pub(super) fn dotted(&self) -> String {
+        self.key.join(".")
+    }
+
+    /// Applies the override to a TOML tree. An unset removes the key (the typed step,
+    /// [`unset`], then sets the field to none).
+    pub(super) fn apply(&self, root: &mut toml::Value) -> anyhow::Result<()> {
+        let item = &self.item;
+        let (leaf, parents) = self.key.split_last().expect("a key has at least one segment");
+        let mut node = root;
+        for (i, part) in parents.iter().enumerate() {
+            let table = node.as_table_mut().ok_or_else(|| {
+                anyhow!("--set {item}: `{}` is not a table", self.key[..i].join("."))
+            })?;
+            node =
+                table.entry(part.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+        }
+        let table = node
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("--set {item}: `{}` is not a table", parents.join(".")))?;
+        match &self.value {
+            Some(v) => {
+                table.insert(leaf.clone(), v.clone());
+            }
+            None => {
+                table.remove(leaf);
+            }
+        }
+        Ok(())
+    }
+
+    /// Explains a deserialization error at this override's key, with the quoting fix when a
+    /// bare value was not the text the field wants.
+    fn explain(&self, message: &str) -> String {
+        let mut out = format!("field `{}`: {message} (from --set {})", self.dotted(), self.item);
+        let wants_text = message.contains("expected a string") || message.contains("path string");
+        if wants_text && !matches!(self.value, Some(toml::Value::String(_))) {
+            let raw = self.item.split_once('=').map_or("", |(_, r)| r.trim());
+            out.push_str(&format!(
+                "; to pass it as text, quote it: --set '{}=\"{raw}\"'",
+                self.dotted()
+            ));
+        }
+        out
+    }
+}
+
+/// Replaces old key names by the current ones, in place.
+fn canonical_key(key: &mut [String]) {
+    let dotted = key.join(".");
+    for (old, new) in RENAMED {
+        if let Some(rest) = dotted.strip_prefix(old)
+            && (rest.is_empty() || rest.starts_with('.'))
+        {
+            let (parent, leaf) = new.rsplit_once('.').unwrap_or(("", new));
+            let depth = parent.split('.').filter(|s| !s.is_empty()).count();
+            key[depth] = leaf.to_string();
+            return;
+        }
+    }
+}
+
+/// Renames old keys of a parsed config file to the current names (so that a `--set` of
+/// either name replaces the same entry).
+pub(super) fn canonical_tree(root: &mut toml::Value) {
+    for (old, new) in RENAMED {
+        let (parent, old_leaf) = old.rsplit_once('.').unwrap_or(("", old));
+        let new_leaf = new.rsplit_once('.').map_or(new, |(_, l)| l);
+        let mut node = Some(&mut *root);
+        for part in parent.split('.').filter(|s| !s.is_empty()) {
+            node = node.and_then(|n| n.get_mut(part));
+        }
+        if let Some(table) = node.and_then(toml::Value::as_table_mut)
+            && !table.contains_key(new_leaf)
+            && let Some(v) = table.remove(old_leaf)
+        {
+            table.insert(new_leaf.to_string(), v);
+        }
+    }
+}
+
+/// The error of deserializing the overridden tree: at an override's key it names the
+/// override; elsewhere it lists them all.
+pub(super) fn explain(origin: &str, overrides: &[Override], e: &ConfigError) -> anyhow::Error {
+    match overrides.iter().rev().find(|o| o.dotted() == e.path) {
+        Some(o) => anyhow!("{origin}: {}", o.explain(e.inner.message())),
+        None => {
+            let items: Vec<&str> = overrides.iter().map(|o| o.item.as_str()).collect();
+            anyhow!("{origin} with --set {}: {}", items.join(" --set "), e.message_only())
+        }
+    }
+}
+
+/// Sets every field whose last override is an unset to none, through a JSON copy of the
+/// config (JSON has the null TOML lacks). A field that is not optional refuses the null with
+/// an error naming it; an unknown key is refused as in a file; an entry of a map
+/// (`plugins.paths.NAME`, `plugins.settings.NAME.KEY`) is removed.
+pub(super) fn unset(
+    config: Config,
+    origin: &str,
+    overrides: &[Override],
+) -> anyhow::Result<Config> {
+    let nulls: Vec<&Override> = overrides
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| {
+            o.value.is_none() && !overrides[i + 1..].iter().any(|later| later.key == o.key)
+        })
+        .map(|(_, o)| o)
+        .collect();
+    if nulls.is_empty() {
+        return Ok(config);
+    }
+    let mut json = serde_json::to_value(&config)?;
+    // Keys absent from the serialized config are map entries (already removed from the tree)
+    // or typos; deserializing with a null there tells which.
+    let mut absent = Vec::new();
+    for o in &nulls {
+        let (leaf, parents) = o.key.split_last().expect("a key has at least one segment");
+        let mut node = &mut json;
+        for part in parents {
+            node = node
+                .as_object_mut()
+                .ok_or_else(|| {
+                    anyhow!("--set {}: `{part}` is inside a value, not a table", o.item)
+                })?
+                .entry(part.clone())
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        }
+        let table = node
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("--set {}: `{}` is not a table", o.item, parents.join(".")))?;
+        if table.insert(leaf.clone(), serde_json::Value::Null).is_none() {
+            absent.push(o.key.clone());
+        }
+    }
+    loop {
+        match serde_path_to_error::deserialize::<_, Config>(&json) {
+            Ok(config) => return Ok(config),
+            Err(e) => {
+                let path = e.path().to_string();
+                let message = e.inner().to_string();
+                let Some(o) = nulls.iter().find(|o| o.dotted() == path) else {
+                    bail!("{origin}: field `{path}`: {message}");
+                };
+                if let Some(i) = absent.iter().position(|k| *k == o.key)
+                    && message.starts_with("invalid type: null")
+                {
+                    // A map entry: removing it was the whole job.
+                    absent.swap_remove(i);
+                    remove(&mut json, &o.key);
+                    continue;
+                }
+                let raw = o.item.split_once('=').map_or("", |(_, r)| r.trim());
+                bail!(
+                    "{origin}: field `{path}` cannot be unset: it is not optional ({message}; \
+                     from --set {}); to set the text, quote it: --set '{path}=\"{raw}\"'",
+                    o.item
+                );
+            }
+        }
+    }
+}
+
+fn remove(json: &mut serde_json::Value, key: &[String]) {
+    let (leaf, parents) = key.split_last().expect("a key has at least one segment");
+    let mut node = Some(json);
+    for part in parents {
+        node = node.and_then(|n| n.get_mut(part));
+    }
+    if let Some(table) = node.and_then(serde_json::Value::as_object_mut) {
+        table.remove(leaf);
+    }
+}
