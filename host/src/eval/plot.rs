@@ -54,8 +54,8 @@ fn ensure_font() -> anyhow::Result<()> {
     result.as_ref().map(|_| ()).map_err(|e| anyhow!("{e}"))
 }
 
-/// An x axis of labelled slots: group `g` of `k` bars occupies `[g * (k + 1), g * (k + 1) + k)`
-/// and its label sits at the group's centre.
+/// An x axis of labelled slots: group `g` of `k` bars occupies `0.5 + g * (k + 1)` to
+/// `0.5 + g * (k + 1) + k`, and its label sits at the group's centre.
 struct Slots {
     width: f64,
     labels: Vec<(f64, String)>,
@@ -117,11 +117,11 @@ pub fn bar_chart(
     let k = series.len().max(1);
     let per = (k + 1) as f64;
     let slots = Slots {
-        width: labels.len() as f64 * per - 1.0 + 0.0,
+        width: labels.len() as f64 * per,
         labels: labels
             .iter()
             .enumerate()
-            .map(|(g, l)| (g as f64 * per + k as f64 / 2.0, l.clone()))
+            .map(|(g, l)| (0.5 + g as f64 * per + k as f64 / 2.0, l.clone()))
             .collect(),
     };
     let width = (160 + labels.len() * k * 70).clamp(900, 2400) as u32;
@@ -150,7 +150,7 @@ pub fn bar_chart(
         let colour = COLOURS[t % COLOURS.len()];
         let rects = bars.iter().enumerate().filter_map(|(g, b)| {
             b.map(|(rate, _)| {
-                let x0 = g as f64 * per + t as f64 + 0.08;
+                let x0 = 0.5 + g as f64 * per + t as f64 + 0.08;
                 Rectangle::new([(x0, 0.0), (x0 + 0.84, 100.0 * rate)], colour.filled())
             })
         });
@@ -161,7 +161,7 @@ pub fn bar_chart(
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
         for (g, b) in bars.iter().enumerate() {
             if let Some((rate, [lo, hi])) = b {
-                let xc = g as f64 * per + t as f64 + 0.5;
+                let xc = 1.0 + g as f64 * per + t as f64;
                 let (lo, hi) = (100.0 * lo, 100.0 * hi);
                 let whisker = [
                     vec![(xc, lo), (xc, hi)],
@@ -261,4 +261,35 @@ pub fn write_plots(out: &Path, report: &Report) -> anyhow::Result<Vec<String>> {
         written.push("groups.png".to_string());
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_map_groups_and_label_their_centres() {
+        let s = Slots { width: 6.0, labels: vec![(1.5, "a".into()), (4.5, "b".into())] };
+        assert_eq!(s.map(&0.0, (100, 700)), 100);
+        assert_eq!(s.map(&3.0, (100, 700)), 400);
+        assert_eq!(s.key_points(5usize), vec![1.5, 4.5]);
+        assert_eq!(s.format_ext(&4.5), "b");
+        assert_eq!(s.format_ext(&2.0), "");
+    }
+
+    #[test]
+    fn draws_a_png_with_bars_and_missing_values() {
+        // Needs a TrueType font: scripts/setup.sh installs one when the system has none.
+        ensure_font().expect("a font for plots (run scripts/setup.sh or set ADVGAME_FONT)");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.png");
+        let series = vec![
+            ("base".to_string(), vec![Some((0.8, [0.7, 0.9])), Some((0.5, [0.3, 0.7]))]),
+            ("trained".to_string(), vec![Some((0.1, [0.0, 0.2])), None]),
+        ];
+        bar_chart(&path, "t", "metric", &["x".into(), "y".into()], &series).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert!(bytes.len() > 5_000, "a real picture, not an empty canvas");
+    }
 }
