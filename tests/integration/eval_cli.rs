@@ -171,7 +171,7 @@ fn eval_reads_a_csv_mapped_by_flags_with_groups() {
     assert_eq!(t["benign_compliance"]["n"], 1);
     let groups: Vec<&str> =
         t["groups"].as_array().unwrap().iter().map(|g| g["group"].as_str().unwrap()).collect();
-    assert_eq!(groups, vec!["fraud", "tech"]);
+    assert_eq!(groups, vec!["tech", "fraud"], "benign groups first, then harmful");
     assert!(out.join("groups.png").is_file());
     let first: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(out.join("responses.jsonl")).unwrap().lines().next().unwrap(),
