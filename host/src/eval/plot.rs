@@ -133,15 +133,16 @@ pub fn bar_chart(
         .margin(16)
         .x_label_area_size(70)
         .y_label_area_size(70)
-        .build_cartesian_2d(slots, 0f64..105f64)
+        .build_cartesian_2d(slots, 0f64..110f64)
         .map_err(|e| draw_err(&e))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .y_desc("rate (%), whiskers: 95% bootstrap interval")
         .x_desc(x_desc)
-        .y_labels(11)
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_labels(12)
+        .light_line_style(WHITE)
+        .y_label_formatter(&|v| if *v > 100.0 { String::new() } else { format!("{v:.0}") })
         .label_style((FAMILY, 16))
         .axis_desc_style((FAMILY, 18))
         .draw()
@@ -176,7 +177,7 @@ pub fn bar_chart(
                 chart
                     .draw_series(std::iter::once(Text::new(
                         format!("{:.0}", 100.0 * rate),
-                        (xc - 0.3, (hi + 1.0).min(103.0)),
+                        (xc - 0.25, hi + 4.5),
                         (FAMILY, 14),
                     )))
                     .map_err(|e| draw_err(&e))?;
