@@ -23,10 +23,10 @@ if [ -z "$ckpt" ] || [ ! -d "$ckpt/defender" ]; then
 fi
 out="evals/$(basename "$run_dir")"
 # Held-out seeds (HarmBench / Alpaca, never trained on); the subset and the answer length
-# keep both targets' answers at about 2 CPU minutes (measured: see BENCHMARKS.md).
+# keep both targets (measured: see BENCHMARKS.md).
 "$H" eval \
   --target base=data/models/SmolLM2-135M-Instruct \
   --target trained="$ckpt/defender" \
   --data data/seeds/harmful_val.jsonl --data data/seeds/benign_val.jsonl \
-  --max-per-category "${QUICKSTART_EVAL_PER_CATEGORY:-24}" --max-new-tokens 48 --batch-size 12 \
+  --max-per-category "${QUICKSTART_EVAL_PER_CATEGORY:-12}" --max-new-tokens 48 --batch-size 12 \
   --judge refusal-heuristic --out "$out"
