@@ -23,7 +23,7 @@ if [ -z "$ckpt" ] || [ ! -d "$ckpt/defender" ]; then
 fi
 out="evals/$(basename "$run_dir")"
 # Held-out seeds (HarmBench / Alpaca, never trained on); the subset and the answer length
-# keep both targets (measured: see BENCHMARKS.md).
+# keep both targets within a few CPU minutes (measured: see BENCHMARKS.md).
 "$H" eval \
   --target base=data/models/SmolLM2-135M-Instruct \
   --target trained="$ckpt/defender" \
