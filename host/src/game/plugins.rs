@@ -111,6 +111,13 @@ impl Judge for PluginJudge {
     }
 }
 
+impl PluginJudge {
+    /// `name@version (sha256 prefix)` of the judge component.
+    pub fn label(&self) -> String {
+        self.plugin.identity().label()
+    }
+}
+
 impl RunJudge for PluginJudge {
     fn metrics(&self) -> Metrics {
         let mut m = Metrics::new();
@@ -201,21 +208,52 @@ pub fn load(
     config: &Config,
     judge_model: Option<Box<dyn Generator>>,
 ) -> anyhow::Result<LoadedPlugins> {
-    let options =
-        EngineOptions { limits: limits_of(config), ..EngineOptions::with_default_cache() };
-    let engine = PluginEngine::new(options)?;
-    let p = &config.plugins;
-    let mut records = Vec::new();
-
-    let mut rubric_names = p.rubric_names();
+    let mut rubric_names = config.plugins.rubric_names();
     rubric_names.extend(config.validation.harmful_rubrics.iter().cloned());
     rubric_names.extend(config.validation.benign_rubrics.iter().cloned());
+    let engine = engine_of(config)?;
+    let (judge, mut records) = load_judge_with(&engine, config, &rubric_names, judge_model)?;
+    let p = &config.plugins;
+    let curriculum_path = p.path_of("curriculum", &p.curriculum)?;
+    let curriculum =
+        CurriculumPlugin::load(&engine, &curriculum_path, p.settings_of(&p.curriculum))
+            .map_err(|e| anyhow::anyhow!("curriculum `{}`: {e}", p.curriculum))?;
+    records.push(PluginRecord::of("curriculum", curriculum.identity()));
+    Ok(LoadedPlugins { judge, curriculum, records })
+}
+
+fn engine_of(config: &Config) -> anyhow::Result<PluginEngine> {
+    let options =
+        EngineOptions { limits: limits_of(config), ..EngineOptions::with_default_cache() };
+    PluginEngine::new(options)
+}
+
+/// Loads only the judge `plugins.judge` with the rubrics `rubric_names` (resolved like a
+/// run's: by name in the plugin folder or from `plugins.paths`) and the judge model, if any:
+/// what `eval` and `redteam` need. Returns the judge and the records of every plugin loaded.
+pub fn load_judge(
+    config: &Config,
+    rubric_names: &[String],
+    judge_model: Option<Box<dyn Generator>>,
+) -> anyhow::Result<(PluginJudge, Vec<PluginRecord>)> {
+    load_judge_with(&engine_of(config)?, config, rubric_names, judge_model)
+}
+
+fn load_judge_with(
+    engine: &PluginEngine,
+    config: &Config,
+    rubric_names: &[String],
+    judge_model: Option<Box<dyn Generator>>,
+) -> anyhow::Result<(PluginJudge, Vec<PluginRecord>)> {
+    let p = &config.plugins;
+    let mut records = Vec::new();
+    let mut rubric_names = rubric_names.to_vec();
     rubric_names.sort();
     rubric_names.dedup();
     let mut registry = RubricRegistry::new();
     for name in &rubric_names {
         let path = p.path_of("rubric", name)?;
-        let rubric = RubricPlugin::load(&engine, &path, p.settings_of(name))
+        let rubric = RubricPlugin::load(engine, &path, p.settings_of(name))
             .map_err(|e| anyhow::anyhow!("rubric `{name}`: {e}"))?;
         records.push(PluginRecord::of("rubric", rubric.identity()));
         registry.insert(Some(name), rubric)?;
@@ -246,17 +284,10 @@ pub fn load(
         both_orders_share: config.game.both_orders_share,
         seed: config.algorithm.seed,
     };
-    let plugin = JudgePlugin::load(&engine, &judge_path, registry, generator, judge_options)
+    let plugin = JudgePlugin::load(engine, &judge_path, registry, generator, judge_options)
         .map_err(|e| anyhow::anyhow!("judge `{}`: {e}", p.judge))?;
     records.push(PluginRecord::of("judge", plugin.identity()));
-
-    let curriculum_path = p.path_of("curriculum", &p.curriculum)?;
-    let curriculum =
-        CurriculumPlugin::load(&engine, &curriculum_path, p.settings_of(&p.curriculum))
-            .map_err(|e| anyhow::anyhow!("curriculum `{}`: {e}", p.curriculum))?;
-    records.push(PluginRecord::of("curriculum", curriculum.identity()));
-
-    Ok(LoadedPlugins { judge: PluginJudge { plugin, generation, backend }, curriculum, records })
+    Ok((PluginJudge { plugin, generation, backend }, records))
 }
 
 /// Writes `plugins.json` (name, version, sha256, path of every plugin) into the run dir.

@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
+use crate::eval::score;
 use crate::game::checkpoint::{self, TrainState};
 use crate::game::config::{Baseline, Config, CurriculumFallback, Dtype, Method, Sampler};
 use crate::game::ema;
@@ -28,8 +29,8 @@ use crate::game::prompts::AttackerPrompts;
 use crate::game::rollout::{self, Group, RolloutSettings, StepRollout};
 use crate::game::schedule::lr_at;
 use crate::game::seeds::RunSeeds;
-use crate::judging::{Assessment, Category, Curriculum, Judge, Outcome, Seed};
-use crate::llm::{ChatRequest, Generator, SamplingParams};
+use crate::judging::{Category, Curriculum, Judge, Outcome, Seed};
+use crate::llm::{Generation, Generator, SamplingParams};
 
 /// A judge as the loop uses it: judgments plus whatever run metrics its host keeps
 /// (cumulative failure counts, order agreement, judge-model time).
@@ -559,11 +560,12 @@ impl<P: Policy> Trainer<P> {
         Ok(())
     }
 
-    /// The defender alone on the held-out seeds, scored pointwise.
+    /// The defender alone on the held-out seeds, scored pointwise: the same answering and
+    /// scoring code as `advgame-host eval` (`crate::eval::score`), logged as
+    /// `val/<category>/<rubric>_{mean,rate}`, `val/judge_failures`, `val/truncated_rate`.
     pub fn validate(&mut self) -> anyhow::Result<Metrics> {
         let v = &self.config.validation;
-        let requests: Vec<ChatRequest> =
-            self.val_seeds.iter().map(|s| ChatRequest::user(s.text.clone())).collect();
+        let prompts: Vec<&str> = self.val_seeds.iter().map(|s| s.text.as_str()).collect();
         let params = SamplingParams {
             max_new_tokens: self.config.game.defender_max_tokens,
             temperature: v.temperature,
@@ -571,53 +573,19 @@ impl<P: Policy> Trainer<P> {
             seed: derive_seed(self.config.algorithm.seed, self.step, PURPOSE_VALIDATION),
             stop: Vec::new(),
         };
-        let replies = self.defender.current.generate(&requests, &params)?;
-        let mut batch = Vec::new();
-        let mut index = Vec::new();
-        for (seed, reply) in self.val_seeds.iter().zip(&replies) {
-            let rubrics = match seed.category {
-                Category::Harmful => &v.harmful_rubrics,
-                Category::Benign => &v.benign_rubrics,
-            };
-            for rubric in rubrics {
-                index.push((metrics::category_name(seed.category), rubric.clone()));
-                batch.push(Assessment {
-                    rubric: rubric.clone(),
-                    context: seed.text.clone(),
-                    response: reply.text.clone(),
-                });
-            }
-        }
-        let results = self.judge.assess(&batch)?;
-        let mut acc: std::collections::BTreeMap<(&str, String), (f64, usize, usize)> =
-            Default::default();
-        let mut failed = 0usize;
-        for ((cat, rubric), r) in index.into_iter().zip(results) {
-            let e = acc.entry((cat, rubric)).or_default();
-            match r {
-                Ok(score) => {
-                    e.0 += f64::from(score);
-                    e.1 += 1;
-                    if score >= v.threshold {
-                        e.2 += 1;
-                    }
-                }
-                Err(_) => failed += 1,
-            }
-        }
-        let mut m = Metrics::new();
-        for ((cat, rubric), (sum, n, hits)) in acc {
-            let c = cat;
-            if n > 0 {
-                m.insert(format!("val/{c}/{rubric}_mean"), sum / n as f64);
-                m.insert(format!("val/{c}/{rubric}_rate"), hits as f64 / n as f64);
-            }
-        }
-        m.insert("val/judge_failures".into(), failed as f64);
-        let truncated =
-            replies.iter().filter(|r| r.finish == crate::llm::FinishReason::Length).count();
-        m.insert("val/truncated_rate".into(), truncated as f64 / replies.len().max(1) as f64);
-        Ok(m)
+        let replies = score::answer(&mut self.defender.current, &prompts, &params)?;
+        let answers: Vec<(Category, &str, &Generation)> = self
+            .val_seeds
+            .iter()
+            .zip(&replies)
+            .map(|(s, r)| (s.category, s.text.as_str(), r))
+            .collect();
+        let rubrics = |c: Category| match c {
+            Category::Harmful => v.harmful_rubrics.clone(),
+            Category::Benign => v.benign_rubrics.clone(),
+        };
+        let scored = score::assess(&mut *self.judge as &mut dyn Judge, &answers, &rubrics)?;
+        Ok(score::rubric_metrics("val", &scored, v.threshold))
     }
 
     /// Writes a checkpoint of the current step (atomically) and prunes old ones.
