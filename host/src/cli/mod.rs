@@ -8,8 +8,8 @@ pub mod generate;
 pub mod judge;
 pub mod plugin;
 mod plugin_new;
-pub mod serve;
 pub mod redteam;
+pub mod serve;
 pub mod train;
 
 #[derive(Debug, Parser)]

@@ -416,6 +416,16 @@ impl ModelConfig {
         }
     }
 
+    /// The context length the model was trained for (`max_position_embeddings`), in tokens.
+    pub fn max_position_embeddings(&self) -> i64 {
+        match self {
+            ModelConfig::Llama(c) => c.max_position_embeddings,
+            ModelConfig::Mistral(c) => c.max_position_embeddings,
+            ModelConfig::Qwen2(c) => c.max_position_embeddings,
+            ModelConfig::Qwen3(c) => c.max_position_embeddings,
+        }
+    }
+
     fn token_ids(&self) -> [&Option<TokenIds>; 2] {
         match self {
             ModelConfig::Llama(c) => [&c.eos_token_id, &c.pad_token_id],

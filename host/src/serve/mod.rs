@@ -161,10 +161,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
 
 /// The context length of a model folder (`max_position_embeddings`).
 fn context_len(config: &ModelConfig) -> usize {
-    let n = match config {
-        ModelConfig::Llama(c) => c.max_position_embeddings,
-        ModelConfig::Qwen2(c) => c.max_position_embeddings,
-    };
+    let n = config.max_position_embeddings();
     n.max(1) as usize
 }
 
