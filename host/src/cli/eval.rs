@@ -157,15 +157,17 @@ impl JudgeSetup {
         config: &Config,
         rubrics: &[String],
     ) -> anyhow::Result<(PluginJudge, Vec<PluginRecord>)> {
-        let model_dir = self.judge_model.clone().or_else(|| config.models.judge.clone());
-        let judge_model = match model_dir {
-            Some(dir) => {
+        // `--judge-model DIR` wins over the config's `models.judge` (a folder or a server).
+        let model = self
+            .judge_model
+            .clone()
+            .map(crate::openai::ModelRef::Local)
+            .or_else(|| config.models.judge.clone());
+        let judge_model = match model {
+            Some(model) => {
                 let device = crate::model::parse_device(&config.models.device)?;
                 let kind = crate::model::default_kind(device);
-                Some(Box::new(
-                    ChatModel::load(&dir, device, kind)
-                        .with_context(|| format!("loading the judge model {}", dir.display()))?,
-                ) as Box<dyn Generator>)
+                Some(model.open(device, kind).context("opening the judge model")?)
             }
             None => None,
         };
