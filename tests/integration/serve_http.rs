@@ -187,6 +187,8 @@ fn bad_requests_get_openai_errors_and_the_server_stays_up() {
             "model_not_found",
         ),
         ("{\"messages\":[]}".into(), 400, "invalid_request_error", "messages", ""),
+        // A byte-order mark is skipped: the body is read and its real problem named.
+        ("\u{feff}{\"messages\":[]}".into(), 400, "invalid_request_error", "messages", ""),
         ("{\"max_tokens\":3}".into(), 400, "invalid_request_error", "messages", ""),
         (
             "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}".into(),

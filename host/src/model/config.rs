@@ -24,7 +24,7 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 4] =
 
 /// A token id field that HF writes either as one integer or as a list (`eos_token_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a token id (an integer) or a list of token ids")]
 pub enum TokenIds {
     One(i64),
     Many(Vec<i64>),
@@ -488,6 +488,12 @@ mod tests {
         assert_eq!(c.eos_token_ids(), vec![2, 7]);
         let e = err(llama(json!({"pad_token_id": 320})));
         assert!(e.contains("field `pad_token_id`: 320 is outside the vocabulary"), "{e}");
+    }
+
+    #[test]
+    fn a_token_id_of_the_wrong_type_says_what_is_expected() {
+        let e = err(llama(json!({"eos_token_id": "2"})));
+        assert!(e.contains("eos_token_id") && e.contains("a token id (an integer)"), "{e}");
     }
 
     #[test]

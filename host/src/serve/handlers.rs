@@ -104,7 +104,10 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Resul
             )
         }
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+    // A UTF-8 byte-order mark (Windows tools write one) is not JSON, but it is not the
+    // client's JSON being wrong either: skip it rather than report "line 1 column 1".
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&bytes);
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid("", format!("the request body is not valid JSON: {e}"))
             .with_code("invalid_json")
     })?;
