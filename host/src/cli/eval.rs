@@ -415,15 +415,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 eprintln!("target {name}: {} of {total} already answered (resuming)", total - todo);
             }
             if terminal && todo > 0 {
-                let b = indicatif::ProgressBar::new(todo as u64);
-                b.set_style(
-                    indicatif::ProgressStyle::default_bar()
-                        .template("{msg} {elapsed_precise} [{bar:30}] {pos}/{len} eta {eta}")
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                );
-                b.set_message(name);
-                bar = Some(b);
+                bar = Some(super::progress_bar(&name, todo as u64));
             } else if todo > 0 {
                 eprintln!("target {name}: answering {todo} prompts");
             }

@@ -53,3 +53,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Redteam(args) => redteam::run(args),
     }
 }
+
+/// A progress bar of `len` steps labelled `name` on standard error, as `eval` and `redteam`
+/// draw it (only when standard error is a terminal: callers print a line otherwise).
+pub(crate) fn progress_bar(name: &str, len: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::default_bar()
+            .template("{msg} {elapsed_precise} [{bar:30}] {pos}/{len} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(name.to_string());
+    bar
+}

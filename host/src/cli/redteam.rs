@@ -154,15 +154,7 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
                     b.finish();
                 }
                 if terminal {
-                    let b = indicatif::ProgressBar::new(total as u64);
-                    b.set_style(
-                        indicatif::ProgressStyle::default_bar()
-                            .template("{msg} {elapsed_precise} [{bar:30}] {pos}/{len} eta {eta}")
-                            .expect("valid template")
-                            .progress_chars("=> "),
-                    );
-                    b.set_message(name);
-                    bar = Some(b);
+                    bar = Some(super::progress_bar(name, total as u64));
                 } else {
                     eprintln!("{name}: {total} generations");
                 }
