@@ -36,6 +36,19 @@ if ! "$PY" -c 'import openai' 2>/dev/null; then
   "$PY" -m pip install --quiet openai==3.57.0
 fi
 
+# A third-party OpenAI-compatible server for the client tests (tests/integration/serve_thirdparty.rs):
+# `transformers serve` from transformers 5.24.0 (4.57's answers non-streamed requests as
+# server-sent events and fails on SmolLM2's token_type_ids). Its own venv keeps the main
+# venv's transformers pin; a .pth file lends it the main venv's torch (no second download).
+SERVE_PY="$ADVGAME_SERVE_VENV/bin/python"
+if ! "$SERVE_PY" -c 'import transformers, fastapi, uvicorn; assert transformers.__version__ == "5.24.0"' 2>/dev/null; then
+  log "installing transformers serve 5.24.0 into $ADVGAME_SERVE_VENV"
+  python3 -m venv "$ADVGAME_SERVE_VENV"
+  serve_site="$("$SERVE_PY" -c 'import site; print(site.getsitepackages()[0])')"
+  "$PY" -c 'import site; print(site.getsitepackages()[0])' > "$serve_site/zz-advgame-torch.pth"
+  "$SERVE_PY" -m pip install --quiet "transformers[serving]==5.24.0" fastapi==0.165.0 uvicorn==0.54.0
+fi
+
 # --- 3. Assets -------------------------------------------------------------------------
 "$PY" "$ADVGAME_ROOT/scripts/prepare_assets.py"
 

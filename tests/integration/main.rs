@@ -21,3 +21,4 @@ mod plugin_reward_hacking;
 mod plugin_support;
 mod serve_http;
 mod serve_support;
+mod serve_thirdparty;

@@ -158,3 +158,55 @@ fn unset_pad_ids_fall_back_to_eos_and_bad_ones_name_the_field() {
     let err = format!("{:#}", ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err());
     assert!(err.contains("generation_config.json: field `pad_token_id`: 999 is outside"), "{err}");
 }
+
+/// Log-probs of `tokens` after `prompt` by one full forward pass (the training path).
+fn teacher_forced_logprobs(m: &ChatModel, prompt: &[i64], tokens: &[i64]) -> Vec<f32> {
+    let ids: Vec<i64> = prompt.iter().chain(tokens).copied().collect();
+    let n = ids.len() as i64;
+    let input = tch::Tensor::from_slice(&ids).view([1, n]);
+    let mask = tch::Tensor::ones([1, n], (Kind::Int64, Device::Cpu));
+    let lp = tch::no_grad(|| m.lm().forward(&input, &mask).log_softmax(-1, Kind::Float));
+    (0..tokens.len())
+        .map(|i| {
+            let pos = prompt.len() as i64 + i as i64 - 1;
+            lp.get(0).get(pos).double_value(&[tokens[i]]) as f32
+        })
+        .collect()
+}
+
+/// Decode steps project with transposed copies of the weights (CPU); the copies must give
+/// the model's own log-probs, and follow in-place weight updates (an optimizer step) made
+/// between two generations instead of decoding with stale weights.
+#[test]
+fn the_decode_layout_matches_the_forward_pass_and_follows_weight_updates() {
+    let m = model();
+    let prompts: Vec<Vec<i64>> =
+        requests().iter().map(|r| m.encode(&m.render_prompt(r).unwrap()).unwrap()).collect();
+    let params =
+        SamplingParams { max_new_tokens: 6, temperature: 0.0, ..SamplingParams::default() };
+    let check = |m: &ChatModel| {
+        let rows = m.generate_ids(&prompts, &params, false).unwrap();
+        for (prompt, row) in prompts.iter().zip(&rows) {
+            let want = teacher_forced_logprobs(m, prompt, &row.tokens);
+            for (a, b) in row.logprobs.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "decode {:?} vs forward {want:?}", row.logprobs);
+            }
+        }
+        rows
+    };
+    let before = check(&m);
+    // An in-place update of every weight, as an optimizer step makes.
+    tch::no_grad(|| {
+        for (name, mut v) in m.lm().var_store().variables() {
+            if name.ends_with("proj.weight") {
+                let _ = v.g_mul_scalar_(-1.5);
+            }
+        }
+    });
+    let after = check(&m);
+    assert_ne!(
+        before.iter().map(|r| &r.logprobs).collect::<Vec<_>>(),
+        after.iter().map(|r| &r.logprobs).collect::<Vec<_>>(),
+        "the update changed nothing: the test proves nothing"
+    );
+}

@@ -504,19 +504,10 @@ fn the_official_openai_client_works_against_serve() {
     );
 }
 
-/// A 2-step game whose judge model is served over HTTP by another process (with an API key):
-/// judge-model time and request counts are recorded, and the key is nowhere in the run.
-#[test]
-fn a_two_step_run_is_judged_over_http() {
-    let judge = fixture("tiny-qwen2");
-    let key = "k3y-that-must-not-leak";
-    let server = Server::start(
-        &judge,
-        &["--api-key-env", "ADVGAME_TEST_JUDGE_KEY"],
-        &[("ADVGAME_TEST_JUDGE_KEY", key)],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Seed files and the config of a 2-step game on tiny models whose judge model is the server
+/// at `url`; `judge_extra` goes into `[models.judge]`, `share` is the failure policy's
+/// `max_step_failure_share`.
+fn http_judged_run(d: &std::path::Path, url: &str, judge_extra: &str, share: f64) -> String {
     let line = |cat: &str, i: usize, text: &str| {
         format!("{{\"id\":\"{cat}-{i}\",\"category\":\"{cat}\",\"text\":\"{text}\"}}\n")
     };
@@ -538,7 +529,7 @@ attacker = "{llama}"
 defender = "{qwen}"
 [models.judge]
 url = "{url}"
-api_key_env = "ADVGAME_TEST_JUDGE_KEY"
+{judge_extra}
 max_concurrency = 4
 timeout_s = 60
 [data]
@@ -569,7 +560,7 @@ dir = "{plugins}"
 judge = "llm"
 curriculum = "uniform"
 [plugins.failure_policy]
-max_step_failure_share = 1.0
+max_step_failure_share = {share:?}
 [validation]
 every = 0
 [checkpoint]
@@ -580,22 +571,42 @@ name = "http"
 "#,
         llama = fixture("tiny-llama3").display(),
         qwen = fixture("tiny-qwen2").display(),
-        url = server.url(),
         d = d.display(),
         root = root.display(),
         plugins = crate::plugin_support::plugin_dir().display(),
     );
-    std::fs::write(d.join("run.toml"), config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_advgame-host"))
-        .args(["train", "--config"])
-        .arg(d.join("run.toml"))
-        .env("ADVGAME_TEST_JUDGE_KEY", key)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .unwrap();
+    std::fs::write(d.join("run.toml"), &config).unwrap();
+    config
+}
+
+fn train(config: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_advgame-host"));
+    cmd.args(["train", "--config"]).arg(config).env("OMP_NUM_THREADS", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// A 2-step game whose judge model is served over HTTP by another process (with an API key):
+/// judge-model time and request counts are recorded, and the key is nowhere in the run.
+#[test]
+fn a_two_step_run_is_judged_over_http() {
+    let judge = fixture("tiny-qwen2");
+    let key = "k3y-that-must-not-leak";
+    let server = Server::start(
+        &judge,
+        &["--api-key-env", "ADVGAME_TEST_JUDGE_KEY"],
+        &[("ADVGAME_TEST_JUDGE_KEY", key)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    http_judged_run(d, &server.url(), "api_key_env = \"ADVGAME_TEST_JUDGE_KEY\"", 1.0);
+    let out = train(&d.join("run.toml"), &[("ADVGAME_TEST_JUDGE_KEY", key)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains(key));
+    assert!(!server.log.lock().unwrap().contains(key), "the server logged the key");
     let run = d.join("runs/http-001");
     let lines = advgame_host::game::metrics::read_metrics(&run.join("metrics.jsonl")).unwrap();
     let last = &lines.last().unwrap().1;
@@ -616,6 +627,47 @@ name = "http"
             .unwrap()
             .contains("ADVGAME_TEST_JUDGE_KEY")
     );
+}
+
+/// A judge server that answers every request with 503: each judgment is a counted per-item
+/// failure (after the configured retry), the run goes on when the failure policy allows it
+/// and stops at the first step when it does not, with that step's rollouts kept.
+#[test]
+fn a_failing_judge_server_is_counted_and_the_failure_policy_decides() {
+    let (url, hits) = fake_server(|_| {
+        Some(http(
+            "503 Service Unavailable",
+            "Retry-After: 0\r\n",
+            r#"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#,
+        ))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Tolerant policy: both steps run, every judge request failed and was counted.
+    http_judged_run(d, &url, "model = \"m\"\nmax_retries = 1", 1.0);
+    let out = train(&d.join("run.toml"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let run = d.join("runs/http-001");
+    let lines = advgame_host::game::metrics::read_metrics(&run.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let last = &lines.last().unwrap().1;
+    let requests = last["judge/remote/requests"];
+    assert!(requests > 0.0, "{last:?}");
+    assert_eq!(last["judge/remote/failures/server_error"], requests, "{last:?}");
+    assert_eq!(last["judge/remote/retries"], requests, "one retry per request: {last:?}");
+    assert_eq!(hits.load(Ordering::SeqCst) as f64, 2.0 * requests);
+    assert!(last.get("judge/remote/succeeded").is_none_or(|n| *n == 0.0), "{last:?}");
+
+    // Default-like strict policy: the run stops at step 1 naming the policy; the step's
+    // rollouts are on disk.
+    http_judged_run(d, &url, "model = \"m\"\nmax_retries = 0", 0.5);
+    let out = train(&d.join("run.toml"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run went on: {stderr}");
+    assert!(stderr.contains("step 1") && stderr.contains("max_step_failure_share"), "{stderr}");
+    let rollouts = std::fs::read_to_string(d.join("runs/http-002/rollouts.jsonl")).unwrap();
+    assert!(!rollouts.trim().is_empty(), "the failed step's rollouts were lost");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -62,6 +62,11 @@ pub struct JudgeArgs {
     /// With --judge-url: environment variable holding the server's API key.
     #[arg(long, requires = "judge_url")]
     pub judge_api_key_env: Option<String>,
+    /// With --judge-url: a folder with the served model's tokenizer files. Servers that
+    /// reject vLLM's `continue_final_message` (used for the rubric prefill) then get the
+    /// chat template rendered here and sent to `/v1/completions`.
+    #[arg(long, requires = "judge_url")]
+    pub judge_tokenizer: Option<PathBuf>,
     /// Device of the judge model: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -188,6 +193,7 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<()> {
                 let mut remote = crate::openai::RemoteModel::at(url);
                 remote.model = args.judge_model_name.clone();
                 remote.api_key_env = args.judge_api_key_env.clone();
+                remote.tokenizer = args.judge_tokenizer.clone();
                 Some(Box::new(crate::openai::RemoteGenerator::open(&remote)?))
             }
             None => None,

@@ -148,7 +148,7 @@ impl CausalLm {
         let t = input_ids.size()[1];
         let mask = attention_mask_4d(key_valid, cache.len(), t);
         let hidden = self.decoder.hidden_states(input_ids, positions, Some(&mask), Some(cache));
-        self.decoder.logits(&hidden.select(1, t - 1))
+        self.decoder.step_logits(&hidden.select(1, t - 1), cache)
     }
 
     /// Writes `config.json` and `model.safetensors` so that transformers'

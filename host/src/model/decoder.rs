@@ -145,6 +145,52 @@ impl Linear {
     fn forward(&self, xs: &Tensor) -> Tensor {
         xs.linear(&self.weight, self.bias.as_ref())
     }
+
+    /// The same map with the weight given as `W^T` `[in, out]` contiguous (see
+    /// [`DecodeLayout`]).
+    fn forward_transposed(&self, xs: &Tensor, weight_t: &Tensor) -> Tensor {
+        // Exhaustive on purpose: a field added to `Linear` (e.g. an adapter that changes
+        // `forward`) must be reflected here too, or decoding would silently skip it.
+        let Linear { weight: _, bias } = self;
+        let ys = xs.matmul(weight_t);
+        match bias {
+            Some(b) => ys + b,
+            None => ys,
+        }
+    }
+}
+
+/// Row count (batch x new positions) up to which a cached call runs its projections on the
+/// [`DecodeLayout`]. At 8 rows MKL's f32 GEMM on `x @ W^T` with `W` stored `[out, in]`
+/// ran 1.5-2.3x slower than on `x @ T` with `T = W^T` stored contiguous (1 thread,
+/// SmolLM2's shapes, 576x576 to 49152x576); at 360 rows the stored layout is as fast or
+/// faster, so prefills keep it. Measured with `torch.nn.functional.linear` vs `x @ T`,
+/// 2026-11-29 (BENCHMARKS.md, model engine section).
+const DECODE_ROWS: i64 = 32;
+
+/// The projection weights (and LM head) transposed to `[in, out]` contiguous, for decode
+/// steps on CPU. Built when a cache is made, kept while the weights stay the same: each
+/// source weight's data pointer and version counter (bumped by every in-place update, e.g.
+/// an optimizer step or `VarStore::copy`) are recorded and compared at the next
+/// [`Decoder::new_cache`], which rebuilds the layout when any changed. Costs one more copy of
+/// those weights in memory while it is held.
+#[derive(Debug)]
+struct DecodeLayout {
+    /// Per block: q, k, v, o, gate, up, down.
+    blocks: Vec<[Tensor; 7]>,
+    lm_head: Tensor,
+    stamps: Vec<(usize, i64)>,
+}
+
+impl DecodeLayout {
+    /// New handles on the same tensors.
+    fn shallow_clone(&self) -> Self {
+        Self {
+            blocks: self.blocks.iter().map(|b| b.each_ref().map(Tensor::shallow_clone)).collect(),
+            lm_head: self.lm_head.shallow_clone(),
+            stamps: self.stamps.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -170,6 +216,8 @@ struct Block {
 pub struct KvCache {
     keys: Vec<Tensor>,
     values: Vec<Tensor>,
+    /// Transposed projection weights for small cached calls (CPU only).
+    decode: Option<DecodeLayout>,
     /// Number of positions filled so far.
     len: i64,
     capacity: i64,
@@ -220,6 +268,8 @@ pub struct Decoder {
     lm_head: Tensor,
     inv_freq: Tensor,
     kind: Kind,
+    /// See [`DecodeLayout`]; `None` until the first cache on CPU.
+    decode_layout: std::sync::Mutex<Option<DecodeLayout>>,
 }
 
 impl Decoder {
@@ -302,7 +352,16 @@ impl Decoder {
             add("lm_head.weight", &[spec.vocab_size, h])?
         };
         let inv_freq = spec.inv_freq().to_device(root.device());
-        Ok(Self { spec: spec.clone(), embed, blocks, norm, lm_head, inv_freq, kind })
+        Ok(Self {
+            spec: spec.clone(),
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            inv_freq,
+            kind,
+            decode_layout: std::sync::Mutex::new(None),
+        })
     }
 
     pub fn spec(&self) -> &DecoderSpec {
@@ -321,9 +380,45 @@ impl Decoder {
         KvCache {
             keys: (0..n).map(|_| Tensor::zeros(shape, opts)).collect(),
             values: (0..n).map(|_| Tensor::zeros(shape, opts)).collect(),
+            decode: self.decode_layout(),
             len: 0,
             capacity,
         }
+    }
+
+    /// The current [`DecodeLayout`] (rebuilt if a weight changed since it was made), on CPU.
+    fn decode_layout(&self) -> Option<DecodeLayout> {
+        if self.embed.device() != Device::Cpu {
+            return None;
+        }
+        let sources: Vec<&Tensor> = self
+            .blocks
+            .iter()
+            .flat_map(|b| [&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down])
+            .map(|l| &l.weight)
+            .chain(std::iter::once(&self.lm_head))
+            .collect();
+        let stamps: Vec<(usize, i64)> =
+            sources.iter().map(|t| (t.data_ptr() as usize, t.internal_version())).collect();
+        let mut held = self.decode_layout.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(layout) = held.as_ref()
+            && layout.stamps == stamps
+        {
+            return Some(layout.shallow_clone());
+        }
+        // Drop the stale copy before making the new one (peak memory).
+        *held = None;
+        let layout = tch::no_grad(|| {
+            let t = |w: &Tensor| w.detach().tr().contiguous();
+            let mut it = sources.iter();
+            let blocks = (0..self.blocks.len())
+                .map(|_| std::array::from_fn(|_| t(it.next().expect("7 weights per block"))))
+                .collect();
+            DecodeLayout { blocks, lm_head: t(&self.lm_head), stamps }
+        });
+        let shared = layout.shallow_clone();
+        *held = Some(layout);
+        Some(shared)
     }
 
     fn rms_norm(&self, xs: &Tensor, weight: &Tensor) -> Tensor {
@@ -387,23 +482,33 @@ impl Decoder {
                 window_masks.push((w, group(m)));
             }
         }
+        // Small cached calls (decode steps) project with the transposed weights.
+        // (Taken out of the cache for the loop, which writes keys and values; put back below.)
+        let fast = match cache.as_deref_mut() {
+            Some(c) if b * t <= DECODE_ROWS => c.decode.take(),
+            _ => None,
+        };
         let mut xs = Tensor::embedding(&self.embed, input_ids, -1, false, false);
         for (layer, block) in self.blocks.iter().enumerate() {
+            let proj = |lin: &Linear, i: usize, x: &Tensor| match &fast {
+                Some(d) => lin.forward_transposed(x, &d.blocks[layer][i]),
+                None => lin.forward(x),
+            };
             let layer_mask = match block.window {
                 Some(w) => window_masks.iter().find(|(x, _)| *x == w).map(|(_, m)| m),
                 None => full_mask.as_ref(),
             };
             let grouped = rep > 1 && layer_mask.is_some();
             let h = self.rms_norm(&xs, &block.input_norm);
-            let mut q = block.q.forward(&h).view([b, t, nh, d]);
-            let mut k = block.k.forward(&h).view([b, t, nkv, d]);
+            let mut q = proj(&block.q, 0, &h).view([b, t, nh, d]);
+            let mut k = proj(&block.k, 1, &h).view([b, t, nkv, d]);
             if let Some((q_norm, k_norm)) = &block.qk_norm {
                 q = self.rms_norm(&q, q_norm);
                 k = self.rms_norm(&k, k_norm);
             }
             let q = rotary.apply(&q.transpose(1, 2));
             let k = rotary.apply(&k.transpose(1, 2));
-            let v = block.v.forward(&h).view([b, t, nkv, d]).transpose(1, 2);
+            let v = proj(&block.v, 2, &h).view([b, t, nkv, d]).transpose(1, 2);
             let (k, v) = match cache.as_deref_mut() {
                 Some(c) => {
                     let total = start + t;
@@ -426,13 +531,17 @@ impl Decoder {
             );
             let attn = attn.reshape([b, nh, t, d]).transpose(1, 2).reshape([b, t, nh * d]);
             // Not `+=`: tch maps that to an in-place add, which would break autograd.
-            xs = &xs + block.o.forward(&attn);
+            xs = &xs + proj(&block.o, 3, &attn);
             let h = self.rms_norm(&xs, &block.post_norm);
-            let mlp = block.down.forward(&(block.gate.forward(&h).silu() * block.up.forward(&h)));
+            let mlp =
+                proj(&block.down, 6, &(proj(&block.gate, 4, &h).silu() * proj(&block.up, 5, &h)));
             xs = &xs + mlp;
         }
         if let Some(c) = cache {
             c.len = start + t;
+            if fast.is_some() {
+                c.decode = fast;
+            }
         }
         self.rms_norm(&xs, &self.norm)
     }
@@ -440,6 +549,15 @@ impl Decoder {
     /// Projects hidden states to vocabulary logits.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
         hidden.linear(&self.lm_head, None::<Tensor>)
+    }
+
+    /// [`Decoder::logits`] for the last positions of a cached call `[B, hidden]`, on the
+    /// cache's transposed LM head when it has one and the batch is small.
+    pub(crate) fn step_logits(&self, hidden: &Tensor, cache: &KvCache) -> Tensor {
+        match &cache.decode {
+            Some(d) if hidden.size()[0] <= DECODE_ROWS => hidden.matmul(&d.lm_head),
+            _ => self.logits(hidden),
+        }
     }
 }
 

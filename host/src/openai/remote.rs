@@ -16,7 +16,11 @@
 //! fallback when `tokenizer` names a local folder with the served model's tokenizer files:
 //! the chat template is rendered here (generation prompt + prefill) and sent as a plain
 //! prompt to `/v1/completions` with `add_special_tokens: false` (the template already holds
-//! the special tokens). `prefill = "completions"` uses that path from the start.
+//! the special tokens). `prefill = "completions"` uses that path from the start. A server
+//! that also rejects `add_special_tokens` (vLLM's extra field; `transformers serve` answers
+//! 422 "Unexpected fields" to both) gets the prompt without the field from then on; since
+//! such a server tokenizes with special tokens, a leading token the local tokenizer adds by
+//! itself (a BOS the template also wrote) is cut from the prompt so it is not doubled.
 //!
 //! The API key is read from the environment variable named by `api_key_env` when the
 //! generator opens, kept in memory only, sent only as the bearer token, and never printed:
@@ -296,6 +300,12 @@ struct Shared {
     template: Option<ChatTemplate>,
     /// Set once the server rejected `continue_final_message` (mode `Auto`).
     use_completions: AtomicBool,
+    /// Set once the server rejected `add_special_tokens` on `/v1/completions`.
+    omit_add_special_tokens: AtomicBool,
+    /// The text of the token the served model's tokenizer puts before every encoded text
+    /// (e.g. `<|begin_of_text|>`), if any: cut from a rendered prompt sent without
+    /// `add_special_tokens: false`.
+    leading_special: Option<String>,
     stats: Arc<RemoteStats>,
 }
 
@@ -333,6 +343,10 @@ impl RemoteGenerator {
             })?),
             None => None,
         };
+        let leading_special = match &cfg.tokenizer {
+            Some(dir) => leading_special_token(dir)?,
+            None => None,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -360,6 +374,8 @@ impl RemoteGenerator {
             mode: cfg.prefill,
             template,
             use_completions: AtomicBool::new(cfg.prefill == PrefillMode::Completions),
+            omit_add_special_tokens: AtomicBool::new(false),
+            leading_special,
             stats: Arc::new(RemoteStats::default()),
         });
         Ok(Self { shared, semaphore: Arc::new(Semaphore::new(cfg.max_concurrency)), runtime })
@@ -492,18 +508,65 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// The `error.message` of an OpenAI error body, else the start of the body.
+/// The `error.message` of an OpenAI error body, the `detail` of a FastAPI one (e.g.
+/// `transformers serve`: `{"detail": "Unexpected fields in the request: {...}"}`), else the
+/// start of the body.
 fn error_message(body: &str) -> String {
-    match serde_json::from_str::<ErrorBody>(body) {
-        Ok(e) => e.error.message,
-        Err(_) => body.chars().take(300).collect(),
+    if let Ok(e) = serde_json::from_str::<ErrorBody>(body) {
+        return e.error.message;
     }
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(body) {
+        match map.get("detail") {
+            Some(serde_json::Value::String(s)) => return s.chars().take(300).collect(),
+            Some(d @ serde_json::Value::Array(_)) => {
+                return d.to_string().chars().take(300).collect();
+            }
+            _ => {}
+        }
+    }
+    body.chars().take(300).collect()
+}
+
+/// The token a tokenizer puts before every text it encodes with special tokens (a BOS), as
+/// text, read from `tokenizer.json` in `dir`; `None` when it adds none at the start or the
+/// folder has no `tokenizer.json`.
+fn leading_special_token(dir: &Path) -> anyhow::Result<Option<String>> {
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let tok = tokenizers::Tokenizer::from_file(&path)
+        .map_err(|e| anyhow!("{}: cannot load tokenizer: {e}", path.display()))?;
+    let enc = |special| {
+        tok.encode("a", special)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| anyhow!("{}: cannot encode: {e}", path.display()))
+    };
+    let (with, without) = (enc(true)?, enc(false)?);
+    Ok(match (with.first(), without.first()) {
+        (Some(w), Some(wo)) if with.len() > without.len() && w != wo => tok.id_to_token(*w),
+        _ => None,
+    })
 }
 
 fn finish_of(reason: Option<&str>) -> FinishReason {
     match reason {
         Some("length") => FinishReason::Length,
         _ => FinishReason::Stop,
+    }
+}
+
+/// The completion cut before the first stop string, as the OpenAI API defines `stop` ("the
+/// returned text will not contain the stop sequence"; vLLM's default too). Some servers
+/// return the text up to the end of the token that completed the stop string instead
+/// (`transformers serve` 5.x: `"...beauty,\n"` for `stop: ["\n"]`), so the client applies
+/// the rule itself; on a server that follows it this changes nothing. A cut text finished
+/// with `stop`.
+fn cut_at_stop(text: String, reason: Option<&str>, stops: &[String]) -> (String, FinishReason) {
+    let first = stops.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min();
+    match first {
+        Some(at) => (text[..at].to_string(), FinishReason::Stop),
+        None => (text, finish_of(reason)),
     }
 }
 
@@ -571,10 +634,11 @@ async fn one(
         .next()
         .ok_or_else(|| RemoteFailure::Malformed("no choices in the response".into()))?;
     let content = choice.message.content.unwrap_or_default();
+    let (content, finish) = cut_at_stop(content, choice.finish_reason.as_deref(), &params.stop);
     Ok(Generation {
         text: format!("{}{content}", prefill.unwrap_or("")),
         token_ids: Vec::new(),
-        finish: finish_of(choice.finish_reason.as_deref()),
+        finish,
         logprobs: Vec::new(),
     })
 }
@@ -594,7 +658,7 @@ async fn via_completions(
         .map_err(|e| RemoteFailure::Rejected(0, format!("rendering the chat template: {e:#}")))?;
     let prefill = req.prefill.clone().unwrap_or_default();
     prompt.push_str(&prefill);
-    let body = CompletionRequest {
+    let body = |prompt: String, with_field: bool| CompletionRequest {
         model: Some(shared.model.clone()),
         prompt: Some(Prompt::One(prompt)),
         max_tokens: Some(params.max_new_tokens as i64),
@@ -603,19 +667,42 @@ async fn via_completions(
         seed: Some(params.seed as i64),
         stop: stop_of(params),
         // The template already holds the special tokens.
-        add_special_tokens: Some(false),
+        add_special_tokens: with_field.then_some(false),
         ..Default::default()
     };
-    let answer: Completion = post(shared, "completions", &body).await?;
+    // Without the field the server adds its tokenizer's leading special token itself.
+    let without_field = |prompt: &str| match &shared.leading_special {
+        Some(t) => prompt.strip_prefix(t.as_str()).unwrap_or(prompt).to_string(),
+        None => prompt.to_string(),
+    };
+    let answer: Completion = if shared.omit_add_special_tokens.load(Ordering::Relaxed) {
+        post(shared, "completions", &body(without_field(&prompt), false)).await?
+    } else {
+        match post(shared, "completions", &body(prompt.clone(), true)).await {
+            Err(RemoteFailure::Rejected(status, msg))
+                if (400..500).contains(&status) && msg.contains("add_special_tokens") =>
+            {
+                tracing::warn!(
+                    "{}: add_special_tokens rejected ({msg}); sending completions without it \
+                     from now on",
+                    shared.base
+                );
+                shared.omit_add_special_tokens.store(true, Ordering::Relaxed);
+                post(shared, "completions", &body(without_field(&prompt), false)).await?
+            }
+            other => other?,
+        }
+    };
     let choice = answer
         .choices
         .into_iter()
         .next()
         .ok_or_else(|| RemoteFailure::Malformed("no choices in the response".into()))?;
+    let (text, finish) = cut_at_stop(choice.text, choice.finish_reason.as_deref(), &params.stop);
     Ok(Generation {
-        text: format!("{prefill}{}", choice.text),
+        text: format!("{prefill}{text}"),
         token_ids: Vec::new(),
-        finish: finish_of(choice.finish_reason.as_deref()),
+        finish,
         logprobs: Vec::new(),
     })
 }
@@ -702,6 +789,58 @@ mod tests {
     #[derive(Debug, Deserialize)]
     struct Holder {
         judge: Option<ModelRef>,
+    }
+
+    #[test]
+    fn stop_strings_cut_the_text_as_the_openai_api_defines() {
+        let stops = vec!["\n".to_string(), "</score>".to_string()];
+        let cut = |t: &str, r| cut_at_stop(t.to_string(), r, &stops);
+        assert_eq!(cut("a beauty,\n", Some("stop")), ("a beauty,".into(), FinishReason::Stop));
+        // The earliest stop string wins, also inside the last token's text.
+        assert_eq!(cut(" 7</score>\n\nok", Some("length")), (" 7".into(), FinishReason::Stop));
+        assert_eq!(cut("no stop", Some("length")), ("no stop".into(), FinishReason::Length));
+        assert_eq!(cut_at_stop("x".into(), None, &[String::new()]).0, "x");
+    }
+
+    #[test]
+    fn fastapi_error_bodies_give_their_detail() {
+        let body = r#"{"detail":"Unexpected fields in the request: {'add_special_tokens'}"}"#;
+        assert!(
+            error_message(body).starts_with("Unexpected fields")
+                && error_message(body).contains("add_special_tokens")
+        );
+        let openai =
+            r#"{"error":{"message":"no","type":"invalid_request_error","param":null,"code":null}}"#;
+        assert_eq!(error_message(openai), "no");
+        assert_eq!(error_message("plain text"), "plain text");
+    }
+
+    #[test]
+    fn the_leading_special_token_is_read_from_the_tokenizer() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let data = std::env::var_os("ADVGAME_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("data"));
+        // SmolLM2 (GPT-2 style) adds nothing before a text.
+        let smol = data.join("models/SmolLM2-135M-Instruct");
+        if smol.join("tokenizer.json").is_file() {
+            assert_eq!(leading_special_token(&smol).unwrap(), None);
+        }
+        assert_eq!(leading_special_token(Path::new("/nonexistent")).unwrap(), None);
+        // A tokenizer whose post-processor puts `<s>` first (Llama-style).
+        let dir = tempfile::tempdir().unwrap();
+        let json = r#"{"version":"1.0","truncation":null,"padding":null,
+          "added_tokens":[{"id":0,"content":"<s>","single_word":false,"lstrip":false,
+            "rstrip":false,"normalized":false,"special":true}],
+          "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},
+          "post_processor":{"type":"TemplateProcessing",
+            "single":[{"SpecialToken":{"id":"<s>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],
+            "pair":[{"Sequence":{"id":"A","type_id":0}},{"Sequence":{"id":"B","type_id":1}}],
+            "special_tokens":{"<s>":{"id":"<s>","ids":[0],"tokens":["<s>"]}}},
+          "decoder":null,
+          "model":{"type":"WordLevel","vocab":{"<s>":0,"a":1,"[UNK]":2},"unk_token":"[UNK]"}}"#;
+        std::fs::write(dir.path().join("tokenizer.json"), json).unwrap();
+        assert_eq!(leading_special_token(dir.path()).unwrap().as_deref(), Some("<s>"));
     }
 
     #[test]
