@@ -12,6 +12,8 @@
 
 use tch::{Device, Kind, Tensor, nn};
 
+use crate::model::lora::{LoraAdapter, Target};
+
 /// Rotary embedding frequencies (transformers' `rope_type`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeKind {
@@ -142,8 +144,14 @@ struct Linear {
 }
 
 impl Linear {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, self.bias.as_ref())
+    /// The frozen projection, plus the adapter's low-rank path for `(layer, target)` when an
+    /// adapter is given (PEFT's `lora.Linear.forward`, see [`LoraAdapter::apply`]).
+    fn forward(&self, xs: &Tensor, lora: Option<(&LoraAdapter, usize, Target)>) -> Tensor {
+        let out = xs.linear(&self.weight, self.bias.as_ref());
+        match lora {
+            Some((adapter, layer, target)) => adapter.apply(layer, target, xs, out),
+            None => out,
+        }
     }
 }
 
@@ -353,12 +361,14 @@ impl Decoder {
     ///   sees key `j` only when `i - j < window`), as transformers' sliding-window masks do.
     /// - `cache`: when given, this call's keys/values are written at the cache's current length
     ///   and attention runs over the whole filled cache.
+    /// - `adapter`: LoRA matrices added to the projections (`None`: the base model alone).
     pub fn hidden_states(
         &self,
         input_ids: &Tensor,
         positions: &Tensor,
         mask: Option<&Tensor>,
         mut cache: Option<&mut KvCache>,
+        adapter: Option<&LoraAdapter>,
     ) -> Tensor {
         let (b, t) = input_ids.size2().expect("input_ids must be [B, T]");
         let (nh, nkv, d) = (self.spec.num_heads, self.spec.num_kv_heads, self.spec.head_dim);
@@ -394,16 +404,17 @@ impl Decoder {
                 None => full_mask.as_ref(),
             };
             let grouped = rep > 1 && layer_mask.is_some();
+            let lora = |target: Target| adapter.map(|a| (a, layer, target));
             let h = self.rms_norm(&xs, &block.input_norm);
-            let mut q = block.q.forward(&h).view([b, t, nh, d]);
-            let mut k = block.k.forward(&h).view([b, t, nkv, d]);
+            let mut q = block.q.forward(&h, lora(Target::Q)).view([b, t, nh, d]);
+            let mut k = block.k.forward(&h, lora(Target::K)).view([b, t, nkv, d]);
             if let Some((q_norm, k_norm)) = &block.qk_norm {
                 q = self.rms_norm(&q, q_norm);
                 k = self.rms_norm(&k, k_norm);
             }
             let q = rotary.apply(&q.transpose(1, 2));
             let k = rotary.apply(&k.transpose(1, 2));
-            let v = block.v.forward(&h).view([b, t, nkv, d]).transpose(1, 2);
+            let v = block.v.forward(&h, lora(Target::V)).view([b, t, nkv, d]).transpose(1, 2);
             let (k, v) = match cache.as_deref_mut() {
                 Some(c) => {
                     let total = start + t;
@@ -426,9 +437,11 @@ impl Decoder {
             );
             let attn = attn.reshape([b, nh, t, d]).transpose(1, 2).reshape([b, t, nh * d]);
             // Not `+=`: tch maps that to an in-place add, which would break autograd.
-            xs = &xs + block.o.forward(&attn);
+            xs = &xs + block.o.forward(&attn, lora(Target::O));
             let h = self.rms_norm(&xs, &block.post_norm);
-            let mlp = block.down.forward(&(block.gate.forward(&h).silu() * block.up.forward(&h)));
+            let act = block.gate.forward(&h, lora(Target::Gate)).silu()
+                * block.up.forward(&h, lora(Target::Up));
+            let mlp = block.down.forward(&act, lora(Target::Down));
             xs = &xs + mlp;
         }
         if let Some(c) = cache {
