@@ -36,6 +36,12 @@ if ! "$PY" -c 'import openai' 2>/dev/null; then
   "$PY" -m pip install --quiet openai==3.57.0
 fi
 
+# PEFT: the LoRA tests check our adapters against the library's own loading and logits.
+if ! "$PY" -c 'import peft' 2>/dev/null; then
+  log "installing peft"
+  "$PY" -m pip install --quiet peft==0.21.2
+fi
+
 # --- 3. Assets -------------------------------------------------------------------------
 "$PY" "$ADVGAME_ROOT/scripts/prepare_assets.py"
 

@@ -12,12 +12,11 @@ use crate::model_support::{fixture, reference_logits, repo_root, token_ids};
 
 /// Runs `scripts/peft_reference.py` with `args`.
 fn peft(args: &[&str]) {
-    let py = std::env::var_os("ADVGAME_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(
-        || {
+    let py =
+        std::env::var_os("ADVGAME_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|| {
             std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
                 .join(".cache/advgame/torch-2.11.0/bin/python")
-        },
-    );
+        });
     let status = Command::new(py)
         .arg(repo_root().join("scripts/peft_reference.py"))
         .args(args)
@@ -58,10 +57,12 @@ fn peft_logits(base: &Path, adapter: &Path, ids: &[Vec<i64>], mask: &[Vec<i64>])
     let req = serde_json::json!({"input_ids": ids, "attention_mask": mask});
     std::fs::write(&input, serde_json::to_vec(&req).unwrap()).unwrap();
     let (b, a, i, o) = (base.to_str(), adapter.to_str(), input.to_str(), out.to_str());
-    peft(&["logits", "--model", b.unwrap(), "--adapter", a.unwrap(), "--input", i.unwrap()]
-        .into_iter()
-        .chain(["--out", o.unwrap()])
-        .collect::<Vec<_>>());
+    peft(
+        &["logits", "--model", b.unwrap(), "--adapter", a.unwrap(), "--input", i.unwrap()]
+            .into_iter()
+            .chain(["--out", o.unwrap()])
+            .collect::<Vec<_>>(),
+    );
     let tensors = Tensor::read_safetensors(&out).unwrap();
     tensors.into_iter().find(|(n, _)| n == "logits").unwrap().1
 }
@@ -128,11 +129,12 @@ fn peft_saved_adapter_loads_and_round_trips() {
         .collect();
     files.sort();
     assert_eq!(files, ["adapter_config.json", "adapter_model.safetensors"]);
-    let keys: Vec<String> = Tensor::read_safetensors(again.path().join("adapter_model.safetensors"))
-        .unwrap()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let keys: Vec<String> =
+        Tensor::read_safetensors(again.path().join("adapter_model.safetensors"))
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
     assert!(keys.contains(&"base_model.model.model.layers.1.mlp.down_proj.lora_B.weight".into()));
     let d = diff(&theirs, &peft_logits(&dir, again.path(), &ids, &mask), &mask);
     assert!(d <= 1e-6, "round trip: max |logit diff| = {d:e}");
@@ -228,5 +230,8 @@ fn bf16_base_with_f32_adapter_matches_peft_dtype_rules() {
     // The adapter adds no more than bf16's own rounding of the base model.
     let (a, b) = (ours(&base32, &ids, &mask), ours(&base16, &ids, &mask));
     let without = diff(&a, &b.to_kind(Kind::Float), &mask);
-    assert!(with <= 2.0 * without + 0.05, "bf16 base + f32 adapter drifts {with} (base alone {without})");
+    assert!(
+        with <= 2.0 * without + 0.05,
+        "bf16 base + f32 adapter drifts {with} (base alone {without})"
+    );
 }

@@ -40,7 +40,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
         },
     };
     if !base.join("config.json").is_file() {
-        bail!("base model {}: no config.json (pass --base with a local model folder)", base.display());
+        bail!(
+            "base model {}: no config.json (pass --base with a local model folder)",
+            base.display()
+        );
     }
     let kind = match args.dtype.as_deref() {
         Some(name) => kind_named(name).with_context(|| format!("--dtype {name}"))?,
@@ -66,11 +69,14 @@ fn kind_named(name: &str) -> Result<Kind> {
 /// `torch_dtype` (or v5 `dtype`) of the base's config.json; float32 when absent.
 fn config_dtype(base: &Path) -> Result<Kind> {
     let path = base.join("config.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     match json.get("torch_dtype").or_else(|| json.get("dtype")).and_then(|v| v.as_str()) {
-        Some(name) => kind_named(name).with_context(|| format!("{}: field `torch_dtype`", path.display())),
+        Some(name) => {
+            kind_named(name).with_context(|| format!("{}: field `torch_dtype`", path.display()))
+        }
         None => Ok(Kind::Float),
     }
 }

@@ -95,7 +95,10 @@ impl CausalLm {
     /// and a deep copy of the adapter (in its dtype).
     pub fn try_clone(&self) -> Result<Self> {
         if let Some(adapter) = &self.adapter {
-            return Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter.try_clone(adapter.kind())?) });
+            return Ok(Self {
+                base: Arc::clone(&self.base),
+                adapter: Some(adapter.try_clone(adapter.kind())?),
+            });
         }
         let b = &self.base;
         let vs = nn::VarStore::new(b.device);

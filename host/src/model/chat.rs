@@ -134,8 +134,7 @@ impl ChatModel {
     /// [`crate::model::LoraAdapter::load`]), in `kind` (the base's dtype when `None`).
     pub fn load_adapter(&self, dir: &Path, kind: Option<Kind>) -> Result<Self> {
         let kind = kind.unwrap_or(self.lm.kind());
-        let adapter =
-            crate::model::LoraAdapter::load(dir, self.lm.spec(), self.lm.device(), kind)?;
+        let adapter = crate::model::LoraAdapter::load(dir, self.lm.spec(), self.lm.device(), kind)?;
         self.with_adapter(adapter)
     }
 

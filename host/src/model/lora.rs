@@ -277,7 +277,14 @@ impl LoraAdapter {
             }
             layers.push(slots);
         }
-        Ok(Self { vs, config: config.clone(), layers, kind, scaling: config.scaling(), training: false })
+        Ok(Self {
+            vs,
+            config: config.clone(),
+            layers,
+            kind,
+            scaling: config.scaling(),
+            training: false,
+        })
     }
 
     /// A deep copy of the matrices in `kind` (e.g. an f32 EMA copy of a bf16 adapter), in a
@@ -526,12 +533,11 @@ impl PeftConfigFile {
     }
 
     fn read(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let de = &mut serde_json::Deserializer::from_str(&text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            anyhow::anyhow!("{}: field `{}`: {}", path.display(), e.path(), e.inner())
-        })
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", path.display(), e.path(), e.inner()))
     }
 
     fn to_config(&self, path: &Path) -> Result<LoraConfig> {
@@ -544,18 +550,27 @@ impl PeftConfigFile {
             }
         }
         if let Some(bias) = self.bias.as_deref().filter(|b| *b != "none") {
-            return Err(field("bias", format!("expected \"none\" (trained biases are not supported), got {bias:?}")));
+            return Err(field(
+                "bias",
+                format!("expected \"none\" (trained biases are not supported), got {bias:?}"),
+            ));
         }
         let unsupported = [
             ("fan_in_fan_out", self.fan_in_fan_out == Some(true)),
             ("use_dora", self.use_dora == Some(true)),
             ("modules_to_save", self.modules_to_save.as_ref().is_some_and(|v| !v.is_null())),
-            ("layers_to_transform", self.layers_to_transform.as_ref().is_some_and(|v| !v.is_null())),
+            (
+                "layers_to_transform",
+                self.layers_to_transform.as_ref().is_some_and(|v| !v.is_null()),
+            ),
             ("rank_pattern", self.rank_pattern.as_ref().is_some_and(|m| !m.is_empty())),
             ("alpha_pattern", self.alpha_pattern.as_ref().is_some_and(|m| !m.is_empty())),
         ];
         if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
-            return Err(field(name, "is set, which this engine does not implement; expected the PEFT default".into()));
+            return Err(field(
+                name,
+                "is set, which this engine does not implement; expected the PEFT default".into(),
+            ));
         }
         let defaults = LoraConfig::default();
         let target_modules = match &self.target_modules {
@@ -574,7 +589,9 @@ impl PeftConfigFile {
             Some(other) => {
                 return Err(field(
                     "target_modules",
-                    format!("expected a list of module names or \"all-linear\", got {other} (regular expressions are not supported)"),
+                    format!(
+                        "expected a list of module names or \"all-linear\", got {other} (regular expressions are not supported)"
+                    ),
                 ));
             }
         };
@@ -667,7 +684,11 @@ mod tests {
     #[test]
     fn saved_adapter_reloads_and_bad_configs_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LoraConfig { r: 2, target_modules: vec!["v_proj".into(), "q_proj".into()], ..Default::default() };
+        let cfg = LoraConfig {
+            r: 2,
+            target_modules: vec!["v_proj".into(), "q_proj".into()],
+            ..Default::default()
+        };
         let a = LoraAdapter::new(&spec(), &cfg, Device::Cpu, Kind::Float, 1).unwrap();
         a.save_pretrained(dir.path(), Some("/base")).unwrap();
         let b = LoraAdapter::load(dir.path(), &spec(), Device::Cpu, Kind::Float).unwrap();
@@ -677,10 +698,16 @@ mod tests {
         let path = dir.path().join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replace("\"use_dora\": false", "\"use_dora\": true")).unwrap();
-        let err = format!("{:#}", LoraAdapter::load(dir.path(), &spec(), Device::Cpu, Kind::Float).unwrap_err());
+        let err = format!(
+            "{:#}",
+            LoraAdapter::load(dir.path(), &spec(), Device::Cpu, Kind::Float).unwrap_err()
+        );
         assert!(err.contains("adapter_config.json: field `use_dora`"), "{err}");
         std::fs::write(&path, text.replace("\"r\": 2", "\"r\": 3")).unwrap();
-        let err = format!("{:#}", LoraAdapter::load(dir.path(), &spec(), Device::Cpu, Kind::Float).unwrap_err());
+        let err = format!(
+            "{:#}",
+            LoraAdapter::load(dir.path(), &spec(), Device::Cpu, Kind::Float).unwrap_err()
+        );
         assert!(err.contains("has shape [2, 16], expected [3, 16]"), "{err}");
     }
 }
