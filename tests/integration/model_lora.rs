@@ -163,6 +163,11 @@ fn merged_export_loads_in_transformers_with_the_adapter_logits() {
     let merged = reference_logits(work.path(), out.path(), &ids, &mask);
     let d = diff(&ours(player.lm(), &ids, &mask), &merged, &mask);
     assert!(d <= 1e-5, "merged export vs adapter: max |logit diff| = {d:e}");
+    // An adapter folder loads as a model (AutoPeftModel): base from the adapter's config.
+    let auto = ChatModel::load(adapter_dir.path(), Device::Cpu, Kind::Float).unwrap();
+    assert!(auto.lm().adapter().is_some());
+    let d = diff(&ours(player.lm(), &ids, &mask), &ours(auto.lm(), &ids, &mask), &mask);
+    assert_eq!(d, 0.0, "adapter folder loaded as a model differs");
 }
 
 #[test]

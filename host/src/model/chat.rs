@@ -46,7 +46,23 @@ impl ChatModel {
     ///
     /// Errors: the root cause is a [`LoadError`] naming the file (and field or tensor). A chat
     /// template that does not compile is not one: it fails [`ChatModel::render_messages`].
+    ///
+    /// A PEFT adapter folder (`adapter_config.json`, no `config.json`) loads as
+    /// `AutoPeftModelForCausalLM` does: the base named by its `base_model_name_or_path`, with
+    /// the adapter on it (in `kind`), so every command that takes a model folder also takes
+    /// a LoRA checkpoint.
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
+        if crate::model::lora::is_adapter_dir(dir) && !dir.join("config.json").is_file() {
+            let base = crate::model::lora::base_model_of(dir)?.with_context(|| {
+                format!(
+                    "{}: no `base_model_name_or_path` to load the adapter onto",
+                    dir.join(crate::model::lora::CONFIG_FILE).display()
+                )
+            })?;
+            let base = Self::load(Path::new(&base), device, kind)
+                .with_context(|| format!("loading the base model of adapter {}", dir.display()))?;
+            return base.load_adapter(dir, Some(kind));
+        }
         let lm = CausalLm::load(dir, device, kind)?;
         let model = Self::from_parts_typed(lm, dir)?;
         if let Err(e) = &model.template {
