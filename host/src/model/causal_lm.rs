@@ -55,6 +55,37 @@ impl CausalLm {
         Ok(Self::load_typed(dir, device, kind)?)
     }
 
+    /// A model of the shape `dir/config.json` describes with random weights (no weight files
+    /// read), as transformers' `from_config`: every matrix normal with std
+    /// `initializer_range` (0.02), norm weights 1, drawn on `device` from libtorch's generator
+    /// seeded with `seed`. For benchmarks and memory checks of real shapes without weights.
+    pub fn from_config(dir: &Path, device: Device, kind: Kind, seed: i64) -> Result<Self> {
+        check_kind(kind)?;
+        let config_path = dir.join("config.json");
+        let (config, raw_config) = ModelConfig::from_file(&config_path)?;
+        let spec = config
+            .decoder_spec()
+            .map_err(|error: FieldError| LoadError::Field { path: config_path.clone(), error })?;
+        let std = raw_config.get("initializer_range").and_then(|v| v.as_f64()).unwrap_or(0.02);
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(device);
+        let decoder =
+            Decoder::build::<anyhow::Error, _>(&vs.root(), &spec, kind, &mut |name, shape| {
+                Ok(tch::no_grad(|| {
+                    if name.ends_with("norm.weight") {
+                        Tensor::ones(shape, (kind, device))
+                    } else if name.ends_with(".bias") {
+                        Tensor::zeros(shape, (kind, device))
+                    } else {
+                        Tensor::randn(shape, (kind, device)) * std
+                    }
+                }))
+            })?;
+        let decoder = Mutex::new(decoder);
+        let base = Base { vs, config, raw_config, decoder, spec, device, kind, dir: None };
+        Ok(Self { base: Arc::new(base), adapter: None })
+    }
+
     fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
         check_kind(kind)?;
         let config_path = dir.join("config.json");
