@@ -7,7 +7,9 @@
 #   scripts/gpu-check.sh run       (on the GPU machine: torch 2.11 + transformers, no network)
 #       puts the machine's torch libraries on LD_LIBRARY_PATH, builds random-weight models of
 #       the real Qwen2.5-0.5B and 1.5B shapes there, and prints CPU-vs-GPU logit parity, bf16
-#       generation and tokens/s (ours vs transformers) as a Markdown table. Under 10 minutes.
+#       generation and tokens/s (ours vs transformers) as a Markdown table; then LoRA players
+#       (bf16 random bases of the Qwen2.5-1.5B and 7B shapes, two adapters + f32 EMA copies):
+#       game-update time, tokens/s, peak GPU memory, and whether it fits 80 GB. Under 10 minutes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUNDLE="$ROOT/data/gpu-bundle"
@@ -17,10 +19,12 @@ case "${1:-}" in
     data="${ADVGAME_DATA:-}"   # env.sh resets ADVGAME_DATA to this checkout's data/
     source "$ROOT/scripts/env.sh"
     data="${data:-$ADVGAME_DATA}"
-    (cd "$ROOT/host" && cargo build --example gpu_check)
+    (cd "$ROOT/host" && cargo build --example gpu_check --example gpu_check_lora)
     mkdir -p "$BUNDLE/qwen3"
-    cp "$CARGO_TARGET_DIR/debug/examples/gpu_check" "$BUNDLE/gpu_check"
-    strip --strip-debug "$BUNDLE/gpu_check" 2>/dev/null || true
+    for bin in gpu_check gpu_check_lora; do
+      cp "$CARGO_TARGET_DIR/debug/examples/$bin" "$BUNDLE/$bin"
+      strip --strip-debug "$BUNDLE/$bin" 2>/dev/null || true
+    done
     cp "$data/tokenizers/qwen3/tokenizer.json" "$data/tokenizers/qwen3/tokenizer_config.json" \
       "$BUNDLE/qwen3/"
     du -sh "$BUNDLE"

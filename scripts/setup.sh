@@ -49,6 +49,12 @@ if ! "$SERVE_PY" -c 'import transformers, fastapi, uvicorn; assert transformers.
   "$SERVE_PY" -m pip install --quiet "transformers[serving]==5.24.0" fastapi==0.165.0 uvicorn==0.54.0
 fi
 
+# PEFT: the LoRA tests check our adapters against the library's own loading and logits.
+if ! "$PY" -c 'import peft' 2>/dev/null; then
+  log "installing peft"
+  "$PY" -m pip install --quiet peft==0.21.2
+fi
+
 # --- 3. Assets -------------------------------------------------------------------------
 "$PY" "$ADVGAME_ROOT/scripts/prepare_assets.py"
 

@@ -462,3 +462,78 @@ fn ipo_grpo_and_on_policy_variants_run_on_tiny_models() {
         }
     }
 }
+
+/// LoRA players (`models.adapter = "lora"`) on ONE frozen base: both players and both f32
+/// EMA copies are adapter views of the same weights, which never change; checkpoints hold
+/// PEFT adapter folders; the EMA adapters move; and an interrupted run resumes exactly
+/// (adapter dropout on, so the seeded masks are part of what must replay).
+#[test]
+fn lora_players_share_one_frozen_base_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    seeds(dir.path());
+    let llama = fixture("tiny-llama3");
+    let same_base = format!("models.defender={}", llama.display());
+    let lora = "[models.lora]\nr = 4\nlora_alpha = 8\nlora_dropout = 0.1\n";
+    let overrides = ["models.adapter=lora", same_base.as_str(), "algorithm.learning_rate=5e-3"];
+    let config = load_config(dir.path(), lora, &overrides).unwrap();
+
+    let mut a = trainer(&config, None).unwrap();
+    let summary = a.run(&mut |_| {}).unwrap();
+    let (attacker, defender) = a.players();
+    let views = [
+        &attacker.current,
+        attacker.ema.as_ref().unwrap(),
+        &defender.current,
+        defender.ema.as_ref().unwrap(),
+    ];
+    for v in views {
+        assert!(v.lm().shares_base_with(attacker.current.lm()), "a second base was loaded");
+        assert!(v.lm().adapter().is_some());
+    }
+    assert_eq!(attacker.ema.as_ref().unwrap().lm().adapter().unwrap().kind(), tch::Kind::Float);
+    // The base never moved.
+    let fresh = ChatModel::load(&llama, tch::Device::Cpu, tch::Kind::Float).unwrap();
+    let original = fresh.lm().base_var_store().variables();
+    for (name, t) in attacker.current.lm().base_var_store().variables() {
+        let d = (&t - &original[&name]).abs().max().double_value(&[]);
+        assert_eq!(d, 0.0, "base weight {name} changed");
+    }
+    // Checkpoints hold adapters only; the EMA adapters moved away from B = 0 and lag the
+    // players' adapters.
+    let ckpt = summary.last_checkpoint.clone().unwrap();
+    for who in ["attacker", "defender", "attacker-ema", "defender-ema"] {
+        assert!(ckpt.join(who).join("adapter_config.json").is_file(), "{who}");
+        assert!(!ckpt.join(who).join("model.safetensors").exists(), "{who} saved base weights");
+    }
+    let file = |who: &str| ckpt.join(who).join("adapter_model.safetensors");
+    let b_max = |who: &str| {
+        tensors(&file(who))
+            .iter()
+            .filter(|(n, _)| n.contains("lora_B"))
+            .map(|(_, t)| t.abs().max().double_value(&[]))
+            .fold(0.0, f64::max)
+    };
+    assert!(b_max("defender-ema") > 0.0 && b_max("attacker-ema") > 0.0, "EMA adapters did not move");
+    assert!(max_abs_diff(&file("defender"), &file("defender-ema")) > 0.0);
+    let lines = read_metrics(&summary.run_dir.join("metrics.jsonl")).unwrap();
+    assert!(lines.iter().any(|(_, m)| m.get("defender/grad_norm").is_some_and(|g| *g > 0.0)));
+    drop(a);
+
+    // Interrupted after step 2, resumed: steps 3 and 4 match the uninterrupted run.
+    let mut b = trainer(&config, None).unwrap();
+    b.run_until(2, &mut |_| {}).unwrap();
+    let run_b = b.run_dir.clone();
+    drop(b);
+    let mut b = trainer(&config, Some(&run_b)).unwrap();
+    assert_eq!(b.step(), 2);
+    b.run(&mut |_| {}).unwrap();
+    let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
+    for step in [3, 4] {
+        assert_eq!(without_timings(&lines[step].1), without_timings(&lines_b[step].1), "step {step}");
+    }
+    let ckpt_b = run_b.join("checkpoints/step-000004");
+    for who in ["attacker", "defender-ema"] {
+        let (x, y) = (file(who), ckpt_b.join(who).join("adapter_model.safetensors"));
+        assert_eq!(max_abs_diff(&x, &y), 0.0, "{who} differs after resume");
+    }
+}

@@ -7,6 +7,7 @@ mod model_cases;
 mod model_cli;
 mod model_errors;
 mod model_generation;
+mod model_lora;
 mod model_parity;
 mod model_support;
 mod model_template;

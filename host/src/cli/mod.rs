@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod judge;
 pub mod plugin;
@@ -40,6 +41,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Red-team a model with an attacker: ASR@1 and ASR@K against the direct baseline.
     Redteam(redteam::RedteamArgs),
+    /// Merge a PEFT LoRA adapter into its base model: a full Hugging Face model folder.
+    Export(export::ExportArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Redteam(args) => redteam::run(args),
+        Command::Export(args) => export::run(args),
     }
 }
 

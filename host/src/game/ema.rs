@@ -28,8 +28,13 @@ pub fn ema_update(ema: &VarStore, current: &VarStore, decay: f64) -> anyhow::Res
                     t.size()
                 );
             }
-            // lerp: e + w (t - e) = (1 - w) e + w t with w = 1 - d.
-            let _ = e.lerp_(t, 1.0 - decay);
+            // lerp: e + w (t - e) = (1 - w) e + w t with w = 1 - d. An f32 EMA copy of a
+            // bf16/f16 model (LoRA adapters) reads the weights in its own precision.
+            if t.kind() == e.kind() {
+                let _ = e.lerp_(t, 1.0 - decay);
+            } else {
+                let _ = e.lerp_(&t.to_kind(e.kind()), 1.0 - decay);
+            }
         }
         Ok(())
     })

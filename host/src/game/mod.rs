@@ -26,6 +26,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod ema;
 pub mod failures;
+pub mod lora;
 pub mod loss;
 pub mod metrics;
 pub mod optim;

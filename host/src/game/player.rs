@@ -2,8 +2,9 @@
 //! method needs (the EMA copy, the frozen initial model) and its optimiser, loaded fresh or
 //! from a checkpoint.
 //!
-//! The weights are any [`Policy`]: today a full model; a LoRA adapter on a shared frozen base
-//! is meant to be another `Policy` held here, so the loop does not change with it.
+//! The weights are any [`Policy`]: a full model, or (`models.adapter = "lora"`) LoRA adapter
+//! views of one shared frozen base ([`load_lora_players`], [`crate::game::lora`]); the loop
+//! does not change with it.
 
 use std::path::Path;
 
@@ -11,8 +12,10 @@ use anyhow::Context;
 use tch::Kind;
 
 use crate::game::config::{Config, Method, Sampler, device_of, kind_of};
+use crate::game::lora::{self, LoraPlan};
 use crate::game::optim::AdamW;
 use crate::game::policy::Policy;
+use crate::game::rng::{PURPOSE_LORA_INIT_ATTACKER, PURPOSE_LORA_INIT_DEFENDER, derive_seed};
 
 /// One player: the trained weights, the copies the method needs, and its optimiser.
 #[derive(Debug)]
@@ -80,6 +83,37 @@ impl<P: Policy> Player<P> {
         })
     }
 
+    /// A LoRA player on `base`: its adapter (fresh, from `start`, or from the checkpoint's
+    /// `resumed` folders), its f32 EMA adapter and its fixed reference (see
+    /// [`crate::game::lora`]).
+    pub fn load_lora(
+        name: &'static str,
+        base: &P,
+        start: Option<&Path>,
+        resumed: Option<(&Path, &Path)>,
+        config: &Config,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let a = &config.algorithm;
+        let lora_config = config.models.lora.config();
+        let plan = LoraPlan {
+            config: &lora_config,
+            start,
+            ema: a.sampler == Sampler::Ema,
+            initial: a.method == Method::Grpo || a.sampler == Sampler::Current,
+            seed,
+            kind: kind_of(config.models.dtype),
+        };
+        let models = lora::player(name, base, &plan, resumed)?;
+        Ok(Self {
+            name,
+            current: models.current,
+            ema: models.ema,
+            initial: models.initial,
+            optimizer: AdamW::new(a.betas[0], a.betas[1], a.weight_decay),
+        })
+    }
+
     /// The weights that sample the rollouts: the EMA copy, else the current weights.
     pub fn sampler_mut(&mut self) -> &mut P {
         self.ema.as_mut().unwrap_or(&mut self.current)
@@ -92,4 +126,42 @@ impl<P: Policy> Player<P> {
             .or(self.initial.as_ref())
             .expect("a player has an EMA copy or an initial model")
     }
+}
+
+/// Both players of a `models.adapter = "lora"` run: the base folder is loaded once when the
+/// attacker and the defender name the same one (else once each), frozen, and every model
+/// of both players is an adapter view of it. `resumed` holds the checkpoint's
+/// `((attacker, attacker_ema), (defender, defender_ema))` adapter folders.
+pub fn load_lora_players<P: Policy>(
+    config: &Config,
+    resumed: Option<((&Path, &Path), (&Path, &Path))>,
+) -> anyhow::Result<(Player<P>, Player<P>)> {
+    let device = device_of(&config.models.device)?;
+    let kind = kind_of(config.models.dtype);
+    let m = &config.models;
+    let load = |dir: &Path| {
+        P::load(dir, device, kind)
+            .with_context(|| format!("loading the LoRA base model from {}", dir.display()))
+    };
+    let attacker_base = load(&m.attacker)?;
+    let defender_base =
+        if lora::same_base(&m.attacker, &m.defender) { None } else { Some(load(&m.defender)?) };
+    let seed = config.algorithm.seed;
+    let attacker = Player::load_lora(
+        "attacker",
+        &attacker_base,
+        m.lora.attacker_adapter.as_deref(),
+        resumed.map(|r| r.0),
+        config,
+        derive_seed(seed, 0, PURPOSE_LORA_INIT_ATTACKER),
+    )?;
+    let defender = Player::load_lora(
+        "defender",
+        defender_base.as_ref().unwrap_or(&attacker_base),
+        m.lora.defender_adapter.as_deref(),
+        resumed.map(|r| r.1),
+        config,
+        derive_seed(seed, 0, PURPOSE_LORA_INIT_DEFENDER),
+    )?;
+    Ok((attacker, defender))
 }

@@ -5,10 +5,13 @@
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::llm::{ChatRequest, Generator};
+use crate::model::{LoraAdapter, LoraConfig};
 
 /// A trainable chat policy.
 pub trait Policy: Generator + Sized {
@@ -29,6 +32,37 @@ pub trait Policy: Generator + Sized {
     fn try_clone(&self) -> anyhow::Result<Self>;
 
     fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()>;
+
+    /// A LoRA player on this model's (now frozen) base: a fresh adapter initialised as PEFT
+    /// does (`B = 0`, so it starts as the base model), its `A` drawn from `seed`. The
+    /// default refuses: only engines with adapters implement it.
+    fn with_new_adapter(&self, config: &LoraConfig, seed: u64) -> anyhow::Result<Self> {
+        let _ = (config, seed);
+        anyhow::bail!("this policy type has no LoRA adapters")
+    }
+
+    /// A LoRA player on this model's base from a PEFT adapter folder, its matrices in `kind`.
+    fn load_adapter(&self, dir: &Path, kind: Kind) -> anyhow::Result<Self> {
+        let _ = (dir, kind);
+        anyhow::bail!("this policy type has no LoRA adapters")
+    }
+
+    /// The same base with a deep copy of this player's adapter in `kind` (f32 for an EMA
+    /// copy, whatever the model dtype). Errors when there is no adapter.
+    fn adapter_copy(&self, kind: Kind) -> anyhow::Result<Self> {
+        let _ = kind;
+        anyhow::bail!("this policy type has no LoRA adapters")
+    }
+
+    /// The same base with adapters off (the frozen base model).
+    fn without_adapter(&self) -> anyhow::Result<Self> {
+        anyhow::bail!("this policy type has no LoRA adapters")
+    }
+
+    /// Adapter dropout on (`true`, for the optimiser's forward passes) or off.
+    fn set_training(&mut self, training: bool) {
+        let _ = training;
+    }
 }
 
 impl Policy for crate::model::ChatModel {
@@ -55,5 +89,30 @@ impl Policy for crate::model::ChatModel {
 
     fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()> {
         crate::model::ChatModel::save_pretrained(self, dir)
+    }
+
+    fn with_new_adapter(&self, config: &LoraConfig, seed: u64) -> anyhow::Result<Self> {
+        let lm = self.lm();
+        let adapter = LoraAdapter::new(lm.spec(), config, lm.device(), lm.kind(), seed)?;
+        self.with_adapter(adapter)
+    }
+
+    fn load_adapter(&self, dir: &Path, kind: Kind) -> anyhow::Result<Self> {
+        crate::model::ChatModel::load_adapter(self, dir, Some(kind))
+            .with_context(|| format!("loading the adapter {}", dir.display()))
+    }
+
+    fn adapter_copy(&self, kind: Kind) -> anyhow::Result<Self> {
+        crate::model::ChatModel::adapter_copy(self, kind)
+    }
+
+    fn without_adapter(&self) -> anyhow::Result<Self> {
+        crate::model::ChatModel::without_adapter(self)
+    }
+
+    fn set_training(&mut self, training: bool) {
+        if let Some(adapter) = self.lm_mut().adapter_mut() {
+            adapter.set_training(training);
+        }
     }
 }

@@ -22,6 +22,14 @@ pub const PURPOSE_ROLLOUT: u64 = 3;
 pub const PURPOSE_CURRICULUM: u64 = 4;
 /// Purpose of the validation generation seed.
 pub const PURPOSE_VALIDATION: u64 = 5;
+/// Purpose of the attacker's fresh LoRA adapter (its `A` matrices; step 0).
+pub const PURPOSE_LORA_INIT_ATTACKER: u64 = 6;
+/// Purpose of the defender's fresh LoRA adapter.
+pub const PURPOSE_LORA_INIT_DEFENDER: u64 = 7;
+/// Purpose of libtorch's generator during a player's update (adapter dropout), keyed by the
+/// player's optimiser step so that a resumed run draws the same masks (the defender uses
+/// `PURPOSE_UPDATE + 1`).
+pub const PURPOSE_UPDATE: u64 = 8;
 
 #[cfg(test)]
 mod tests {

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 
 use crate::game::checkpoint::{self, TrainState};
-use crate::game::config::Config;
+use crate::game::config::{Adapter, Config};
 use crate::game::failures::FailureCounts;
 use crate::game::metrics::JsonlWriter;
-use crate::game::player::Player;
+use crate::game::player::{Player, load_lora_players};
 use crate::game::plugins::{self, LoadedPlugins};
 use crate::game::policy::Policy;
 use crate::game::prompts::AttackerPrompts;
@@ -124,18 +124,29 @@ impl<P: Policy> Trainer<P> {
 
         let state = checkpoint.as_ref().map(|c| TrainState::read(c)).transpose()?;
         let dirs = checkpoint.as_ref().map(|c| checkpoint::player_dirs(c));
-        let attacker = Player::load(
-            "attacker",
-            &config.models.attacker,
-            dirs.as_ref().map(|d| (d.attacker.as_path(), d.attacker_ema.as_path())),
-            &config,
-        )?;
-        let defender = Player::load(
-            "defender",
-            &config.models.defender,
-            dirs.as_ref().map(|d| (d.defender.as_path(), d.defender_ema.as_path())),
-            &config,
-        )?;
+        let (attacker, defender) = if config.models.adapter == Adapter::Lora {
+            let resumed = dirs.as_ref().map(|d| {
+                (
+                    (d.attacker.as_path(), d.attacker_ema.as_path()),
+                    (d.defender.as_path(), d.defender_ema.as_path()),
+                )
+            });
+            load_lora_players(&config, resumed)?
+        } else {
+            let attacker = Player::load(
+                "attacker",
+                &config.models.attacker,
+                dirs.as_ref().map(|d| (d.attacker.as_path(), d.attacker_ema.as_path())),
+                &config,
+            )?;
+            let defender = Player::load(
+                "defender",
+                &config.models.defender,
+                dirs.as_ref().map(|d| (d.defender.as_path(), d.defender_ema.as_path())),
+                &config,
+            )?;
+            (attacker, defender)
+        };
         curriculum.init(&seeds, config.algorithm.seed).context("curriculum init")?;
         let mut trainer = Self {
             metrics_log: JsonlWriter::open(

@@ -82,6 +82,13 @@ pub struct Trainer<P: Policy> {
     pub(super) last_checkpoint: Option<PathBuf>,
 }
 
+impl<P: Policy> Trainer<P> {
+    /// The attacker and the defender (their weights, copies and optimisers), read-only.
+    pub fn players(&self) -> (&Player<P>, &Player<P>) {
+        (&self.attacker, &self.defender)
+    }
+}
+
 impl<P: Policy> std::fmt::Debug for Trainer<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer").field("run_dir", &self.run_dir).field("step", &self.step).finish()

@@ -13,6 +13,7 @@ use crate::game::optim::AdamW;
 use crate::game::pairs::select_pair;
 use crate::game::player::Player;
 use crate::game::policy::Policy;
+use crate::game::rng::{PURPOSE_UPDATE, derive_seed};
 use crate::game::rollout::{Group, Member};
 
 /// A DPO/IPO training pair: a prompt and two of its completions, the judge's preferred one
@@ -124,11 +125,19 @@ pub fn update<P: Policy>(
     let mut m = Metrics::new();
     let prompts = prompt_ids(&player.current, groups)?;
     AdamW::zero_grad(player.current.var_store());
+    // Adapter dropout (LoRA players) is on for the policy's forward passes only, with
+    // libtorch's generator seeded from the player's optimiser step: a resumed run draws the
+    // same masks.
+    let purpose = PURPOSE_UPDATE + u64::from(player.name == "defender");
+    tch::manual_seed(derive_seed(a.seed, player.optimizer.steps, purpose) as i64);
+    player.current.set_training(true);
     let trained = match a.method {
-        Method::Dpo => preference_backward(player, groups, &prompts, a, loss::dpo_loss, &mut m)?,
-        Method::Ipo => preference_backward(player, groups, &prompts, a, loss::ipo_loss, &mut m)?,
-        Method::Grpo => grpo_backward(player, groups, &prompts, a, &mut m)?,
+        Method::Dpo => preference_backward(player, groups, &prompts, a, loss::dpo_loss, &mut m),
+        Method::Ipo => preference_backward(player, groups, &prompts, a, loss::ipo_loss, &mut m),
+        Method::Grpo => grpo_backward(player, groups, &prompts, a, &mut m),
     };
+    player.current.set_training(false);
+    let trained = trained?;
     let name = player.name;
     if trained {
         let norm = AdamW::clip_grad_norm(player.current.var_store(), a.grad_clip);

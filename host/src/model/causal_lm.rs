@@ -1,7 +1,13 @@
 //! [`CausalLm`]: a decoder-only language model whose weights live in a tch `VarStore`
 //! under their Hugging Face names, loaded from and saved to the HF folder layout.
+//!
+//! The weights sit behind an `Arc`, so several `CausalLm`s can be views of ONE base: the
+//! full model, the base with adapters off, and any number of LoRA adapter sets on it
+//! ([`CausalLm::with_adapter`]). A view with an adapter trains, clones, EMA-updates and saves
+//! only the adapter; the base's tensors are frozen and never copied.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result, bail};
 use tch::{Device, Kind, Tensor, nn};
@@ -11,18 +17,32 @@ use crate::model::decoder::{
     Decoder, DecoderSpec, KvCache, attention_mask_4d, positions_from_mask,
 };
 use crate::model::error::{FieldError, LoadError};
+use crate::model::lora::LoraAdapter;
 use crate::model::weights::{self, WeightFiles};
 
-/// A causal LM (Llama, Mistral, Qwen2 or Qwen3 family) with trainable weights.
+/// A causal LM (Llama, Mistral, Qwen2 or Qwen3 family): the base weights, shared, plus an
+/// optional LoRA adapter. Without an adapter the base weights are the trainable ones.
 #[derive(Debug)]
 pub struct CausalLm {
+    base: Arc<Base>,
+    adapter: Option<LoraAdapter>,
+}
+
+/// The weights and everything read with them; shared by every view of one loaded folder.
+#[derive(Debug)]
+struct Base {
     vs: nn::VarStore,
     config: ModelConfig,
     /// `config.json` as read, written back (with the dtype updated) by `save_pretrained`.
     raw_config: serde_json::Value,
-    decoder: Decoder,
+    /// Behind a mutex only so that the shared base is `Sync` (tch tensors are `Send`, not
+    /// `Sync`): views on one thread never contend, views on two threads take turns.
+    decoder: Mutex<Decoder>,
+    spec: DecoderSpec,
     device: Device,
     kind: Kind,
+    /// The folder the weights came from (recorded as an adapter's base model).
+    dir: Option<PathBuf>,
 }
 
 impl CausalLm {
@@ -33,6 +53,37 @@ impl CausalLm {
     /// `config.json`, or the tensor) that could not be used.
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
         Ok(Self::load_typed(dir, device, kind)?)
+    }
+
+    /// A model of the shape `dir/config.json` describes with random weights (no weight files
+    /// read), as transformers' `from_config`: every matrix normal with std
+    /// `initializer_range` (0.02), norm weights 1, drawn on `device` from libtorch's generator
+    /// seeded with `seed`. For benchmarks and memory checks of real shapes without weights.
+    pub fn from_config(dir: &Path, device: Device, kind: Kind, seed: i64) -> Result<Self> {
+        check_kind(kind)?;
+        let config_path = dir.join("config.json");
+        let (config, raw_config) = ModelConfig::from_file(&config_path)?;
+        let spec = config
+            .decoder_spec()
+            .map_err(|error: FieldError| LoadError::Field { path: config_path.clone(), error })?;
+        let std = raw_config.get("initializer_range").and_then(|v| v.as_f64()).unwrap_or(0.02);
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(device);
+        let decoder =
+            Decoder::build::<anyhow::Error, _>(&vs.root(), &spec, kind, &mut |name, shape| {
+                Ok(tch::no_grad(|| {
+                    if name.ends_with("norm.weight") {
+                        Tensor::ones(shape, (kind, device))
+                    } else if name.ends_with(".bias") {
+                        Tensor::zeros(shape, (kind, device))
+                    } else {
+                        Tensor::randn(shape, (kind, device)) * std
+                    }
+                }))
+            })?;
+        let decoder = Mutex::new(decoder);
+        let base = Base { vs, config, raw_config, decoder, spec, device, kind, dir: None };
+        Ok(Self { base: Arc::new(base), adapter: None })
     }
 
     fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
@@ -64,63 +115,141 @@ impl CausalLm {
                 ),
             });
         }
-        Ok(Self { vs, config, raw_config, decoder, device, kind })
+        let dir = Some(dir.to_path_buf());
+        let decoder = Mutex::new(decoder);
+        let base = Base { vs, config, raw_config, decoder, spec, device, kind, dir };
+        Ok(Self { base: Arc::new(base), adapter: None })
     }
 
-    /// A deep copy (for EMA or frozen reference models) that shares no storage with `self`.
+    /// A copy for an EMA or frozen reference model that shares no trainable storage with
+    /// `self`: without an adapter, a deep copy of the weights; with one, the same shared base
+    /// and a deep copy of the adapter (in its dtype).
     pub fn try_clone(&self) -> Result<Self> {
-        let vs = nn::VarStore::new(self.device);
-        let vars = self.vs.variables();
-        let spec = self.decoder.spec().clone();
+        if let Some(adapter) = &self.adapter {
+            return Ok(Self {
+                base: Arc::clone(&self.base),
+                adapter: Some(adapter.try_clone(adapter.kind())?),
+            });
+        }
+        let b = &self.base;
+        let vs = nn::VarStore::new(b.device);
+        let vars = b.vs.variables();
+        let spec = self.spec().clone();
         let decoder =
-            Decoder::build::<anyhow::Error, _>(&vs.root(), &spec, self.kind, &mut |name, _| {
+            Decoder::build::<anyhow::Error, _>(&vs.root(), &spec, b.kind, &mut |name, _| {
                 let src = vars.get(name).with_context(|| format!("variable `{name}` missing"))?;
                 Ok(tch::no_grad(|| src.detach().copy()))
             })?;
-        Ok(Self {
+        let base = Base {
             vs,
-            config: self.config.clone(),
-            raw_config: self.raw_config.clone(),
-            decoder,
-            device: self.device,
-            kind: self.kind,
-        })
+            config: b.config.clone(),
+            raw_config: b.raw_config.clone(),
+            decoder: Mutex::new(decoder),
+            spec,
+            device: b.device,
+            kind: b.kind,
+            dir: b.dir.clone(),
+        };
+        Ok(Self { base: Arc::new(base), adapter: None })
     }
 
+    /// A view of the same base weights with `adapter` on its projections. The base's tensors
+    /// are frozen (`requires_grad = false`) from now on, for every view: gradients reach only
+    /// adapters. Errors when the adapter was built for a model of another depth.
+    pub fn with_adapter(&self, adapter: LoraAdapter) -> Result<Self> {
+        let layers = self.spec().num_layers as usize;
+        if adapter.num_layers() != layers {
+            bail!("the adapter has {} layers, the base model {layers}", adapter.num_layers());
+        }
+        self.freeze_base();
+        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter) })
+    }
+
+    /// A view of the same base weights with no adapter (frozen: see
+    /// [`CausalLm::with_adapter`]), e.g. the fixed reference of LoRA players.
+    pub fn without_adapter(&self) -> Self {
+        self.freeze_base();
+        Self { base: Arc::clone(&self.base), adapter: None }
+    }
+
+    /// A view of the same base with a deep copy of this view's adapter in `kind` (an f32 EMA
+    /// copy of a bf16 adapter). Errors when this view has no adapter.
+    pub fn adapter_copy(&self, kind: Kind) -> Result<Self> {
+        let adapter = self.adapter.as_ref().context("this model has no adapter to copy")?;
+        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter.try_clone(kind)?) })
+    }
+
+    fn freeze_base(&self) {
+        for (_, t) in self.base.vs.variables() {
+            if t.requires_grad() {
+                let _ = t.set_requires_grad(false);
+            }
+        }
+    }
+
+    /// Whether `self` and `other` are views of the same base weights.
+    pub fn shares_base_with(&self, other: &CausalLm) -> bool {
+        Arc::ptr_eq(&self.base, &other.base)
+    }
+
+    pub fn adapter(&self) -> Option<&LoraAdapter> {
+        self.adapter.as_ref()
+    }
+
+    pub fn adapter_mut(&mut self) -> Option<&mut LoraAdapter> {
+        self.adapter.as_mut()
+    }
+
+    /// The trainable weights: the adapter's store when there is one, else the base's.
     pub fn var_store(&self) -> &nn::VarStore {
-        &self.vs
+        match &self.adapter {
+            Some(a) => a.var_store(),
+            None => &self.base.vs,
+        }
     }
 
-    /// Mutable access, e.g. to freeze a reference copy or build an optimizer.
-    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
+    /// The base model's weights (shared by every view).
+    pub fn base_var_store(&self) -> &nn::VarStore {
+        &self.base.vs
+    }
+
+    /// Mutable access to the base weights, e.g. to freeze a reference copy; `None` while
+    /// other views share them.
+    pub fn var_store_mut(&mut self) -> Option<&mut nn::VarStore> {
+        Arc::get_mut(&mut self.base).map(|b| &mut b.vs)
     }
 
     pub fn config(&self) -> &ModelConfig {
-        &self.config
+        &self.base.config
     }
 
     pub fn spec(&self) -> &DecoderSpec {
-        self.decoder.spec()
+        &self.base.spec
     }
 
     pub fn device(&self) -> Device {
-        self.device
+        self.base.device
     }
 
+    /// The base weights' dtype (an adapter may hold another, see [`LoraAdapter::kind`]).
     pub fn kind(&self) -> Kind {
-        self.kind
+        self.base.kind
     }
 
-    pub(crate) fn decoder(&self) -> &Decoder {
-        &self.decoder
+    /// The folder the base weights were loaded from.
+    pub fn source_dir(&self) -> Option<&Path> {
+        self.base.dir.as_deref()
+    }
+
+    pub(crate) fn decoder(&self) -> MutexGuard<'_, Decoder> {
+        self.base.decoder.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Logits `[B, T, vocab]` for a (possibly left- or right-padded) batch. Rotary positions
     /// count only real tokens, and pads are hidden from attention.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
         let hidden = self.hidden_states(input_ids, attention_mask);
-        self.decoder.logits(&hidden)
+        self.decoder().logits(&hidden)
     }
 
     /// Final-norm hidden states `[B, T, hidden]` (see [`CausalLm::forward`]).
@@ -128,12 +257,13 @@ impl CausalLm {
         let t = input_ids.size().last().copied().unwrap_or(0);
         let positions = positions_from_mask(attention_mask);
         let mask = attention_mask_4d(attention_mask, 0, t);
-        self.decoder.hidden_states(input_ids, &positions, Some(&mask), None)
+        let adapter = self.adapter.as_ref();
+        self.decoder().hidden_states(input_ids, &positions, Some(&mask), None, adapter)
     }
 
     /// Projects hidden states to logits.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
-        self.decoder.logits(hidden)
+        self.decoder().logits(hidden)
     }
 
     /// One cached step: runs `input_ids` `[B, T]` at `positions` with `key_valid` `[B, L]`
@@ -147,18 +277,63 @@ impl CausalLm {
     ) -> Tensor {
         let t = input_ids.size()[1];
         let mask = attention_mask_4d(key_valid, cache.len(), t);
-        let hidden = self.decoder.hidden_states(input_ids, positions, Some(&mask), Some(cache));
-        self.decoder.step_logits(&hidden.select(1, t - 1), cache)
+        let adapter = self.adapter.as_ref();
+        let hidden =
+            self.decoder().hidden_states(input_ids, positions, Some(&mask), Some(cache), adapter);
+        self.decoder().step_logits(&hidden.select(1, t - 1), cache)
     }
 
-    /// Writes `config.json` and `model.safetensors` so that transformers'
+    /// Writes what this model trains: with an adapter, the adapter alone in PEFT layout
+    /// (`adapter_config.json` + `adapter_model.safetensors`, as `PeftModel.save_pretrained`);
+    /// without, `config.json` and `model.safetensors` so that transformers'
     /// `AutoModelForCausalLM.from_pretrained(dir)` loads the same model.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        if let Some(adapter) = &self.adapter {
+            let base = self.base.dir.as_ref().map(|d| d.canonicalize().unwrap_or(d.clone()));
+            let base = base.as_ref().map(|d| d.display().to_string());
+            return adapter.save_pretrained(dir, base.as_deref());
+        }
+        self.save_full(dir)
+    }
+
+    /// A full model whose projections are `W + scaling * B A` (PEFT's `merge_and_unload`),
+    /// with weights in `kind` (the sum is taken in f32), sharing nothing with `self`. Without
+    /// an adapter, a deep copy in `kind`.
+    pub fn merged(&self, kind: Kind) -> Result<Self> {
+        check_kind(kind)?;
+        let deltas: std::collections::HashMap<String, Tensor> =
+            self.adapter.iter().flat_map(|a| a.delta_weights()).collect();
+        let b = &self.base;
+        let vs = nn::VarStore::new(b.device);
+        let vars = b.vs.variables();
+        let spec = self.spec().clone();
+        let decoder =
+            Decoder::build::<anyhow::Error, _>(&vs.root(), &spec, kind, &mut |name, _| {
+                let src = vars.get(name).with_context(|| format!("variable `{name}` missing"))?;
+                Ok(tch::no_grad(|| match deltas.get(name) {
+                    Some(d) => (src.to_kind(Kind::Float) + d).to_kind(kind),
+                    None => src.detach().to_kind(kind).copy(),
+                }))
+            })?;
+        let base = Base {
+            vs,
+            config: b.config.clone(),
+            raw_config: b.raw_config.clone(),
+            decoder: Mutex::new(decoder),
+            spec,
+            device: b.device,
+            kind,
+            dir: None,
+        };
+        Ok(Self { base: Arc::new(base), adapter: None })
+    }
+
+    fn save_full(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create checkpoint folder {}", dir.display()))?;
-        let mut config = self.raw_config.clone();
+        let mut config = self.base.raw_config.clone();
         if let Some(obj) = config.as_object_mut() {
-            let dtype = match self.kind {
+            let dtype = match self.base.kind {
                 Kind::BFloat16 => "bfloat16",
                 Kind::Half => "float16",
                 _ => "float32",
@@ -171,8 +346,7 @@ impl CausalLm {
         let text = serde_json::to_string_pretty(&config)?;
         std::fs::write(dir.join("config.json"), text + "\n")
             .with_context(|| format!("cannot write {}", dir.join("config.json").display()))?;
-        let vars = self.vs.variables();
-        let mut named: Vec<(String, Tensor)> = vars.into_iter().collect();
+        let mut named: Vec<(String, Tensor)> = self.base.vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         weights::save(&dir.join(weights::SINGLE_FILE), &named)
     }

@@ -46,7 +46,23 @@ impl ChatModel {
     ///
     /// Errors: the root cause is a [`LoadError`] naming the file (and field or tensor). A chat
     /// template that does not compile is not one: it fails [`ChatModel::render_messages`].
+    ///
+    /// A PEFT adapter folder (`adapter_config.json`, no `config.json`) loads as
+    /// `AutoPeftModelForCausalLM` does: the base named by its `base_model_name_or_path`, with
+    /// the adapter on it (in `kind`), so every command that takes a model folder also takes
+    /// a LoRA checkpoint.
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
+        if crate::model::lora::is_adapter_dir(dir) && !dir.join("config.json").is_file() {
+            let base = crate::model::lora::base_model_of(dir)?.with_context(|| {
+                format!(
+                    "{}: no `base_model_name_or_path` to load the adapter onto",
+                    dir.join(crate::model::lora::CONFIG_FILE).display()
+                )
+            })?;
+            let base = Self::load(Path::new(&base), device, kind)
+                .with_context(|| format!("loading the base model of adapter {}", dir.display()))?;
+            return base.load_adapter(dir, Some(kind));
+        }
         let lm = CausalLm::load(dir, device, kind)?;
         let model = Self::from_parts_typed(lm, dir)?;
         if let Err(e) = &model.template {
@@ -118,9 +134,44 @@ impl ChatModel {
         self.pad_token_id
     }
 
-    /// A deep copy sharing no tensor storage (EMA or frozen reference policy).
+    /// A copy sharing no trainable storage (EMA or frozen reference policy): a deep copy,
+    /// or with an adapter, the same base and a deep copy of the adapter.
     pub fn try_clone(&self) -> Result<Self> {
-        let mut copy = Self::from_parts(self.lm.try_clone()?, &self.source_dir)?;
+        self.view(self.lm.try_clone()?)
+    }
+
+    /// This model with `adapter` on its projections, sharing the base weights (which are
+    /// frozen from now on; see [`CausalLm::with_adapter`]).
+    pub fn with_adapter(&self, adapter: crate::model::LoraAdapter) -> Result<Self> {
+        self.view(self.lm.with_adapter(adapter)?)
+    }
+
+    /// Loads a PEFT adapter folder onto this model's base (see
+    /// [`crate::model::LoraAdapter::load`]), in `kind` (the base's dtype when `None`).
+    pub fn load_adapter(&self, dir: &Path, kind: Option<Kind>) -> Result<Self> {
+        let kind = kind.unwrap_or(self.lm.kind());
+        let adapter = crate::model::LoraAdapter::load(dir, self.lm.spec(), self.lm.device(), kind)?;
+        self.with_adapter(adapter)
+    }
+
+    /// The same base with adapters off (frozen), e.g. the fixed reference of LoRA players.
+    pub fn without_adapter(&self) -> Result<Self> {
+        self.view(self.lm.without_adapter())
+    }
+
+    /// The same base with a deep copy of this model's adapter in `kind` (an f32 EMA copy).
+    pub fn adapter_copy(&self, kind: Kind) -> Result<Self> {
+        self.view(self.lm.adapter_copy(kind)?)
+    }
+
+    /// The full model with the adapter merged into the base weights, in `kind` (a deep copy;
+    /// see [`CausalLm::merged`]).
+    pub fn merged(&self, kind: Kind) -> Result<Self> {
+        self.view(self.lm.merged(kind)?)
+    }
+
+    fn view(&self, lm: CausalLm) -> Result<Self> {
+        let mut copy = Self::from_parts(lm, &self.source_dir)?;
         copy.stop_token_ids = self.stop_token_ids.clone();
         copy.pad_token_id = self.pad_token_id;
         Ok(copy)
@@ -185,9 +236,14 @@ impl ChatModel {
         self.lm.sequence_logprobs(items)
     }
 
-    /// Saves weights, config, tokenizer files and a generation config in HF layout.
+    /// Saves weights, config, tokenizer files and a generation config in HF layout; a model
+    /// with an adapter saves only the adapter, in PEFT layout (see
+    /// [`CausalLm::save_pretrained`]).
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         self.lm.save_pretrained(dir)?;
+        if self.lm.adapter().is_some() {
+            return Ok(());
+        }
         let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
             (Ok(a), Ok(b)) => a == b,
             _ => false,

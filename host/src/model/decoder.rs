@@ -12,6 +12,8 @@
 
 use tch::{Device, Kind, Tensor, nn};
 
+use crate::model::lora::{LoraAdapter, Target};
+
 /// Rotary embedding frequencies (transformers' `rope_type`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeKind {
@@ -142,8 +144,14 @@ struct Linear {
 }
 
 impl Linear {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, self.bias.as_ref())
+    /// The frozen projection, plus the adapter's low-rank path for `(layer, target)` when an
+    /// adapter is given (PEFT's `lora.Linear.forward`, see [`LoraAdapter::apply`]).
+    fn forward(&self, xs: &Tensor, lora: Option<(&LoraAdapter, usize, Target)>) -> Tensor {
+        let out = xs.linear(&self.weight, self.bias.as_ref());
+        match lora {
+            Some((adapter, layer, target)) => adapter.apply(layer, target, xs, out),
+            None => out,
+        }
     }
 
     /// The same map with the weight given as `W^T` `[in, out]` contiguous (see
@@ -448,12 +456,14 @@ impl Decoder {
     ///   sees key `j` only when `i - j < window`), as transformers' sliding-window masks do.
     /// - `cache`: when given, this call's keys/values are written at the cache's current length
     ///   and attention runs over the whole filled cache.
+    /// - `adapter`: LoRA matrices added to the projections (`None`: the base model alone).
     pub fn hidden_states(
         &self,
         input_ids: &Tensor,
         positions: &Tensor,
         mask: Option<&Tensor>,
         mut cache: Option<&mut KvCache>,
+        adapter: Option<&LoraAdapter>,
     ) -> Tensor {
         let (b, t) = input_ids.size2().expect("input_ids must be [B, T]");
         let (nh, nkv, d) = (self.spec.num_heads, self.spec.num_kv_heads, self.spec.head_dim);
@@ -490,25 +500,34 @@ impl Decoder {
         };
         let mut xs = Tensor::embedding(&self.embed, input_ids, -1, false, false);
         for (layer, block) in self.blocks.iter().enumerate() {
-            let proj = |lin: &Linear, i: usize, x: &Tensor| match &fast {
-                Some(d) => lin.forward_transposed(x, &d.blocks[layer][i]),
-                None => lin.forward(x),
-            };
             let layer_mask = match block.window {
                 Some(w) => window_masks.iter().find(|(x, _)| *x == w).map(|(_, m)| m),
                 None => full_mask.as_ref(),
             };
             let grouped = rep > 1 && layer_mask.is_some();
+            let lora = |target: Target| adapter.map(|a| (a, layer, target));
+            // Decode steps use the transposed copies of the frozen weights; an adapter's
+            // low-rank path is added on top either way.
+            let proj = |lin: &Linear, target: Target, x: &Tensor| match &fast {
+                Some(d) => {
+                    let out = lin.forward_transposed(x, &d.blocks[layer][target as usize]);
+                    match lora(target) {
+                        Some((a, l, t)) => a.apply(l, t, x, out),
+                        None => out,
+                    }
+                }
+                None => lin.forward(x, lora(target)),
+            };
             let h = self.rms_norm(&xs, &block.input_norm);
-            let mut q = proj(&block.q, 0, &h).view([b, t, nh, d]);
-            let mut k = proj(&block.k, 1, &h).view([b, t, nkv, d]);
+            let mut q = proj(&block.q, Target::Q, &h).view([b, t, nh, d]);
+            let mut k = proj(&block.k, Target::K, &h).view([b, t, nkv, d]);
             if let Some((q_norm, k_norm)) = &block.qk_norm {
                 q = self.rms_norm(&q, q_norm);
                 k = self.rms_norm(&k, k_norm);
             }
             let q = rotary.apply(&q.transpose(1, 2));
             let k = rotary.apply(&k.transpose(1, 2));
-            let v = proj(&block.v, 2, &h).view([b, t, nkv, d]).transpose(1, 2);
+            let v = proj(&block.v, Target::V, &h).view([b, t, nkv, d]).transpose(1, 2);
             let (k, v) = match cache.as_deref_mut() {
                 Some(c) => {
                     let total = start + t;
@@ -531,10 +550,11 @@ impl Decoder {
             );
             let attn = attn.reshape([b, nh, t, d]).transpose(1, 2).reshape([b, t, nh * d]);
             // Not `+=`: tch maps that to an in-place add, which would break autograd.
-            xs = &xs + proj(&block.o, 3, &attn);
+            xs = &xs + proj(&block.o, Target::O, &attn);
             let h = self.rms_norm(&xs, &block.post_norm);
-            let mlp =
-                proj(&block.down, 6, &(proj(&block.gate, 4, &h).silu() * proj(&block.up, 5, &h)));
+            let act = proj(&block.gate, Target::Gate, &h).silu()
+                * proj(&block.up, Target::Up, &h);
+            let mlp = proj(&block.down, Target::Down, &act);
             xs = &xs + mlp;
         }
         if let Some(c) = cache {

@@ -9,7 +9,8 @@
 //!   and [`qwen3`] map their configs onto it.
 //! - [`error`]: [`LoadError`], the typed load errors (each names its file, and the field).
 //! - [`weights`]: safetensors reading (single file or sharded) and writing.
-//! - [`causal_lm`]: [`CausalLm`], weights in a `VarStore`, forward, clone, save.
+//! - [`causal_lm`]: [`CausalLm`], weights in a `VarStore`, forward, clone, save; a view of a
+//!   shared frozen base plus an optional [`lora`] adapter (PEFT layout, merge for export).
 //! - [`generate`]: batched decoding over token ids; [`scoring`]: completion log-probs.
 //! - [`template`]: chat templates; [`chat`]: [`ChatModel`], the [`crate::llm::Generator`].
 
@@ -20,6 +21,7 @@ pub mod decoder;
 pub mod error;
 pub mod generate;
 pub mod llama;
+pub mod lora;
 pub mod mistral;
 pub mod qwen2;
 pub mod qwen3;
@@ -32,5 +34,6 @@ pub use causal_lm::{CausalLm, default_kind, parse_device};
 pub use chat::ChatModel;
 pub use config::ModelConfig;
 pub use error::{FieldError, LoadError};
+pub use lora::{LoraAdapter, LoraConfig};
 pub use scoring::TokenLogprobs;
 pub use template::{ChatTemplate, Message};

@@ -60,6 +60,19 @@ impl Config {
             "models.device",
             "expected `cpu`, `cuda` or `cuda:N`",
         );
+        let lora = &self.models.lora;
+        need(lora.r >= 1, "models.lora.r", "must be at least 1");
+        need(
+            lora.lora_alpha.is_finite() && lora.lora_alpha > 0.0,
+            "models.lora.lora_alpha",
+            "must be > 0",
+        );
+        need((0.0..1.0).contains(&lora.lora_dropout), "models.lora.lora_dropout", "must be in [0, 1)");
+        if let Err(e) = lora.config().targets() {
+            let what = format!("{e:#}");
+            let what = what.strip_prefix("target_modules: ").unwrap_or(&what).to_string();
+            problems.push(format!("field `models.lora.target_modules`: {what}"));
+        }
         if problems.is_empty() { Ok(()) } else { bail!("{}", problems.join("; ")) }
     }
 
@@ -82,6 +95,17 @@ impl Config {
                 }
             }
             None => {}
+        }
+        if self.models.adapter == super::Adapter::Lora {
+            let l = &self.models.lora;
+            for (field, p) in [
+                ("models.lora.attacker_adapter", &l.attacker_adapter),
+                ("models.lora.defender_adapter", &l.defender_adapter),
+            ] {
+                if let Some(p) = p {
+                    entries.push((field, p.as_path()));
+                }
+            }
         }
         if let Some(p) = &self.data.harmful_val {
             entries.push(("data.harmful_val", p));

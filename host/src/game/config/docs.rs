@@ -26,6 +26,36 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("models.device", "Where the models run: `cpu`, `cuda` or `cuda:N`."),
     ("models.dtype", "Parameter and compute precision: `f32`, `bf16` or `f16`."),
     (
+        "models.adapter",
+        "What the players train: `none` (full fine-tuning) or `lora` (LoRA adapters with PEFT's semantics on a frozen base; attacker and defender naming the same folder share ONE base, EMA copies are f32 adapters, the on-policy reference and GRPO's KL anchor is the base with adapters off; checkpoints hold PEFT adapter folders).",
+    ),
+    ("models.lora", "LoRA settings (PEFT `LoraConfig` names), used with `models.adapter = \"lora\"`."),
+    ("models.lora.r", "Rank of each adapter's update B A. Integer, >= 1."),
+    (
+        "models.lora.lora_alpha",
+        "Scaling numerator: the update is lora_alpha / r * B A (lora_alpha / sqrt(r) with use_rslora). > 0.",
+    ),
+    (
+        "models.lora.lora_dropout",
+        "Dropout probability on the adapter's input during updates (off while sampling and for references). In [0, 1).",
+    ),
+    (
+        "models.lora.target_modules",
+        "Projections to adapt: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj (default: all, PEFT's all-linear without the LM head).",
+    ),
+    (
+        "models.lora.use_rslora",
+        "Rank-stabilised scaling lora_alpha / sqrt(r) (Kalajdzievski 2023). true/false.",
+    ),
+    (
+        "models.lora.attacker_adapter",
+        "PEFT adapter folder (adapter_config.json + adapter_model.safetensors) the attacker starts from; it is also the attacker's fixed reference. Path; \"\" = a fresh adapter (B = 0: the base model).",
+    ),
+    (
+        "models.lora.defender_adapter",
+        "PEFT adapter folder the defender starts from (and its fixed reference). Path; \"\" = a fresh adapter.",
+    ),
+    (
         "data",
         "Seed requests: JSONL files of {\"id\", \"category\", \"text\"}, one file per category. Ids are strings or integers, unique across the training files and across the validation files.",
     ),

@@ -22,6 +22,71 @@ pub struct Models {
     pub device: String,
     /// Parameter and compute precision: `f32`, `bf16` or `f16`.
     pub dtype: Dtype,
+    /// What the players train: all weights (`none`) or LoRA adapters on a frozen base (`lora`).
+    pub adapter: Adapter,
+    /// `[models.lora]`: the LoRA settings (used with `adapter = "lora"`).
+    pub lora: Lora,
+}
+
+/// What the players train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Adapter {
+    /// Full fine-tuning: every weight of both players (and full EMA copies).
+    #[default]
+    None,
+    /// LoRA adapters (PEFT semantics) on one frozen base per base folder.
+    Lora,
+}
+
+/// `[models.lora]`: PEFT `LoraConfig` fields, plus optional starting adapters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lora {
+    /// Rank of each update `B A`.
+    pub r: i64,
+    /// Scaling numerator: the update is `lora_alpha / r * B A`.
+    pub lora_alpha: f64,
+    /// Dropout on the adapter's input during updates.
+    pub lora_dropout: f64,
+    /// Projections to adapt (module leaf names).
+    pub target_modules: Vec<String>,
+    /// Scaling `lora_alpha / sqrt(r)` instead of `lora_alpha / r`.
+    pub use_rslora: bool,
+    /// PEFT adapter folder the attacker starts from (fresh adapter when unset).
+    #[serde(with = "super::empty_is_none")]
+    pub attacker_adapter: Option<PathBuf>,
+    /// PEFT adapter folder the defender starts from (fresh adapter when unset).
+    #[serde(with = "super::empty_is_none")]
+    pub defender_adapter: Option<PathBuf>,
+}
+
+impl Default for Lora {
+    fn default() -> Self {
+        let peft = crate::model::LoraConfig::default();
+        Self {
+            r: 16,
+            lora_alpha: 32.0,
+            lora_dropout: 0.0,
+            target_modules: peft.target_modules,
+            use_rslora: false,
+            attacker_adapter: None,
+            defender_adapter: None,
+        }
+    }
+}
+
+impl Lora {
+    /// The adapter hyper-parameters as the model engine takes them.
+    pub fn config(&self) -> crate::model::LoraConfig {
+        crate::model::LoraConfig {
+            r: self.r,
+            lora_alpha: self.lora_alpha,
+            lora_dropout: self.lora_dropout,
+            target_modules: self.target_modules.clone(),
+            use_rslora: self.use_rslora,
+        }
+    }
 }
 
 impl Default for Models {
@@ -32,6 +97,8 @@ impl Default for Models {
             judge: None,
             device: "cpu".into(),
             dtype: Dtype::F32,
+            adapter: Adapter::None,
+            lora: Lora::default(),
         }
     }
 }
