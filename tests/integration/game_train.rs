@@ -513,7 +513,10 @@ fn lora_players_share_one_frozen_base_and_resume_exactly() {
             .map(|(_, t)| t.abs().max().double_value(&[]))
             .fold(0.0, f64::max)
     };
-    assert!(b_max("defender-ema") > 0.0 && b_max("attacker-ema") > 0.0, "EMA adapters did not move");
+    assert!(
+        b_max("defender-ema") > 0.0 && b_max("attacker-ema") > 0.0,
+        "EMA adapters did not move"
+    );
     assert!(max_abs_diff(&file("defender"), &file("defender-ema")) > 0.0);
     let lines = read_metrics(&summary.run_dir.join("metrics.jsonl")).unwrap();
     assert!(lines.iter().any(|(_, m)| m.get("defender/grad_norm").is_some_and(|g| *g > 0.0)));
@@ -529,7 +532,11 @@ fn lora_players_share_one_frozen_base_and_resume_exactly() {
     b.run(&mut |_| {}).unwrap();
     let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
     for step in [3, 4] {
-        assert_eq!(without_timings(&lines[step].1), without_timings(&lines_b[step].1), "step {step}");
+        assert_eq!(
+            without_timings(&lines[step].1),
+            without_timings(&lines_b[step].1),
+            "step {step}"
+        );
     }
     let ckpt_b = run_b.join("checkpoints/step-000004");
     for who in ["attacker", "defender-ema"] {

@@ -67,7 +67,11 @@ impl Config {
             "models.lora.lora_alpha",
             "must be > 0",
         );
-        need((0.0..1.0).contains(&lora.lora_dropout), "models.lora.lora_dropout", "must be in [0, 1)");
+        need(
+            (0.0..1.0).contains(&lora.lora_dropout),
+            "models.lora.lora_dropout",
+            "must be in [0, 1)",
+        );
         if let Err(e) = lora.config().targets() {
             let what = format!("{e:#}");
             let what = what.strip_prefix("target_modules: ").unwrap_or(&what).to_string();

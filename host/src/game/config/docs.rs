@@ -29,7 +29,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "models.adapter",
         "What the players train: `none` (full fine-tuning) or `lora` (LoRA adapters with PEFT's semantics on a frozen base; attacker and defender naming the same folder share ONE base, EMA copies are f32 adapters, the on-policy reference and GRPO's KL anchor is the base with adapters off; checkpoints hold PEFT adapter folders).",
     ),
-    ("models.lora", "LoRA settings (PEFT `LoraConfig` names), used with `models.adapter = \"lora\"`."),
+    (
+        "models.lora",
+        "LoRA settings (PEFT `LoraConfig` names), used with `models.adapter = \"lora\"`.",
+    ),
     ("models.lora.r", "Rank of each adapter's update B A. Integer, >= 1."),
     (
         "models.lora.lora_alpha",
