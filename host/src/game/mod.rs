@@ -26,6 +26,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod ema;
 pub mod loss;
+pub mod memory_plan;
 pub mod metrics;
 pub mod optim;
 pub mod pairs;
