@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use tch::{Device, Kind, Tensor, nn};
 
+use crate::model::checkpointing::{Checkpointing, grad_enabled};
 use crate::model::config::ModelConfig;
 use crate::model::decoder::{
     Decoder, DecoderSpec, KvCache, attention_mask_4d, positions_from_mask,
@@ -23,6 +24,8 @@ pub struct CausalLm {
     decoder: Decoder,
     device: Device,
     kind: Kind,
+    /// Activation checkpointing state, when on (`model::checkpointing`).
+    pub(crate) checkpointing: Option<Checkpointing>,
 }
 
 impl CausalLm {
@@ -64,7 +67,7 @@ impl CausalLm {
                 ),
             });
         }
-        Ok(Self { vs, config, raw_config, decoder, device, kind })
+        Ok(Self { vs, config, raw_config, decoder, device, kind, checkpointing: None })
     }
 
     /// A deep copy (for EMA or frozen reference models) that shares no storage with `self`.
@@ -84,6 +87,7 @@ impl CausalLm {
             decoder,
             device: self.device,
             kind: self.kind,
+            checkpointing: None,
         })
     }
 
@@ -123,12 +127,19 @@ impl CausalLm {
         self.decoder.logits(&hidden)
     }
 
-    /// Final-norm hidden states `[B, T, hidden]` (see [`CausalLm::forward`]).
+    /// Final-norm hidden states `[B, T, hidden]` (see [`CausalLm::forward`]). With gradient
+    /// checkpointing on and autograd recording, the layers run checkpointed (see
+    /// [`CausalLm::finish_backward`]).
     pub fn hidden_states(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
         let t = input_ids.size().last().copied().unwrap_or(0);
         let positions = positions_from_mask(attention_mask);
         let mask = attention_mask_4d(attention_mask, 0, t);
-        self.decoder.hidden_states(input_ids, &positions, Some(&mask), None)
+        match &self.checkpointing {
+            Some(state) if grad_enabled() => {
+                self.hidden_states_checkpointed(state, input_ids, &positions, &mask)
+            }
+            _ => self.decoder.hidden_states(input_ids, &positions, Some(&mask), None),
+        }
     }
 
     /// Projects hidden states to logits.

@@ -9,12 +9,14 @@
 //!   and [`qwen3`] map their configs onto it.
 //! - [`error`]: [`LoadError`], the typed load errors (each names its file, and the field).
 //! - [`weights`]: safetensors reading (single file or sharded) and writing.
-//! - [`causal_lm`]: [`CausalLm`], weights in a `VarStore`, forward, clone, save.
+//! - [`causal_lm`]: [`CausalLm`], weights in a `VarStore`, forward, clone, save;
+//!   [`checkpointing`]: activation checkpointing per decoder layer.
 //! - [`generate`]: batched decoding over token ids; [`scoring`]: completion log-probs.
 //! - [`template`]: chat templates; [`chat`]: [`ChatModel`], the [`crate::llm::Generator`].
 
 pub mod causal_lm;
 pub mod chat;
+pub mod checkpointing;
 pub mod config;
 pub mod decoder;
 pub mod error;
