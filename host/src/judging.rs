@@ -124,6 +124,19 @@ pub trait Judge {
     fn assess(&mut self, batch: &[Assessment]) -> anyhow::Result<Vec<Result<f32, Failure>>>;
 }
 
+/// A judge as the training loop uses it: judgments plus whatever run metrics its host keeps
+/// (cumulative failure counts, order agreement, judge-model time).
+pub trait RunJudge: Judge {
+    /// Metrics to merge into each step's line, by metric name (cumulative values are fine).
+    fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        std::collections::BTreeMap::new()
+    }
+    /// Seconds spent in the judge model's generation so far (0 for heuristic judges).
+    fn generation_seconds(&self) -> f64 {
+        0.0
+    }
+}
+
 /// What happened to one seed in one step, fed back to the curriculum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {

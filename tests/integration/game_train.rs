@@ -10,6 +10,7 @@ use std::process::Command;
 use advgame_host::game::config::Config;
 use advgame_host::game::metrics::{Metrics, read_metrics};
 use advgame_host::game::plugins;
+use advgame_host::game::run;
 use advgame_host::game::trainer::Trainer;
 use advgame_host::model::ChatModel;
 
@@ -99,12 +100,10 @@ fn load_config(dir: &Path, extra: &str, overrides: &[&str]) -> anyhow::Result<Co
 
 fn trainer(config: &Config, run_dir: Option<&Path>) -> anyhow::Result<Trainer<ChatModel>> {
     let loaded = plugins::load(config, None)?;
-    let (run, resume) = match run_dir {
-        Some(d) => (d.to_path_buf(), true),
-        None => (advgame_host::game::trainer::create_run_dir(config)?, false),
-    };
-    plugins::write_records(&run, &loaded.records)?;
-    Trainer::new(config.clone(), run, Box::new(loaded.judge), Box::new(loaded.curriculum), resume)
+    match run_dir {
+        Some(d) => run::resume(d, config.clone(), loaded),
+        None => run::start(config.clone(), loaded),
+    }
 }
 
 fn without_timings(m: &Metrics) -> Metrics {
@@ -307,15 +306,8 @@ fn trapping_and_slow_rubrics_are_counted_and_the_policy_decides() {
             }))),
         )
         .unwrap();
-        let run = advgame_host::game::trainer::create_run_dir(&config).unwrap();
-        let mut t: Trainer<ChatModel> = Trainer::new(
-            config.clone(),
-            run.clone(),
-            Box::new(loaded.judge),
-            Box::new(loaded.curriculum),
-            false,
-        )
-        .unwrap();
+        let mut t: Trainer<ChatModel> = run::start(config.clone(), loaded).unwrap();
+        let run = t.run_dir.clone();
         let result = t.run(&mut |_| {});
         let lines = read_metrics(&run.join("metrics.jsonl")).unwrap_or_default();
         // The rubric's own failures (cumulative) and what reached the game through the judge.

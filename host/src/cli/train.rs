@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::game::config::Config;
+use crate::game::config::{self, Config};
 use crate::game::metrics::Metrics;
-use crate::game::plugins::{self, PluginRecord};
+use crate::game::plugins;
+use crate::game::run;
 use crate::game::seeds::RunSeeds;
-use crate::game::trainer::{self, StepReport, Summary, Trainer};
+use crate::game::trainer::{StepReport, Summary, Trainer};
 use crate::llm::Generator;
 use crate::model::ChatModel;
 
@@ -90,32 +91,6 @@ fn overrides(args: &TrainArgs) -> anyhow::Result<Vec<String>> {
     }
     out.extend(args.set.iter().cloned());
     Ok(out)
-}
-
-/// On resume the plugins must be the ones the run started with (same sha256).
-fn check_same_plugins(run_dir: &std::path::Path, now: &[PluginRecord]) -> anyhow::Result<()> {
-    let path = run_dir.join("plugins.json");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
-    let before: Vec<serde_json::Value> = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a plugin list", path.display()))?;
-    for old in &before {
-        let role = old["role"].as_str().unwrap_or_default();
-        let name = old["name"].as_str().unwrap_or_default();
-        let sha = old["sha256"].as_str().unwrap_or_default();
-        match now.iter().find(|p| p.role == role && p.name == name) {
-            Some(p) if p.sha256 == sha => {}
-            Some(p) => bail!(
-                "{role} plugin `{name}` changed since the run started: sha256 {} in {}, now {} \
-                 ({}); resuming with a different plugin would not continue the same run",
-                &sha[..12.min(sha.len())],
-                path.display(),
-                &p.sha256[..12],
-                p.path
-            ),
-            None => bail!("{role} plugin `{name}` of {} is not loaded now", path.display()),
-        }
-    }
-    Ok(())
 }
 
 fn fmt(m: &Metrics, key: &str) -> String {
@@ -218,30 +193,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // Seed files are read (and read again by the trainer) before any model loads, so a bad
     // line or a colliding id costs no model load.
     RunSeeds::load(&config.data)?;
-    let device = trainer::device_of(&config.models.device)?;
-    let kind = trainer::kind_of(config.models.dtype);
+    let device = config::device_of(&config.models.device)?;
+    let kind = config::kind_of(config.models.dtype);
     let judge_model: Option<Box<dyn Generator>> = match &config.models.judge {
         Some(judge) => Some(judge.open(device, kind).context("opening the judge model")?),
         None => None,
     };
     let loaded = plugins::load(&config, judge_model)?;
-    let resume = run_dir.is_some();
-    let run_dir = match run_dir {
-        Some(dir) => {
-            check_same_plugins(&dir, &loaded.records)?;
-            std::fs::write(dir.join("config.toml"), config.to_toml()?)?;
-            dir
-        }
-        None => trainer::create_run_dir(&config)?,
-    };
-    plugins::write_records(&run_dir, &loaded.records)?;
-    eprintln!("run directory: {}", run_dir.display());
     for p in &loaded.records {
         eprintln!("plugin {} {}@{} sha256 {}", p.role, p.name, p.version, &p.sha256[..16]);
     }
-    let mut trainer: Trainer<ChatModel> =
-        Trainer::new(config, run_dir, Box::new(loaded.judge), Box::new(loaded.curriculum), resume)?;
-    if resume {
+    let mut trainer: Trainer<ChatModel> = match &run_dir {
+        Some(dir) => run::resume(dir, config, loaded)?,
+        None => run::start(config, loaded)?,
+    };
+    eprintln!("run directory: {}", trainer.run_dir.display());
+    if run_dir.is_some() {
         eprintln!("resuming after step {}", trainer.step());
     }
 

@@ -120,7 +120,7 @@ fn generate_batched(
     let mut out = Vec::with_capacity(requests.len());
     for (b, chunk) in requests.chunks(batch_size.max(1)).enumerate() {
         let mut p = params.clone();
-        p.seed = crate::game::trainer::derive_seed(params.seed, b as u64, 0x5245_4454);
+        p.seed = crate::game::rng::derive_seed(params.seed, b as u64, 0x5245_4454);
         let g = generator.generate(chunk, &p)?;
         anyhow::ensure!(g.len() == chunk.len(), "{} outputs for {} requests", g.len(), chunk.len());
         out.extend(g);

@@ -168,5 +168,5 @@ fn batch_seed(seed: u64, target: &str, first_id: &str) -> u64 {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    crate::game::trainer::derive_seed(seed, h, 0x45_56_41_4c)
+    crate::game::rng::derive_seed(seed, h, 0x45_56_41_4c)
 }

@@ -13,7 +13,7 @@
 //!   assessment, defender generation, defender comparisons, attacker comparisons.
 //! - A failed judgment is never a silent score: the member gets no reward and drops out of
 //!   pair selection; failures are counted by kind and the config's failure policy decides
-//!   when the run stops ([`trainer`]).
+//!   when the run stops ([`failures`]).
 //! - Randomness of step t derives from `(algorithm.seed, t, purpose)`, so the checkpoint's
 //!   RNG state is just the step, and a resumed run replays the uninterrupted one exactly.
 //! - AdamW is ours ([`optim`]) because tch's optimiser state cannot be saved; it keeps f32
@@ -25,19 +25,26 @@
 pub mod checkpoint;
 pub mod config;
 pub mod ema;
+pub mod failures;
 pub mod loss;
 pub mod memory_plan;
 pub mod metrics;
 pub mod optim;
 pub mod pairs;
 pub mod parse;
+pub mod player;
 pub mod plugins;
 pub mod policy;
 pub mod prompts;
 pub mod rewards;
+pub mod rng;
 pub mod rollout;
+pub mod run;
+pub mod run_dir;
 pub mod schedule;
 pub mod seeds;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod trainer;
+pub mod update;
+pub mod validate;

@@ -11,8 +11,7 @@ use serde::Serialize;
 
 use crate::game::config::Config;
 use crate::game::metrics::Metrics;
-use crate::game::trainer::RunJudge;
-use crate::judging::{Assessment, Comparison, Failure, Judge, ScoredPair};
+use crate::judging::{Assessment, Comparison, Failure, Judge, RunJudge, ScoredPair};
 use crate::llm::{ChatRequest, Generation, Generator, SamplingParams};
 use crate::plugin::{
     CurriculumPlugin, EngineOptions, HostBudget, Identity, JudgeOptions, JudgePlugin, Limits,

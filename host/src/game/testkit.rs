@@ -11,10 +11,9 @@ use tch::nn::{self, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use crate::game::policy::Policy;
-use crate::game::trainer::RunJudge;
 use crate::judging::{
-    Assessment, Category, Comparison, Curriculum, Failure, FailureKind, Judge, Outcome, ScoredPair,
-    Seed,
+    Assessment, Category, Comparison, Curriculum, Failure, FailureKind, Judge, Outcome, RunJudge,
+    ScoredPair, Seed,
 };
 use crate::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
 

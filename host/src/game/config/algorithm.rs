@@ -1,0 +1,102 @@
+//! `[algorithm]`: the preference-learning method, the optimiser and its schedule, shared by
+//! both players.
+
+use serde::{Deserialize, Serialize};
+
+/// The preference-learning method, the same for both players.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// DPO with the EMA "mirror descent" reference (DPO-MD, the paper's main method).
+    Dpo,
+    /// IPO with the EMA reference (IPO-MD).
+    Ipo,
+    /// GRPO with per-token k3 KL to the initial model and truncated importance ratios.
+    Grpo,
+}
+
+/// Which policy samples the rollouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampler {
+    /// The EMA copy samples and is the reference (the paper).
+    Ema,
+    /// The current weights sample; the reference is the frozen initial model (ablation).
+    Current,
+}
+
+/// What GRPO subtracts from a reward to form the advantage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Baseline {
+    /// Mean over the player's whole batch of the step (the paper).
+    Batch,
+    /// Mean over the group (the replies to one prompt, the attacks of one seed).
+    Group,
+}
+
+/// The learning algorithm and optimiser, identical for both players.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Algorithm {
+    /// DPO, IPO or GRPO.
+    pub method: Method,
+    /// KL strength: DPO/IPO beta, GRPO k3-KL coefficient (TRL's `beta`).
+    pub beta: f64,
+    /// Which weights sample the rollouts.
+    pub sampler: Sampler,
+    /// ema <- decay * ema + (1 - decay) * theta after every step.
+    pub ema_decay: f64,
+    /// AdamW peak learning rate (key `learning_rate`, old name `lr`).
+    #[serde(rename = "learning_rate", alias = "lr")]
+    pub lr: f64,
+    /// AdamW (beta1, beta2).
+    pub betas: [f64; 2],
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// The cosine schedule decays the learning rate to `min_lr_rate * learning_rate`.
+    #[serde(rename = "min_lr_rate", alias = "final_lr_ratio")]
+    pub final_lr_ratio: f64,
+    /// Steps of linear warm-up.
+    pub warmup_steps: usize,
+    /// Global gradient-norm clip per player (0 = off).
+    #[serde(rename = "max_grad_norm", alias = "grad_clip")]
+    pub grad_clip: f64,
+    /// Training steps (key `max_steps`, old name `steps`).
+    #[serde(rename = "max_steps", alias = "steps")]
+    pub steps: usize,
+    /// Seeds of each category per step.
+    pub seeds_per_category: usize,
+    /// GRPO importance-ratio truncation.
+    pub grpo_ratio_cap: f64,
+    /// GRPO advantage baseline.
+    pub grpo_baseline: Baseline,
+    /// Sequences per forward/backward chunk (gradients are accumulated): bounds memory.
+    #[serde(rename = "per_device_train_batch_size", alias = "micro_batch")]
+    pub micro_batch: usize,
+    /// Master seed: every random choice of the run derives from (seed, step, purpose).
+    pub seed: u64,
+}
+
+impl Default for Algorithm {
+    fn default() -> Self {
+        Self {
+            method: Method::Dpo,
+            beta: 0.1,
+            sampler: Sampler::Ema,
+            ema_decay: 0.95,
+            lr: 1e-6,
+            betas: [0.9, 0.95],
+            weight_decay: 0.1,
+            final_lr_ratio: 0.2,
+            warmup_steps: 0,
+            grad_clip: 1.0,
+            steps: 1000,
+            seeds_per_category: 32,
+            grpo_ratio_cap: 2.0,
+            grpo_baseline: Baseline::Batch,
+            micro_batch: 8,
+            seed: 0,
+        }
+    }
+}

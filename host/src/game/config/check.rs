@@ -1,0 +1,105 @@
+//! Checks serde cannot express: value ranges and consistency ([`Config::check`], at parse
+//! time) and the existence of every file the run reads ([`Config::check_files`], before a run).
+
+use std::path::Path;
+
+use anyhow::bail;
+
+use super::Config;
+
+impl Config {
+    /// Semantic checks serde cannot express (ranges, consistency).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let g = &self.game;
+        let a = &self.algorithm;
+        let mut problems = Vec::new();
+        let mut need = |ok: bool, field: &str, what: &str| {
+            if !ok {
+                problems.push(format!("field `{field}`: {what}"));
+            }
+        };
+        need(g.attacks_per_seed >= 1, "game.attacks_per_seed", "must be at least 1");
+        need(g.replies_per_prompt >= 1, "game.replies_per_prompt", "must be at least 1");
+        need(g.attacker_max_tokens >= 1, "game.attacker_max_tokens", "must be at least 1");
+        need(g.defender_max_tokens >= 1, "game.defender_max_tokens", "must be at least 1");
+        need(g.temperature >= 0.0, "game.temperature", "must be >= 0");
+        need(g.top_p > 0.0 && g.top_p <= 1.0, "game.top_p", "must be in (0, 1]");
+        need((0.0..=1.0).contains(&g.swap_share), "game.swap_share", "must be in [0, 1]");
+        need(
+            (0.0..=1.0).contains(&g.both_orders_share),
+            "game.both_orders_share",
+            "must be in [0, 1]",
+        );
+        need(a.beta > 0.0, "algorithm.beta", "must be > 0");
+        need((0.0..=1.0).contains(&a.ema_decay), "algorithm.ema_decay", "must be in [0, 1]");
+        need(a.lr >= 0.0, "algorithm.learning_rate", "must be >= 0");
+        need(
+            a.betas.iter().all(|b| (0.0..1.0).contains(b)),
+            "algorithm.betas",
+            "both must be in [0, 1)",
+        );
+        need((0.0..=1.0).contains(&a.final_lr_ratio), "algorithm.min_lr_rate", "must be in [0, 1]");
+        need(a.grad_clip >= 0.0, "algorithm.max_grad_norm", "must be >= 0");
+        need(a.seeds_per_category >= 1, "algorithm.seeds_per_category", "must be at least 1");
+        need(a.grpo_ratio_cap >= 1.0, "algorithm.grpo_ratio_cap", "must be >= 1");
+        need(a.micro_batch >= 1, "algorithm.per_device_train_batch_size", "must be at least 1");
+        let fp = &self.plugins.failure_policy;
+        need(
+            (0.0..=1.0).contains(&fp.max_step_failure_share),
+            "plugins.failure_policy.max_step_failure_share",
+            "must be in [0, 1]",
+        );
+        need(
+            self.models.device == "cpu"
+                || self.models.device == "cuda"
+                || self
+                    .models
+                    .device
+                    .strip_prefix("cuda:")
+                    .is_some_and(|n| n.parse::<usize>().is_ok()),
+            "models.device",
+            "expected `cpu`, `cuda` or `cuda:N`",
+        );
+        if problems.is_empty() { Ok(()) } else { bail!("{}", problems.join("; ")) }
+    }
+
+    /// Checks that every file and folder the run reads exists, naming the field otherwise.
+    pub fn check_files(&self) -> anyhow::Result<()> {
+        let mut entries: Vec<(&str, &Path)> = vec![
+            ("models.attacker", &self.models.attacker),
+            ("models.defender", &self.models.defender),
+            ("data.harmful", &self.data.harmful),
+            ("data.benign", &self.data.benign),
+            ("game.attacker_prompt_harmful", &self.game.attacker_prompt_harmful),
+            ("game.attacker_prompt_benign", &self.game.attacker_prompt_benign),
+        ];
+        match &self.models.judge {
+            Some(crate::openai::ModelRef::Local(p)) => entries.push(("models.judge", p)),
+            Some(crate::openai::ModelRef::Remote(r)) => {
+                r.validate("models.judge")?;
+                if let Some(t) = &r.tokenizer {
+                    entries.push(("models.judge.tokenizer", t));
+                }
+            }
+            None => {}
+        }
+        if let Some(p) = &self.data.harmful_val {
+            entries.push(("data.harmful_val", p));
+        }
+        if let Some(p) = &self.data.benign_val {
+            entries.push(("data.benign_val", p));
+        }
+        for (field, path) in entries {
+            if !path.exists() {
+                let cwd = std::env::current_dir().map(|d| d.display().to_string());
+                bail!(
+                    "field `{field}`: {} does not exist (relative paths are resolved against \
+                     the working directory {})",
+                    path.display(),
+                    cwd.unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
+    }
+}

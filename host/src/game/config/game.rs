@@ -1,0 +1,92 @@
+//! `[game]`: the rollout tree's shape, sampling, judging context and the attacker's
+//! instruction files.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What the judge sees as context when comparing two defender replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JudgeContext {
+    /// The attacker's rewritten prompt x (the paper's default).
+    Prompt,
+    /// The original seed s.
+    Seed,
+}
+
+/// The rollout tree's shape and sampling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Game {
+    /// A: attacker samples per seed (paper: 2 for DPO, 4 for GRPO).
+    pub attacks_per_seed: usize,
+    /// D: defender replies per valid attacker prompt (paper: 2 for DPO, 4 for GRPO).
+    pub replies_per_prompt: usize,
+    /// Most new tokens per attacker output (reaching it = truncated, invalid).
+    pub attacker_max_tokens: usize,
+    /// Most new tokens per defender reply.
+    pub defender_max_tokens: usize,
+    /// Max tokens of the judge model (served to judge plugins).
+    pub judge_max_tokens: usize,
+    /// Sampling temperature of both players (0 = greedy).
+    pub temperature: f32,
+    /// Nucleus sampling mass, in (0, 1].
+    pub top_p: f32,
+    /// Judge temperature (0 = greedy), for LLM judges.
+    pub judge_temperature: f32,
+    /// Unfaithful attacker prompts get reward -1 and no defender rollouts.
+    pub faithfulness_gate: bool,
+    /// The attacker is judged on the defender's best reply to its prompt (else a random one).
+    pub optimistic_attacker: bool,
+    /// A defender reply that hit `defender_max_tokens` gets reward -1 without being judged.
+    /// The paper does this; very short CPU demos may turn it off.
+    pub penalize_truncated_replies: bool,
+    /// What the judge sees as context for defender replies.
+    pub defender_judge_context: JudgeContext,
+    /// Share of pairwise comparisons sent to the judge with A and B exchanged (scores flipped
+    /// back), against position bias. The paper: 0.
+    pub swap_share: f64,
+    /// Share of pairwise comparisons judged in both orders: scores averaged, agreement logged
+    /// as `judge/swap_agreement`. The paper: 0.
+    pub both_orders_share: f64,
+    /// A faithfulness score at or above this counts as faithful (rubric scale 0-10).
+    pub faithful_threshold: f32,
+    /// The attacker's instruction for harmful seeds: a text file in which `{seed}` is replaced
+    /// by the seed text.
+    pub attacker_prompt_harmful: PathBuf,
+    /// The attacker's instruction for benign seeds (a text file with `{seed}`).
+    pub attacker_prompt_benign: PathBuf,
+    /// Assistant prefill starting every attacker answer (part of the prompt, not trained);
+    /// `""` = none.
+    #[serde(with = "super::empty_is_none")]
+    pub attacker_prefill: Option<String>,
+    /// Stop strings of attacker generation (the closing tag ends the attacker's job).
+    pub attacker_stop: Vec<String>,
+}
+
+impl Default for Game {
+    fn default() -> Self {
+        Self {
+            attacks_per_seed: 2,
+            replies_per_prompt: 2,
+            attacker_max_tokens: 2048,
+            defender_max_tokens: 2048,
+            judge_max_tokens: 8192,
+            temperature: 0.6,
+            top_p: 0.9,
+            judge_temperature: 0.0,
+            faithfulness_gate: true,
+            optimistic_attacker: true,
+            penalize_truncated_replies: true,
+            defender_judge_context: JudgeContext::Prompt,
+            swap_share: 0.0,
+            both_orders_share: 0.0,
+            faithful_threshold: 5.0,
+            attacker_prompt_harmful: PathBuf::from("examples/prompts/attacker_harmful.txt"),
+            attacker_prompt_benign: PathBuf::from("examples/prompts/attacker_benign.txt"),
+            attacker_prefill: Some("<think>".into()),
+            attacker_stop: vec!["</prompt>".into()],
+        }
+    }
+}

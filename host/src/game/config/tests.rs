@@ -1,0 +1,287 @@
+//! The configuration's tests: defaults, key names old and new, overrides, errors naming
+//! file, line and field, plugin-name resolution and round trips.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+#[test]
+fn empty_file_gives_paper_defaults() {
+    let c = Config::parse("", "t.toml", &[]).unwrap();
+    assert_eq!(c.algorithm.lr, 1e-6);
+    assert_eq!(c.algorithm.betas, [0.9, 0.95]);
+    assert_eq!(c.algorithm.weight_decay, 0.1);
+    assert_eq!(c.algorithm.final_lr_ratio, 0.2);
+    assert_eq!(c.algorithm.ema_decay, 0.95);
+    assert_eq!(c.algorithm.beta, 0.1);
+    assert_eq!(c.algorithm.steps, 1000);
+    assert_eq!(c.algorithm.seeds_per_category, 32);
+    assert_eq!(c.game.temperature, 0.6);
+    assert_eq!(c.game.top_p, 0.9);
+    assert_eq!(c.game.attacker_max_tokens, 2048);
+    assert_eq!(c.game.judge_max_tokens, 8192);
+    assert_eq!(c.validation.every, 25);
+    assert_eq!(c.checkpoint.every, 50);
+    assert_eq!(c.plugins.rubrics.defender_harmful, "deflection");
+    assert_eq!(c.plugins.rubrics.attacker_benign, "refusal");
+}
+
+#[test]
+fn unknown_key_names_line_and_field() {
+    let text = "[game]\nattacks_per_seed = 4\nattack_per_seed = 2\n";
+    let err = Config::parse(text, "run.toml", &[]).unwrap_err().to_string();
+    assert!(err.contains("run.toml"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("attack_per_seed"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_line_and_field() {
+    let text = "[algorithm]\nmethod = \"dpo\"\nlr = \"fast\"\n";
+    let err = Config::parse(text, "run.toml", &[]).unwrap_err().to_string();
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("algorithm.lr"), "{err}");
+}
+
+#[test]
+fn overrides_apply_before_deserialising() {
+    let c = Config::parse(
+        "[algorithm]\nmethod = \"dpo\"\n",
+        "t.toml",
+        &[
+            "algorithm.method=grpo".into(),
+            "game.attacks_per_seed=4".into(),
+            "algorithm.betas=[0.8, 0.9]".into(),
+            "plugins.paths.judge=/tmp/j.wasm".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.algorithm.method, Method::Grpo);
+    assert_eq!(c.game.attacks_per_seed, 4);
+    assert_eq!(c.algorithm.betas, [0.8, 0.9]);
+    assert_eq!(c.plugins.paths["judge"], PathBuf::from("/tmp/j.wasm"));
+}
+
+#[test]
+fn bad_override_names_the_field() {
+    let err =
+        Config::parse("", "t.toml", &["game.temperature=hot".into()]).unwrap_err().to_string();
+    assert!(err.contains("game.temperature"), "{err}");
+    let err = Config::parse("", "t.toml", &["game.nope=1".into()]).unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+    assert!(Config::parse("", "t.toml", &["novalue".into()]).is_err());
+}
+
+#[test]
+fn range_checks_name_the_field() {
+    let err = Config::parse("[game]\ntop_p = 1.5\n", "t.toml", &[]).unwrap_err().to_string();
+    assert!(err.contains("game.top_p"), "{err}");
+    let err = Config::parse("[models]\ndevice = \"tpu\"\n", "t.toml", &[]).unwrap_err().to_string();
+    assert!(err.contains("models.device"), "{err}");
+}
+
+#[test]
+fn missing_file_names_the_field() {
+    let c = Config::parse("[data]\nharmful = \"/nonexistent/h.jsonl\"\n", "t.toml", &[]).unwrap();
+    let err = c.check_files().unwrap_err().to_string();
+    assert!(err.contains("models.attacker") || err.contains("data.harmful"), "{err}");
+}
+
+#[test]
+fn shipped_examples_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for name in ["quickstart.toml", "llm-judge.toml"] {
+        let c = Config::load(&root.join("examples").join(name), &[]).unwrap();
+        assert_eq!(c.models.device, "cpu", "{name}");
+    }
+    let q = Config::load(&root.join("examples/quickstart.toml"), &[]).unwrap();
+    assert_eq!(q.plugins.judge, "refusal-heuristic");
+    // Everything the quickstart does not set keeps the paper's value.
+    assert_eq!(q.algorithm.ema_decay, 0.95);
+    assert_eq!(q.algorithm.beta, 0.1);
+    let l = Config::load(&root.join("examples/llm-judge.toml"), &[]).unwrap();
+    assert_eq!(l.plugins.judge, "llm");
+    assert!(l.models.judge.is_some());
+}
+
+/// The examples use the new key names; written with the old ones they are the same run
+/// (so the quickstart's metrics for a seed did not change with the renaming).
+#[test]
+fn shipped_examples_mean_the_same_under_their_old_key_names() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for name in ["quickstart.toml", "llm-judge.toml"] {
+        let text = std::fs::read_to_string(root.join("examples").join(name)).unwrap();
+        let mut old_text = String::new();
+        let mut renamed = 0;
+        for line in text.lines() {
+            let old = RENAMED.iter().find_map(|(old, new)| {
+                let (old, new) = (old.rsplit_once('.')?.1, new.rsplit_once('.')?.1);
+                line.strip_prefix(new)?.strip_prefix(" =").map(|rest| format!("{old} ={rest}"))
+            });
+            renamed += usize::from(old.is_some());
+            old_text.push_str(&old.unwrap_or_else(|| line.to_string()));
+            old_text.push('\n');
+        }
+        assert!(renamed >= 4, "{name}: the example uses the new names");
+        let new = Config::parse(&text, name, &[]).unwrap();
+        assert_eq!(Config::parse(&old_text, name, &[]).unwrap(), new, "{name}");
+    }
+}
+
+#[test]
+fn plugin_names_resolve_to_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rubric-refusal.wasm"), b"x").unwrap();
+    std::fs::write(dir.path().join("mine.wasm"), b"x").unwrap();
+    let mut p = Plugins { dir: Some(dir.path().into()), ..Plugins::default() };
+    assert_eq!(p.path_of("rubric", "refusal").unwrap(), dir.path().join("rubric-refusal.wasm"));
+    assert_eq!(p.path_of("judge", "mine").unwrap(), dir.path().join("mine.wasm"));
+    let err = p.path_of("judge", "llm").unwrap_err().to_string();
+    assert!(err.contains("judge-llm.wasm") && err.contains("--plugin llm=PATH"), "{err}");
+    p.paths.insert("llm".into(), dir.path().join("nope.wasm"));
+    assert!(p.path_of("judge", "llm").unwrap_err().to_string().contains("not a file"));
+}
+
+#[test]
+fn resolved_config_round_trips() {
+    let mut c = Config::default();
+    c.plugins
+        .settings
+        .insert("heuristic".into(), BTreeMap::from([("min_len".into(), toml::Value::Integer(3))]));
+    let text = c.to_toml().unwrap();
+    let back = Config::parse(&text, "resolved", &[]).unwrap();
+    assert_eq!(back, c);
+    assert_eq!(back.plugins.settings_of("heuristic"), vec![("min_len".into(), "3".into())]);
+    assert_eq!(
+        c.plugins.rubric_names(),
+        vec!["compliance", "deflection", "faithfulness", "refusal"]
+    );
+}
+
+/// Case 14: `--set KEY=null` / `none` unsets an optional field, and the resolved config
+/// (what `--print-config` shows and the run directory keeps) says so and round-trips.
+#[test]
+fn case_14_null_unsets_optional_fields() {
+    for word in ["null", "none", "None", "NULL"] {
+        let c = Config::parse(
+            "",
+            "t.toml",
+            &[format!("game.attacker_prefill={word}"), format!("data.harmful_val={word}")],
+        )
+        .unwrap();
+        assert_eq!(c.game.attacker_prefill, None, "{word}");
+        assert_eq!(c.data.harmful_val, None, "{word}");
+        assert!(c.data.benign_val.is_some());
+        let printed = c.to_documented_toml().unwrap();
+        assert!(printed.contains("\nattacker_prefill = \"\"\n"), "{printed}");
+        assert!(printed.contains("\nharmful_val = \"\"\n"), "{printed}");
+        assert_eq!(Config::parse(&c.to_toml().unwrap(), "resolved", &[]).unwrap(), c);
+    }
+    // An optional field whose default is unset, and the empty string in a file.
+    let c = Config::parse("[plugins]\ndir = \"/p\"\n", "t.toml", &["plugins.dir=null".into()]);
+    assert_eq!(c.unwrap().plugins.dir, None);
+    let c = Config::parse("[data]\nbenign_val = \"\"\n", "t.toml", &[]).unwrap();
+    assert_eq!(c.data.benign_val, None);
+    // The last override of a key wins, null or not.
+    let c = Config::parse(
+        "",
+        "t.toml",
+        &["game.attacker_prefill=null".into(), "game.attacker_prefill=\"<x>\"".into()],
+    )
+    .unwrap();
+    assert_eq!(c.game.attacker_prefill.as_deref(), Some("<x>"));
+    // The literal words need quotes.
+    let c = Config::parse("", "t.toml", &["game.attacker_prefill=\"null\"".into()]).unwrap();
+    assert_eq!(c.game.attacker_prefill.as_deref(), Some("null"));
+    // Map entries are removed.
+    let c = Config::parse(
+        "[plugins.paths]\nmine = \"/tmp/m.wasm\"\nother = \"/tmp/o.wasm\"\n",
+        "t.toml",
+        &["plugins.paths.mine=null".into()],
+    )
+    .unwrap();
+    assert_eq!(c.plugins.paths.keys().collect::<Vec<_>>(), ["other"]);
+}
+
+#[test]
+fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
+    let err = Config::parse("", "t.toml", &["output.name=none".into()]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("t.toml: field `output.name` cannot be unset: it is not optional"),
+        "{err}"
+    );
+    assert!(err.contains("--set 'output.name=\"none\"'"), "{err}");
+    let err =
+        Config::parse("", "t.toml", &["algorithm.steps=null".into()]).unwrap_err().to_string();
+    assert!(err.contains("`algorithm.max_steps` cannot be unset"), "{err}");
+    let err =
+        Config::parse("", "t.toml", &["game.attacker_prefil=null".into()]).unwrap_err().to_string();
+    assert!(err.contains("attacker_prefil"), "{err}");
+    let err =
+        Config::parse("", "t.toml", &["game.attacker_prefill=".into()]).unwrap_err().to_string();
+    assert!(err.contains("no value") && err.contains("game.attacker_prefill=null"), "{err}");
+}
+
+/// Case 14's control: a bare number for a text field is refused, naming the field and the
+/// quoting fix; the quoted value is accepted.
+#[test]
+fn case_14_a_bare_number_for_a_text_field_names_the_quoting_fix() {
+    let err = Config::parse("", "q.toml", &["output.name=2024".into()]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "q.toml: field `output.name`: invalid type: integer `2024`, expected a string (from \
+         --set output.name=2024); to pass it as text, quote it: --set 'output.name=\"2024\"'"
+    );
+    let err = Config::parse("", "q.toml", &["data.harmful=true".into()]).unwrap_err().to_string();
+    assert!(
+        err.contains("field `data.harmful`") && err.contains("'data.harmful=\"true\"'"),
+        "{err}"
+    );
+    let c = Config::parse("", "q.toml", &["output.name=\"2024\"".into()]).unwrap();
+    assert_eq!(c.output.name, "2024");
+    // Not text-typed: no quoting advice.
+    let err = Config::parse("", "q.toml", &["algorithm.seed=x".into()]).unwrap_err().to_string();
+    assert!(err.contains("field `algorithm.seed`") && !err.contains("quote"), "{err}");
+}
+
+/// Issue 7: the standard names, with the old ones as aliases in files and in `--set`.
+#[test]
+fn old_key_names_mean_the_new_keys() {
+    let old = "[algorithm]\nlr = 0.5\ngrad_clip = 2.0\nsteps = 7\nmicro_batch = 3\n\
+               final_lr_ratio = 0.5\n[validation]\nevery = 4\n[checkpoint]\nevery = 9\nkeep = 5\n";
+    let new = "[algorithm]\nlearning_rate = 0.5\nmax_grad_norm = 2.0\nmax_steps = 7\n\
+               per_device_train_batch_size = 3\nmin_lr_rate = 0.5\n[validation]\neval_steps = 4\n\
+               [checkpoint]\nsave_steps = 9\nsave_total_limit = 5\n";
+    let a = Config::parse(old, "old.toml", &[]).unwrap();
+    let b = Config::parse(new, "new.toml", &[]).unwrap();
+    assert_eq!(a, b);
+    assert_eq!((a.algorithm.lr, a.algorithm.steps, a.checkpoint.keep), (0.5, 7, 5));
+    // Either name overrides either spelling in the file.
+    for (file, set) in
+        [(old, "algorithm.max_steps=1"), (new, "algorithm.steps=1"), (old, "algorithm.steps=1")]
+    {
+        let c = Config::parse(file, "t.toml", &[set.into()]).unwrap();
+        assert_eq!(c.algorithm.steps, 1, "{set}");
+    }
+    let c =
+        Config::parse(old, "t.toml", &["checkpoint.keep=0".into(), "validation.every=0".into()])
+            .unwrap();
+    assert_eq!((c.checkpoint.keep, c.validation.every), (0, 0));
+    // Both names in one file is one field given twice.
+    let err = Config::parse("[algorithm]\nlr = 1.0\nlearning_rate = 2.0\n", "t.toml", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("duplicate field `learning_rate`"), "{err}");
+    assert!(err.contains("`algorithm.lr` is the old name of `algorithm.learning_rate`"), "{err}");
+    // The resolved config writes the new names.
+    let text = a.to_toml().unwrap();
+    for (_, new) in RENAMED {
+        let leaf = new.rsplit_once('.').unwrap().1;
+        assert!(text.contains(&format!("\n{leaf} = ")), "{leaf}: {text}");
+    }
+    // A wrong type under an old name still names what the user typed.
+    let err =
+        Config::parse("", "t.toml", &["algorithm.steps=\"many\"".into()]).unwrap_err().to_string();
+    assert!(err.contains("algorithm.steps") && err.contains("algorithm.max_steps"), "{err}");
+}

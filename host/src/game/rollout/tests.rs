@@ -1,0 +1,289 @@
+//! The rollout's tests, and the scripted generator and judge other tests of the game use.
+
+use std::collections::VecDeque;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::game::pairs::select_pair;
+use crate::judging::{FailureKind, ScoredPair};
+
+/// Answers from a queue, one per request, and records every batch it was given.
+#[derive(Debug, Default)]
+pub(crate) struct ScriptedGenerator {
+    pub outputs: VecDeque<(String, FinishReason)>,
+    pub calls: Vec<Vec<ChatRequest>>,
+}
+
+impl ScriptedGenerator {
+    pub(crate) fn new(outputs: &[(&str, FinishReason)]) -> Self {
+        Self {
+            outputs: outputs.iter().map(|(t, f)| (t.to_string(), *f)).collect(),
+            calls: Vec::new(),
+        }
+    }
+}
+
+impl Generator for ScriptedGenerator {
+    fn generate(
+        &mut self,
+        requests: &[ChatRequest],
+        _: &SamplingParams,
+    ) -> anyhow::Result<Vec<Generation>> {
+        self.calls.push(requests.to_vec());
+        requests
+            .iter()
+            .map(|_| {
+                let (text, finish) =
+                    self.outputs.pop_front().ok_or_else(|| anyhow::anyhow!("script exhausted"))?;
+                let n = text.len() as i64;
+                Ok(Generation {
+                    text,
+                    token_ids: vec![n, n + 1],
+                    finish,
+                    logprobs: vec![-0.5, -0.25],
+                })
+            })
+            .collect()
+    }
+}
+
+/// Scores texts by a table per rubric; texts listed in `fail` fail with a parse failure.
+#[derive(Debug, Default)]
+pub(crate) struct ScriptedJudge {
+    pub table: BTreeMap<(String, String), f32>,
+    pub fail: Vec<String>,
+    pub compare_calls: Vec<Vec<Comparison>>,
+    pub assess_calls: Vec<Vec<Assessment>>,
+}
+
+impl ScriptedJudge {
+    pub(crate) fn score(&mut self, rubric: &str, text: &str, s: f32) -> &mut Self {
+        self.table.insert((rubric.into(), text.into()), s);
+        self
+    }
+    fn lookup(&self, rubric: &str, text: &str) -> Result<f32, Failure> {
+        if self.fail.iter().any(|f| f == text) {
+            return Err(Failure {
+                kind: FailureKind::Parse,
+                plugin: "scripted".into(),
+                message: "scripted".into(),
+            });
+        }
+        self.table.get(&(rubric.to_string(), text.to_string())).copied().ok_or_else(|| Failure {
+            kind: FailureKind::InvalidOutput,
+            plugin: "scripted".into(),
+            message: format!("no score for {rubric}/{text}"),
+        })
+    }
+}
+
+impl Judge for ScriptedJudge {
+    fn compare(
+        &mut self,
+        batch: &[Comparison],
+    ) -> anyhow::Result<Vec<Result<ScoredPair, Failure>>> {
+        self.compare_calls.push(batch.to_vec());
+        Ok(batch
+            .iter()
+            .map(|c| {
+                Ok(ScoredPair {
+                    a: self.lookup(&c.rubric, &c.a)?,
+                    b: self.lookup(&c.rubric, &c.b)?,
+                    rationale: None,
+                })
+            })
+            .collect())
+    }
+    fn assess(&mut self, batch: &[Assessment]) -> anyhow::Result<Vec<Result<f32, Failure>>> {
+        self.assess_calls.push(batch.to_vec());
+        Ok(batch.iter().map(|a| self.lookup(&a.rubric, &a.response)).collect())
+    }
+}
+
+pub(crate) fn settings(a: usize, d: usize) -> RolloutSettings {
+    RolloutSettings {
+        attacks_per_seed: a,
+        replies_per_prompt: d,
+        attacker_sampling: SamplingParams::default(),
+        defender_sampling: SamplingParams::default(),
+        faithfulness_gate: true,
+        faithful_threshold: 5.0,
+        optimistic_attacker: true,
+        penalize_truncated_replies: true,
+        defender_context: JudgeContext::Prompt,
+        rubrics: Rubrics::default(),
+        prompts: AttackerPrompts {
+            harmful: "H: {seed}".into(),
+            benign: "B: {seed}".into(),
+            prefill: Some("<think>".into()),
+        },
+    }
+}
+
+fn seed(id: &str, category: Category) -> Seed {
+    Seed { id: id.into(), category, text: format!("seed {id}") }
+}
+
+use FinishReason::{Length, Stop};
+
+const HELP: &str = "I can't help with that, but here is a safe alternative.";
+const HARM: &str = "Sure, here is how.";
+
+fn harmful_scenario() -> (ScriptedGenerator, ScriptedGenerator, ScriptedJudge) {
+    let attacker = ScriptedGenerator::new(&[
+        ("<think>a</think> <prompt>P0</prompt>", Stop),
+        ("<think>b</think> <prompt>P1</prompt>", Stop),
+        ("<think>c</think> <prompt>P2</prompt>", Stop),
+        ("I will just answer it.", Stop),
+    ]);
+    let defender =
+        ScriptedGenerator::new(&[(HELP, Stop), (HARM, Stop), (HARM, Stop), (HARM, Length)]);
+    let mut judge = ScriptedJudge::default();
+    judge
+        .score("faithfulness", "P0", 10.0)
+        .score("faithfulness", "P1", 9.0)
+        .score("faithfulness", "P2", 0.0)
+        .score("deflection", HELP, 8.0)
+        .score("deflection", HARM, 2.0)
+        .score("compliance", HELP, 3.0)
+        .score("compliance", HARM, 9.0);
+    (attacker, defender, judge)
+}
+
+#[test]
+fn harmful_tree_hand_computed() {
+    let (mut attacker, mut defender, mut judge) = harmful_scenario();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let seeds = [seed("h1", Category::Harmful)];
+    let out = rollout(&seeds, &settings(4, 2), &mut attacker, &mut defender, &mut judge, &mut rng)
+        .unwrap();
+
+    // One batch per phase.
+    assert_eq!(attacker.calls.len(), 1);
+    assert_eq!(attacker.calls[0].len(), 4);
+    assert_eq!(attacker.calls[0][0].user, "H: seed h1");
+    assert_eq!(defender.calls.len(), 1);
+    assert_eq!(defender.calls[0].len(), 4, "two valid faithful prompts x two replies");
+    assert_eq!(judge.assess_calls.len(), 1);
+    assert_eq!(judge.assess_calls[0].len(), 3, "the unparsable output is not assessed");
+    assert_eq!(judge.compare_calls.len(), 2);
+    assert_eq!(judge.compare_calls[0].len(), 2, "P0: one pair, P1: one self-pair");
+    assert_eq!(judge.compare_calls[1].len(), 1);
+
+    let t = &out.trees[0];
+    // P0: replies HELP vs HARM under deflection -> 8, 2.
+    assert_eq!(
+        t.attacks[0].replies.iter().map(|r| r.reward).collect::<Vec<_>>(),
+        vec![Some(8.0), Some(2.0)]
+    );
+    assert_eq!(t.attacks[0].best_reply, Some(0));
+    // P1: one reply truncated (-1), the other paired with itself: 2.
+    assert_eq!(
+        t.attacks[1].replies.iter().map(|r| r.reward).collect::<Vec<_>>(),
+        vec![Some(2.0), Some(-1.0)]
+    );
+    assert_eq!(t.attacks[1].best_reply, Some(0));
+    // P2 unfaithful, attack 3 unparsable: -1 each, no replies.
+    assert_eq!(t.attacks[2].faithful, Some(false));
+    assert!(t.attacks[2].replies.is_empty());
+    assert_eq!(t.attacks[3].parse_error, Some(ParseError::MissingThink));
+    // Attacker judging under compliance with the seed as context: y*(P0)=HELP 3, y*(P1)=HARM 9.
+    assert_eq!(judge.compare_calls[1][0].context, "seed h1");
+    assert_eq!(judge.compare_calls[1][0].rubric, "compliance");
+    assert_eq!(judge.compare_calls[0][0].context, "P0");
+    let rewards: Vec<_> = t.attacks.iter().map(|a| a.reward).collect();
+    assert_eq!(rewards, vec![Some(3.0), Some(9.0), Some(-1.0), Some(-1.0)]);
+
+    // Pairs: attacker chosen = P1 (9), rejected = the last -1; defender P0: 0 over 1.
+    let attacker_groups = out.attacker_groups();
+    assert_eq!(select_pair(&attacker_groups[0].rewards()), Some((1, 3)));
+    assert_eq!(attacker_groups[0].request.prefill.as_deref(), Some("<think>"));
+    let defender_groups = out.defender_groups();
+    assert_eq!(defender_groups.len(), 2);
+    assert_eq!(defender_groups[0].request.user, "P0");
+    assert_eq!(select_pair(&defender_groups[0].rewards()), Some((0, 1)));
+    assert_eq!(select_pair(&defender_groups[1].rewards()), Some((0, 1)));
+    assert_eq!(out.stats.judgments, 6);
+    assert_eq!(out.stats.judgments_failed, 0);
+
+    let line = serde_json::to_string(t).unwrap();
+    assert!(line.contains("\"parse_error\":\"missing_think\""), "{line}");
+}
+
+#[test]
+fn benign_seeds_use_their_rubrics_and_the_seed_context_option() {
+    let mut attacker = ScriptedGenerator::new(&[("<think>a</think><prompt>Q</prompt>", Stop)]);
+    let mut defender = ScriptedGenerator::new(&[("No.", Stop), ("Here you go.", Stop)]);
+    let mut judge = ScriptedJudge::default();
+    judge
+        .score("faithfulness", "Q", 10.0)
+        .score("compliance", "No.", 0.0)
+        .score("compliance", "Here you go.", 10.0)
+        .score("refusal", "Here you go.", 1.0);
+    let mut s = settings(1, 2);
+    s.defender_context = JudgeContext::Seed;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let out = rollout(
+        &[seed("b1", Category::Benign)],
+        &s,
+        &mut attacker,
+        &mut defender,
+        &mut judge,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(attacker.calls[0][0].user, "B: seed b1");
+    assert_eq!(judge.compare_calls[0][0].rubric, "compliance");
+    assert_eq!(judge.compare_calls[0][0].context, "seed b1");
+    // The single attack is paired with itself under the refusal rubric: reward 1.
+    assert_eq!(judge.compare_calls[1][0].rubric, "refusal");
+    assert_eq!(out.trees[0].attacks[0].reward, Some(1.0));
+    assert_eq!(select_pair(&out.attacker_groups()[0].rewards()), None);
+}
+
+#[test]
+fn failed_judgments_are_counted_and_leave_no_reward() {
+    let (mut attacker, mut defender, mut judge) = harmful_scenario();
+    // Every judgment involving HARM fails: P0's pair fails, P1's self-pair fails.
+    judge.fail.push(HARM.into());
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let out = rollout(
+        &[seed("h1", Category::Harmful)],
+        &settings(4, 2),
+        &mut attacker,
+        &mut defender,
+        &mut judge,
+        &mut rng,
+    )
+    .unwrap();
+    let t = &out.trees[0];
+    assert_eq!(t.attacks[0].replies.iter().map(|r| r.reward).collect::<Vec<_>>(), vec![None, None]);
+    // P1 keeps its truncated reply's -1, which becomes y*; P0 has no best reply: excluded.
+    assert_eq!(t.attacks[0].slot, Slot::Excluded);
+    assert_eq!(t.attacks[0].reward, None);
+    assert_eq!(t.attacks[1].best_reply, Some(1));
+    assert_eq!(out.stats.judgments_failed, 3, "P0 pair, P1 self-pair, P1 attacker self-pair");
+    assert_eq!(out.stats.failures["parse"], 3);
+}
+
+#[test]
+fn non_optimistic_attacker_picks_a_scored_reply() {
+    let (mut attacker, mut defender, mut judge) = harmful_scenario();
+    let mut s = settings(4, 2);
+    s.optimistic_attacker = false;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let out = rollout(
+        &[seed("h1", Category::Harmful)],
+        &s,
+        &mut attacker,
+        &mut defender,
+        &mut judge,
+        &mut rng,
+    )
+    .unwrap();
+    for a in &out.trees[0].attacks[..2] {
+        assert!(a.best_reply.is_some_and(|i| a.replies[i].reward.is_some()));
+    }
+}

@@ -1,0 +1,178 @@
+//! Starting and resuming a run: the one wiring that both `advgame-host train` and the tests
+//! use. [`start`] creates a fresh run directory; [`resume`] continues the run in a directory
+//! from its newest complete checkpoint, with the same plugins. Both read the seeds and the
+//! attacker's instructions, load both players and hand back a [`Trainer`] ready to run.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+
+use crate::game::checkpoint::{self, TrainState};
+use crate::game::config::Config;
+use crate::game::failures::FailureCounts;
+use crate::game::metrics::JsonlWriter;
+use crate::game::player::Player;
+use crate::game::plugins::{self, LoadedPlugins};
+use crate::game::policy::Policy;
+use crate::game::prompts::AttackerPrompts;
+use crate::game::rollout::RolloutSettings;
+use crate::game::run_dir::{check_same_plugins, create_run_dir};
+use crate::game::seeds::RunSeeds;
+use crate::game::trainer::Trainer;
+use crate::game::validate::validation_seeds;
+use crate::judging::{Curriculum, RunJudge};
+use crate::llm::SamplingParams;
+
+/// Starts a fresh run with the loaded plugins: creates its directory
+/// (`output.dir/output.name-NNN`, with the resolved `config.toml`), records the plugins in
+/// `plugins.json` and loads both players.
+pub fn start<P: Policy>(config: Config, plugins: LoadedPlugins) -> anyhow::Result<Trainer<P>> {
+    let run_dir = create_run_dir(&config)?;
+    plugins::write_records(&run_dir, &plugins.records)?;
+    Trainer::start(config, run_dir, Box::new(plugins.judge), Box::new(plugins.curriculum))
+}
+
+/// Resumes the run in `run_dir` from its newest complete checkpoint. The plugins must be the
+/// ones the run started with (same sha256); `config` (usually the run's own `config.toml`
+/// with any overrides) is written back into the run directory.
+pub fn resume<P: Policy>(
+    run_dir: &Path,
+    config: Config,
+    plugins: LoadedPlugins,
+) -> anyhow::Result<Trainer<P>> {
+    check_same_plugins(run_dir, &plugins.records)?;
+    std::fs::write(run_dir.join("config.toml"), config.to_toml()?)?;
+    plugins::write_records(run_dir, &plugins.records)?;
+    Trainer::resume(
+        config,
+        run_dir.to_path_buf(),
+        Box::new(plugins.judge),
+        Box::new(plugins.curriculum),
+    )
+}
+
+fn sampling(config: &Config, max_tokens: usize, stop: Vec<String>) -> SamplingParams {
+    SamplingParams {
+        max_new_tokens: max_tokens,
+        temperature: config.game.temperature,
+        top_p: config.game.top_p,
+        seed: 0,
+        stop,
+    }
+}
+
+/// The rollout settings the config decides (generation seeds are set per step).
+fn rollout_settings(config: &Config) -> anyhow::Result<RolloutSettings> {
+    let g = &config.game;
+    let prompts = AttackerPrompts::load(
+        &g.attacker_prompt_harmful,
+        &g.attacker_prompt_benign,
+        g.attacker_prefill.clone(),
+    )?;
+    Ok(RolloutSettings {
+        attacks_per_seed: g.attacks_per_seed,
+        replies_per_prompt: g.replies_per_prompt,
+        attacker_sampling: sampling(config, g.attacker_max_tokens, g.attacker_stop.clone()),
+        defender_sampling: sampling(config, g.defender_max_tokens, Vec::new()),
+        faithfulness_gate: g.faithfulness_gate,
+        faithful_threshold: g.faithful_threshold,
+        optimistic_attacker: g.optimistic_attacker,
+        penalize_truncated_replies: g.penalize_truncated_replies,
+        defender_context: g.defender_judge_context,
+        rubrics: config.plugins.rubrics.clone(),
+        prompts,
+    })
+}
+
+impl<P: Policy> Trainer<P> {
+    /// Starts a run in `run_dir` (created by the caller, empty) with this judge and
+    /// curriculum. [`start`] is the usual way in.
+    pub fn start(
+        config: Config,
+        run_dir: PathBuf,
+        judge: Box<dyn RunJudge>,
+        curriculum: Box<dyn Curriculum>,
+    ) -> anyhow::Result<Self> {
+        Self::open(config, run_dir, judge, curriculum, None)
+    }
+
+    /// Resumes the run in `run_dir` from its newest complete checkpoint (an error when there
+    /// is none). [`resume`] is the usual way in.
+    pub fn resume(
+        config: Config,
+        run_dir: PathBuf,
+        judge: Box<dyn RunJudge>,
+        curriculum: Box<dyn Curriculum>,
+    ) -> anyhow::Result<Self> {
+        let checkpoint = checkpoint::latest(&run_dir)?.ok_or_else(|| {
+            anyhow!("{}: no complete checkpoint to resume from", run_dir.display())
+        })?;
+        Self::open(config, run_dir, judge, curriculum, Some(checkpoint))
+    }
+
+    fn open(
+        config: Config,
+        run_dir: PathBuf,
+        judge: Box<dyn RunJudge>,
+        mut curriculum: Box<dyn Curriculum>,
+        checkpoint: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        config.check_files()?;
+        let RunSeeds { train: seeds, harmful_val, benign_val } = RunSeeds::load(&config.data)?;
+        let val_seeds = validation_seeds(&config, harmful_val, benign_val);
+        let settings = rollout_settings(&config)?;
+
+        let state = checkpoint.as_ref().map(|c| TrainState::read(c)).transpose()?;
+        let dirs = checkpoint.as_ref().map(|c| checkpoint::player_dirs(c));
+        let attacker = Player::load(
+            "attacker",
+            &config.models.attacker,
+            dirs.as_ref().map(|d| (d.attacker.as_path(), d.attacker_ema.as_path())),
+            &config,
+        )?;
+        let defender = Player::load(
+            "defender",
+            &config.models.defender,
+            dirs.as_ref().map(|d| (d.defender.as_path(), d.defender_ema.as_path())),
+            &config,
+        )?;
+        curriculum.init(&seeds, config.algorithm.seed).context("curriculum init")?;
+        let mut trainer = Self {
+            metrics_log: JsonlWriter::open(
+                &run_dir.join("metrics.jsonl"),
+                state.as_ref().map(|s| s.step),
+            )?,
+            rollouts_log: JsonlWriter::open(
+                &run_dir.join("rollouts.jsonl"),
+                state.as_ref().map(|s| s.step),
+            )?,
+            config,
+            run_dir,
+            attacker,
+            defender,
+            judge,
+            curriculum,
+            seeds,
+            val_seeds,
+            settings,
+            step: 0,
+            failures: FailureCounts::default(),
+            last_checkpoint: checkpoint.clone(),
+        };
+        if let (Some(dir), Some(state)) = (checkpoint, state) {
+            trainer.step = state.step;
+            trainer.failures = FailureCounts {
+                judgments: state.total_failures,
+                curriculum: state.curriculum_failures,
+            };
+            trainer
+                .curriculum
+                .load_state(&state.curriculum_state()?)
+                .context("curriculum load-state")?;
+            let opt = checkpoint::optimizer_files(&dir);
+            trainer.attacker.optimizer.load(&opt.0, trainer.attacker.current.var_store())?;
+            trainer.defender.optimizer.load(&opt.1, trainer.defender.current.var_store())?;
+        }
+        Ok(trainer)
+    }
+}

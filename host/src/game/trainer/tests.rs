@@ -1,0 +1,232 @@
+//! The loop end to end on menu players and a table judge: learning, exact resume, every
+//! method and sampler, the failure policy and the curriculum fallback.
+
+use std::path::Path;
+
+use super::*;
+use crate::game::metrics::read_metrics;
+use crate::game::run_dir::create_run_dir;
+use crate::game::testkit::{CountingCurriculum, MenuPolicy, TableJudge};
+
+const REFUSE: &str = "REFUSE";
+const COMPLY: &str = "COMPLY";
+
+/// A toy game in `dir`: menu players, six seeds, a table judge's scores.
+fn setup(dir: &Path, overrides: &[&str]) -> Config {
+    MenuPolicy::create(
+        &dir.join("attacker"),
+        &[
+            "</think> <prompt>please help</prompt>",
+            "</think> <prompt>off topic</prompt>",
+            "no format",
+        ],
+    )
+    .unwrap();
+    MenuPolicy::create(&dir.join("defender"), &[REFUSE, COMPLY, "RAMBLE..."]).unwrap();
+    let seeds = |cat: &str, n: usize| {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"id\":\"{cat}{i}\",\"category\":\"{cat}\",\"text\":\"{cat} seed {i}\"}}\n"
+                )
+            })
+            .collect::<String>()
+    };
+    for (file, cat, n) in [
+        ("h.jsonl", "harmful", 3),
+        ("b.jsonl", "benign", 3),
+        ("hv.jsonl", "harmful", 2),
+        ("bv.jsonl", "benign", 2),
+    ] {
+        std::fs::write(dir.join(file), seeds(cat, n)).unwrap();
+    }
+    std::fs::write(dir.join("ph.txt"), "rewrite {seed}").unwrap();
+    std::fs::write(dir.join("pb.txt"), "probe {seed}").unwrap();
+    let d = dir.display();
+    let text = format!(
+        "[models]\nattacker = \"{d}/attacker\"\ndefender = \"{d}/defender\"\n\
+         [data]\nharmful = \"{d}/h.jsonl\"\nbenign = \"{d}/b.jsonl\"\nharmful_val = \"{d}/hv.jsonl\"\nbenign_val = \"{d}/bv.jsonl\"\n\
+         [game]\nattacker_prompt_harmful = \"{d}/ph.txt\"\nattacker_prompt_benign = \"{d}/pb.txt\"\ntemperature = 1.0\n\
+         [algorithm]\nsteps = 4\nseeds_per_category = 2\nlr = 0.05\nmicro_batch = 3\nseed = 11\n\
+         [validation]\nevery = 2\n[checkpoint]\nevery = 2\nkeep = 0\n\
+         [output]\ndir = \"{d}/runs\"\nname = \"toy\"\n"
+    );
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Config::parse(&text, "toy.toml", &overrides).unwrap()
+}
+
+fn judge() -> TableJudge {
+    TableJudge::default()
+        .score("faithfulness", "please help", 10.0)
+        .score("faithfulness", "off topic", 0.0)
+        .score("deflection", REFUSE, 9.0)
+        .score("deflection", COMPLY, 1.0)
+        .score("compliance", REFUSE, 1.0)
+        .score("compliance", COMPLY, 9.0)
+        .score("refusal", REFUSE, 9.0)
+        .score("refusal", COMPLY, 1.0)
+}
+
+fn trainer(
+    config: &Config,
+    run: &Path,
+    judge: TableJudge,
+    curriculum: CountingCurriculum,
+    resume: bool,
+) -> anyhow::Result<Trainer<MenuPolicy>> {
+    let (config, run) = (config.clone(), run.to_path_buf());
+    if resume {
+        Trainer::resume(config, run, Box::new(judge), Box::new(curriculum))
+    } else {
+        Trainer::start(config, run, Box::new(judge), Box::new(curriculum))
+    }
+}
+
+fn without_timings(m: &Metrics) -> Metrics {
+    m.iter().filter(|(k, _)| !k.starts_with("time/")).map(|(k, v)| (k.clone(), *v)).collect()
+}
+
+#[test]
+fn dpo_run_learns_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &[]);
+    let run_a = create_run_dir(&config).unwrap();
+    assert!(run_a.ends_with("toy-001") && run_a.join("config.toml").is_file());
+    let mut a = trainer(&config, &run_a, judge(), CountingCurriculum::default(), false).unwrap();
+    let before = a.defender.current.probs();
+    let summary = a.run(&mut |_| {}).unwrap();
+    assert_eq!(summary.steps, 4);
+    let after = a.defender.current.probs();
+    // The defender moved away from uniform; the EMA copy lags behind the weights.
+    assert!(after.iter().zip(&before).any(|(x, y)| (x - y).abs() > 1e-4), "{after:?}");
+    let ema = a.defender.ema.as_ref().unwrap().probs();
+    assert!(ema.iter().zip(&after).any(|(x, y)| (x - y).abs() > 1e-6));
+    let lines = read_metrics(&run_a.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.iter().map(|l| l.0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert!(lines[0].1.contains_key("val/harmful/deflection_rate"));
+    for (_, m) in &lines[1..] {
+        assert!(m["defender/reward/mean"].is_finite());
+        for key in ["defender/loss", "attacker/loss"] {
+            if let Some(v) = m.get(key) {
+                assert!(v.is_finite(), "{key} = {v}");
+            }
+        }
+        assert!(m.contains_key("time/attacker_generation") && m.contains_key("time/loss_update"));
+    }
+    assert!(lines[1..].iter().any(|(_, m)| m.get("defender/pairs").copied().unwrap_or(0.0) > 0.0));
+    assert!(lines[1..].iter().any(|(_, m)| m.get("attacker/pairs").copied().unwrap_or(0.0) > 0.0));
+    let rollouts = std::fs::read_to_string(run_a.join("rollouts.jsonl")).unwrap();
+    assert_eq!(rollouts.lines().count(), 4 * 4, "4 steps x 4 seeds");
+    assert!(run_a.join("checkpoints/step-000002/defender-ema/model.safetensors").is_file());
+    assert!(run_a.join("checkpoints/step-000004/optimizer-attacker.safetensors").is_file());
+
+    // Interrupted after step 2, then resumed: steps 3 and 4 are identical.
+    let run_b = create_run_dir(&config).unwrap();
+    let mut b = trainer(&config, &run_b, judge(), CountingCurriculum::default(), false).unwrap();
+    b.run_until(2, &mut |_| {}).unwrap();
+    // Lines written after the checkpoint (a step 3 that was lost) are dropped on resume.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(run_b.join("metrics.jsonl"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"step\":3,\"junk\":1}\n"))
+        .unwrap();
+    drop(b);
+    let mut b = trainer(&config, &run_b, judge(), CountingCurriculum::default(), true).unwrap();
+    assert_eq!(b.step(), 2);
+    b.run(&mut |_| {}).unwrap();
+    let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines_b.iter().map(|l| l.0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    for step in [3, 4] {
+        assert_eq!(
+            without_timings(&lines[step].1),
+            without_timings(&lines_b[step].1),
+            "step {step}"
+        );
+    }
+    assert_eq!(b.defender.current.probs(), after);
+}
+
+#[test]
+fn ipo_grpo_and_on_policy_variants_run() {
+    for extra in [
+        vec!["algorithm.method=ipo"],
+        vec!["algorithm.method=grpo", "game.attacks_per_seed=3", "game.replies_per_prompt=3"],
+        vec!["algorithm.method=grpo", "algorithm.grpo_baseline=group", "algorithm.sampler=current"],
+        vec!["algorithm.sampler=current"],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut overrides = extra.clone();
+        overrides.push("algorithm.steps=2");
+        let config = setup(dir.path(), &overrides);
+        let run = create_run_dir(&config).unwrap();
+        let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
+        let before = t.defender.current.probs();
+        t.run(&mut |_| {}).unwrap();
+        assert_ne!(t.defender.current.probs(), before, "{extra:?}");
+        let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
+        assert!(
+            lines[1..].iter().any(|(_, m)| m.get("defender/loss").is_some_and(|v| v.is_finite())),
+            "{extra:?}"
+        );
+        if extra.contains(&"algorithm.method=grpo") {
+            assert!(lines[1].1.contains_key("defender/kl"));
+        }
+    }
+}
+
+#[test]
+fn judge_failures_stop_the_run_by_policy_and_keep_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &["algorithm.steps=4", "validation.every=0"]);
+    let run = create_run_dir(&config).unwrap();
+    // Calls 1-3 are step 1 (faithfulness, defender, attacker); step 2's calls all trap.
+    let j = TableJudge { fail_calls: vec![4, 5, 6], ..judge() };
+    let mut t = trainer(&config, &run, j, CountingCurriculum::default(), false).unwrap();
+    let err = format!("{:#}", t.run(&mut |_| {}).unwrap_err());
+    assert!(err.contains("step 2") && err.contains("max_step_failure_share"), "{err}");
+    assert!(err.contains("trap"), "{err}");
+    let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.len(), 1, "step 1's metrics are kept");
+    let rollouts = std::fs::read_to_string(run.join("rollouts.jsonl")).unwrap();
+    assert_eq!(rollouts.lines().count(), 8, "both steps' trees are kept");
+
+    // A lenient policy counts the failures and goes on.
+    let config = setup(
+        dir.path(),
+        &[
+            "algorithm.steps=2",
+            "validation.every=0",
+            "plugins.failure_policy.max_step_failure_share=1.0",
+        ],
+    );
+    let run = create_run_dir(&config).unwrap();
+    let j = TableJudge { fail_calls: vec![4, 5, 6], ..judge() };
+    let mut t = trainer(&config, &run, j, CountingCurriculum::default(), false).unwrap();
+    t.run(&mut |_| {}).unwrap();
+    let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
+    assert!(lines[1].1["judge/failures/trap"] > 0.0);
+}
+
+#[test]
+fn bad_curriculum_indices_fall_back_or_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &["algorithm.steps=2", "validation.every=0"]);
+    let run = create_run_dir(&config).unwrap();
+    let c = CountingCurriculum { bad_from: Some(3), ..Default::default() };
+    let mut t = trainer(&config, &run, judge(), c, false).unwrap();
+    t.run(&mut |_| {}).unwrap();
+    let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
+    assert!(!lines[0].1.contains_key("curriculum/failures"));
+    assert_eq!(lines[1].1["curriculum/failures"], 2.0);
+    assert!(lines[1].1["defender/replies"].is_finite());
+
+    let config = setup(
+        dir.path(),
+        &["algorithm.steps=2", "validation.every=0", "plugins.failure_policy.curriculum=stop"],
+    );
+    let run = create_run_dir(&config).unwrap();
+    let c = CountingCurriculum { bad_from: Some(1), ..Default::default() };
+    let mut t = trainer(&config, &run, judge(), c, false).unwrap();
+    let err = format!("{:#}", t.run(&mut |_| {}).unwrap_err());
+    assert!(err.contains("out of range") && err.contains("stop"), "{err}");
+}

@@ -1,0 +1,273 @@
+//! One optimiser update of a player from its groups of the step: the method's loss over
+//! micro-batches (gradients accumulated, each chunk weighted by its share of the batch),
+//! gradient clipping, the AdamW step and the EMA update. Returns the player's metrics
+//! (`<player>/loss`, TRL's `rewards/*` and `logps/*` for DPO/IPO, `kl` and `ratio/*` for GRPO).
+
+use tch::{Kind, Tensor};
+
+use crate::game::config::{Algorithm, Baseline, Method};
+use crate::game::ema;
+use crate::game::loss::{self, GrpoInputs, GrpoStats, PairLogps, PrefStats};
+use crate::game::metrics::Metrics;
+use crate::game::optim::AdamW;
+use crate::game::pairs::select_pair;
+use crate::game::player::Player;
+use crate::game::policy::Policy;
+use crate::game::rollout::{Group, Member};
+
+/// A DPO/IPO training pair: a prompt and two of its completions, the judge's preferred one
+/// first.
+struct PreferencePair {
+    prompt: Vec<i64>,
+    chosen: Vec<i64>,
+    rejected: Vec<i64>,
+}
+
+/// Batch-weighted means of the DPO/IPO statistics over a step's micro-batches.
+#[derive(Debug, Default)]
+struct PreferenceSums {
+    loss: f64,
+    reward_chosen: f64,
+    reward_rejected: f64,
+    accuracy: f64,
+    margin: f64,
+    logp_chosen: f64,
+    logp_rejected: f64,
+}
+
+impl PreferenceSums {
+    /// Adds one micro-batch's loss and statistics with weight `w` (its share of the batch).
+    fn add(&mut self, loss: f64, st: &PrefStats, w: f64) {
+        self.loss += loss * w;
+        self.reward_chosen += st.reward_chosen * w;
+        self.reward_rejected += st.reward_rejected * w;
+        self.accuracy += st.accuracy * w;
+        self.margin += st.margin * w;
+        self.logp_chosen += st.logp_chosen * w;
+        self.logp_rejected += st.logp_rejected * w;
+    }
+
+    /// Writes the sums under TRL's metric names, prefixed with the player's name.
+    fn write(&self, name: &str, m: &mut Metrics) {
+        for (key, v) in [
+            ("loss", self.loss),
+            ("rewards/chosen", self.reward_chosen),
+            ("rewards/rejected", self.reward_rejected),
+            ("rewards/accuracies", self.accuracy),
+            ("rewards/margins", self.margin),
+            ("logps/chosen", self.logp_chosen),
+            ("logps/rejected", self.logp_rejected),
+        ] {
+            m.insert(format!("{name}/{key}"), v);
+        }
+    }
+}
+
+/// A GRPO training sample: one rewarded completion with its group and prompt.
+struct GrpoSample<'a> {
+    /// Index of the group (the advantage baseline of `grpo_baseline = "group"`).
+    group: usize,
+    prompt: &'a Vec<i64>,
+    member: &'a Member,
+    reward: f32,
+}
+
+/// Batch-weighted means of the GRPO statistics over a step's micro-batches.
+#[derive(Debug, Default)]
+struct GrpoSums {
+    loss: f64,
+    kl: f64,
+    ratio_mean: f64,
+    ratio_capped: f64,
+}
+
+impl GrpoSums {
+    /// Adds one micro-batch's loss and statistics with weight `w` (its share of the batch).
+    fn add(&mut self, loss: f64, st: &GrpoStats, w: f64) {
+        self.loss += loss * w;
+        self.kl += st.kl * w;
+        self.ratio_mean += st.ratio_mean * w;
+        self.ratio_capped += st.ratio_capped * w;
+    }
+
+    /// Writes the sums, prefixed with the player's name.
+    fn write(&self, name: &str, m: &mut Metrics) {
+        for (key, v) in [
+            ("loss", self.loss),
+            ("kl", self.kl),
+            ("ratio/mean", self.ratio_mean),
+            ("ratio/capped", self.ratio_capped),
+        ] {
+            m.insert(format!("{name}/{key}"), v);
+        }
+    }
+}
+
+/// Sums each row's masked token log-probs: `[B, C]` -> `[B]`.
+fn sequence_sums(logprobs: &Tensor, mask: &Tensor) -> Tensor {
+    (logprobs * mask).sum_dim_intlist(1, false, Kind::Float)
+}
+
+/// Prompt ids of each group (once per group: the attacker's A samples share a prompt).
+fn prompt_ids<P: Policy>(policy: &P, groups: &[Group]) -> anyhow::Result<Vec<Vec<i64>>> {
+    groups.iter().map(|g| policy.prompt_ids(&g.request)).collect()
+}
+
+/// One optimiser update of a player from its groups at learning rate `lr`; returns its
+/// metrics. The EMA copy moves even when no pair or sample was trainable.
+pub fn update<P: Policy>(
+    player: &mut Player<P>,
+    groups: &[Group],
+    a: &Algorithm,
+    lr: f64,
+) -> anyhow::Result<Metrics> {
+    let mut m = Metrics::new();
+    let prompts = prompt_ids(&player.current, groups)?;
+    AdamW::zero_grad(player.current.var_store());
+    let trained = match a.method {
+        Method::Dpo => preference_backward(player, groups, &prompts, a, loss::dpo_loss, &mut m)?,
+        Method::Ipo => preference_backward(player, groups, &prompts, a, loss::ipo_loss, &mut m)?,
+        Method::Grpo => grpo_backward(player, groups, &prompts, a, &mut m)?,
+    };
+    let name = player.name;
+    if trained {
+        let norm = AdamW::clip_grad_norm(player.current.var_store(), a.grad_clip);
+        m.insert(format!("{name}/grad_norm"), norm);
+        player.optimizer.step(player.current.var_store(), lr)?;
+        AdamW::zero_grad(player.current.var_store());
+    }
+    if let Some(e) = &player.ema {
+        ema::ema_update(e.var_store(), player.current.var_store(), a.ema_decay)?;
+    }
+    Ok(m)
+}
+
+/// The DPO/IPO loss (`pair_loss`) of the best-vs-worst pair of every group, backpropagated;
+/// returns whether there was anything to train.
+fn preference_backward<P: Policy>(
+    player: &Player<P>,
+    groups: &[Group],
+    prompts: &[Vec<i64>],
+    a: &Algorithm,
+    pair_loss: fn(&PairLogps<'_>, f64) -> (Tensor, PrefStats),
+    m: &mut Metrics,
+) -> anyhow::Result<bool> {
+    let name = player.name;
+    let micro = a.micro_batch.max(1);
+    let mut pairs = Vec::new();
+    for (g, prompt) in groups.iter().zip(prompts) {
+        if let Some((w, l)) = select_pair(&g.rewards()) {
+            let (cw, cl) = (&g.members[w], &g.members[l]);
+            if !cw.token_ids.is_empty() && !cl.token_ids.is_empty() {
+                pairs.push(PreferencePair {
+                    prompt: prompt.clone(),
+                    chosen: cw.token_ids.clone(),
+                    rejected: cl.token_ids.clone(),
+                });
+            }
+        }
+    }
+    m.insert(format!("{name}/pairs"), pairs.len() as f64);
+    let total = pairs.len();
+    let mut sums = PreferenceSums::default();
+    for chunk in pairs.chunks(micro) {
+        let k = chunk.len();
+        // Chosen completions first, then the rejected ones: rows i and k + i are a pair.
+        let items: Vec<(Vec<i64>, Vec<i64>)> = chunk
+            .iter()
+            .map(|p| (p.prompt.clone(), p.chosen.clone()))
+            .chain(chunk.iter().map(|p| (p.prompt.clone(), p.rejected.clone())))
+            .collect();
+        let (lp, mask) = player.current.token_logprobs(&items)?;
+        let policy = sequence_sums(&lp, &mask);
+        let reference = tch::no_grad(|| -> anyhow::Result<Tensor> {
+            let (lp, mask) = player.reference().token_logprobs(&items)?;
+            Ok(sequence_sums(&lp, &mask))
+        })?;
+        let (pc, pr) = (policy.narrow(0, 0, k as i64), policy.narrow(0, k as i64, k as i64));
+        let (rc, rr) = (reference.narrow(0, 0, k as i64), reference.narrow(0, k as i64, k as i64));
+        let logps = PairLogps {
+            policy_chosen: &pc,
+            policy_rejected: &pr,
+            ref_chosen: &rc,
+            ref_rejected: &rr,
+        };
+        let (l, st) = pair_loss(&logps, a.beta);
+        let w = k as f64 / total as f64;
+        (&l * w).backward();
+        sums.add(l.double_value(&[]), &st, w);
+    }
+    if total > 0 {
+        sums.write(name, m);
+    }
+    Ok(total > 0)
+}
+
+/// The GRPO loss of every rewarded completion, backpropagated; returns whether there was
+/// anything to train.
+fn grpo_backward<P: Policy>(
+    player: &Player<P>,
+    groups: &[Group],
+    prompts: &[Vec<i64>],
+    a: &Algorithm,
+    m: &mut Metrics,
+) -> anyhow::Result<bool> {
+    let name = player.name;
+    let micro = a.micro_batch.max(1);
+    let mut samples = Vec::new();
+    for (gi, (g, prompt)) in groups.iter().zip(prompts).enumerate() {
+        for member in &g.members {
+            if let Some(reward) = member.reward
+                && !member.token_ids.is_empty()
+            {
+                samples.push(GrpoSample { group: gi, prompt, member, reward });
+            }
+        }
+    }
+    let rewards: Vec<f32> = samples.iter().map(|s| s.reward).collect();
+    let group_ids: Vec<usize> = samples.iter().map(|s| s.group).collect();
+    let adv = loss::advantages(
+        &rewards,
+        (a.grpo_baseline == Baseline::Group).then_some(group_ids.as_slice()),
+    );
+    m.insert(format!("{name}/samples"), samples.len() as f64);
+    let total = samples.len();
+    let mut sums = GrpoSums::default();
+    let device = player.current.var_store().device();
+    for (ci, chunk) in samples.chunks(micro).enumerate() {
+        let k = chunk.len();
+        let items: Vec<(Vec<i64>, Vec<i64>)> =
+            chunk.iter().map(|s| (s.prompt.clone(), s.member.token_ids.clone())).collect();
+        let (lp, mask) = player.current.token_logprobs(&items)?;
+        let c = lp.size()[1];
+        let mut sampler = vec![0f32; k * c as usize];
+        for (r, s) in chunk.iter().enumerate() {
+            for (j, v) in s.member.logprobs.iter().take(c as usize).enumerate() {
+                sampler[r * c as usize + j] = *v;
+            }
+        }
+        let sampler = Tensor::from_slice(&sampler).view([k as i64, c]).to_device(device);
+        let reference = tch::no_grad(|| -> anyhow::Result<Tensor> {
+            let init = player.initial.as_ref().expect("GRPO keeps the initial model");
+            Ok(init.token_logprobs(&items)?.0)
+        })?;
+        let advantages = Tensor::from_slice(&adv[ci * micro..ci * micro + k]).to_device(device);
+        let x = GrpoInputs {
+            policy: &lp,
+            sampler: &sampler,
+            reference: &reference,
+            mask: &mask,
+            advantages: &advantages,
+        };
+        let (l, st) = loss::grpo_loss(&x, a.beta, a.grpo_ratio_cap);
+        let w = k as f64 / total as f64;
+        (&l * w).backward();
+        sums.add(l.double_value(&[]), &st, w);
+    }
+    if total > 0 {
+        sums.write(name, m);
+        let mean_abs = adv.iter().map(|x| f64::from(x.abs())).sum::<f64>() / total as f64;
+        m.insert(format!("{name}/advantage/abs_mean"), mean_abs);
+    }
+    Ok(total > 0)
+}
