@@ -59,7 +59,8 @@ pub struct TrainArgs {
     /// `target_modules`); default: every attention and MLP projection.
     #[arg(long, value_name = "NAMES", value_delimiter = ',', requires = "plan_lora_r")]
     pub plan_target_modules: Vec<String>,
-    /// Plan with activation checkpointing per decoder layer, as a what-if.
+    /// Plan with activation checkpointing per decoder layer (as
+    /// `algorithm.gradient_checkpointing = true` would), as a what-if.
     #[arg(long, requires = "memory_plan")]
     pub plan_gradient_checkpointing: bool,
 }
@@ -156,7 +157,8 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
             args.plan_target_modules.clone()
         },
     });
-    let inputs = PlanInputs::from_config(config, adapter, args.plan_gradient_checkpointing)?;
+    let checkpointing = config.algorithm.gradient_checkpointing || args.plan_gradient_checkpointing;
+    let inputs = PlanInputs::from_config(config, adapter, checkpointing)?;
     let plan = MemoryPlan::compute(&inputs)?;
     let capacity = device_capacity(&config.models.device, args.device_memory);
     print!("{}", plan.render(capacity.as_ref()));

@@ -4,7 +4,7 @@
 //!
 //! Precision: the lerp always runs in f32. An EMA variable held in f32 (f32 runs, LoRA
 //! adapter sets) is its own master and moves in place, exactly as before. An EMA variable
-//! held in bf16/f16 gets an f32 **EMA master** ([`Ema`]): the master moves and the model's
+//! held in bf16/f16 gets an f32 **EMA master** ([`EmaMasters`]): the master moves and the model's
 //! variable is the master cast to its dtype. Without it, `0.95 ema + 0.05 theta` computed in
 //! bf16 rounds back to `ema` whenever the move `0.05 (theta - ema)` is under half of bf16's
 //! spacing (8 significant bits: the spacing is 2^-7 ~ 0.008 for values in [1, 2)), i.e. until
@@ -22,16 +22,16 @@ use tch::{Kind, Tensor};
 
 /// The f32 EMA masters of one player's EMA copy (empty when every EMA variable is f32).
 ///
-/// Saved next to the EMA model in a checkpoint ([`Ema::save`]); a resumed run loads them
-/// ([`Ema::load`]) and continues bit for bit. A master is created on the first update, from
+/// Saved next to the EMA model in a checkpoint ([`EmaMasters::save`]); a resumed run loads them
+/// ([`EmaMasters::load`]) and continues bit for bit. A master is created on the first update, from
 /// the EMA variable itself (at that point the EMA copy still equals the loaded weights, which
 /// are exact in f32).
 #[derive(Debug, Default)]
-pub struct Ema {
+pub struct EmaMasters {
     masters: BTreeMap<String, Tensor>,
 }
 
-impl Ema {
+impl EmaMasters {
     /// No masters yet.
     pub fn new() -> Self {
         Self::default()
@@ -106,7 +106,7 @@ impl Ema {
     }
 
     /// Writes the masters as f32 safetensors (`name -> tensor`); writes nothing when there
-    /// are none (an f32 EMA copy, or no update yet), which [`Ema::load`] reads back as
+    /// are none (an f32 EMA copy, or no update yet), which [`EmaMasters::load`] reads back as
     /// "none".
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         if self.masters.is_empty() {
@@ -118,7 +118,7 @@ impl Ema {
             .with_context(|| format!("cannot write EMA masters {}", path.display()))
     }
 
-    /// Restores what [`Ema::save`] wrote (no file = no masters), on `ema`'s device.
+    /// Restores what [`EmaMasters::save`] wrote (no file = no masters), on `ema`'s device.
     ///
     /// Errors: a tensor that is not f32, names no variable of `ema`, or differs in shape.
     pub fn load(&mut self, path: &Path, ema: &VarStore) -> anyhow::Result<()> {
@@ -149,9 +149,9 @@ impl Ema {
 }
 
 /// Moves every variable of `ema` towards the same-named variable of `current` without
-/// keeping masters: exact for f32 stores (see [`Ema::update`] for lower precisions).
+/// keeping masters: exact for f32 stores (see [`EmaMasters::update`] for lower precisions).
 pub fn ema_update(ema: &VarStore, current: &VarStore, decay: f64) -> anyhow::Result<()> {
-    Ema::new().update(ema, current, &|_| None, decay)
+    EmaMasters::new().update(ema, current, &|_| None, decay)
 }
 
 /// Copies every variable of `src` into the same-named variable of `dst` (no sharing).
@@ -250,7 +250,7 @@ mod tests {
         // The old behaviour for comparison: a bf16 EMA lerped toward the bf16 weights.
         let (old_vs, old_w) = store_of(&init, Kind::BFloat16);
         let mut opt = AdamW::new(0.9, 0.95, 0.0);
-        let mut ema = Ema::new();
+        let mut ema = EmaMasters::new();
         // Reference in f64: e <- e + (1 - d) (theta - e), theta = the optimiser's f32 master.
         let mut expected: Vec<f64> = init.iter().map(|&x| f64::from(x)).collect();
         for step in 1..=10 {
@@ -293,7 +293,7 @@ mod tests {
         let (cur, _) = store_of(&[3.0, 2.0], Kind::Float);
         let (a, aw) = store_of(&[1.0, -2.0], Kind::Float);
         let (_b, bw) = store_of(&[1.0, -2.0], Kind::Float);
-        let mut ema = Ema::new();
+        let mut ema = EmaMasters::new();
         for _ in 0..3 {
             ema.update(&a, &cur, &|_| None, 0.95).unwrap();
             // The plain in-place lerp, as every f32 run did before masters existed.
@@ -317,8 +317,8 @@ mod tests {
         let (cur, w) = store_of(&init, Kind::BFloat16);
         let (ema_vs, ema_w) = store_of(&init, Kind::BFloat16);
         let mut opt = AdamW::new(0.9, 0.95, 0.0);
-        let mut ema = Ema::new();
-        let step = |opt: &mut AdamW, ema: &mut Ema, ema_vs: &VarStore| {
+        let mut ema = EmaMasters::new();
+        let step = |opt: &mut AdamW, ema: &mut EmaMasters, ema_vs: &VarStore| {
             adam_step(opt, &cur, &w, 1e-4);
             ema.update(ema_vs, &cur, &|n| opt.master(n).map(Tensor::shallow_clone), 0.9).unwrap();
         };
@@ -326,7 +326,7 @@ mod tests {
         ema.save(&file).unwrap();
         let (resumed_vs, resumed_w) = store_of(&init, Kind::BFloat16);
         tch::no_grad(|| resumed_w.shallow_clone().copy_(&ema_w));
-        let mut resumed = Ema::new();
+        let mut resumed = EmaMasters::new();
         resumed.load(&file, &resumed_vs).unwrap();
         // The uninterrupted run takes step 2; the resumed copy takes the same EMA update
         // toward the same f32 weights.
@@ -341,10 +341,10 @@ mod tests {
 
         // Bad files are precise errors.
         let (other, _) = store_of(&[1.0], Kind::BFloat16);
-        let err = Ema::new().load(&file, &other).unwrap_err().to_string();
+        let err = EmaMasters::new().load(&file, &other).unwrap_err().to_string();
         assert!(err.contains("EMA master w") && err.contains("[1]"), "{err}");
         // No file: no masters (an f32 copy, or a checkpoint before the first update).
-        let mut none = Ema::new();
+        let mut none = EmaMasters::new();
         none.load(&dir.path().join("absent.safetensors"), &ema_vs).unwrap();
         assert!(none.is_empty());
     }

@@ -36,15 +36,18 @@ use crate::model::{ChatTemplate, Message, ModelConfig};
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// Resident memory of the process before any model loads on CPU: libtorch's and wasmtime's
-/// code and data, the compiled plugins, the tokenizers. Measured as the peak RSS (`VmHWM`)
-/// of `advgame-host train` on the quickstart's plugins with two tiny test models
-/// (BENCHMARKS.md, "Memory plan").
-pub const CPU_RUNTIME_BYTES: u64 = 400 << 20;
+/// code and data, the compiled plugins, the tokenizers. Measured: `VmHWM` 566 MiB of
+/// `advgame-host train` on the quickstart config with both players swapped for the 2-layer
+/// `tiny-llama` fixture and `max_steps = 0` (plugins loaded, four 13 MB model copies), i.e.
+/// ~500 MiB without the models (BENCHMARKS.md, "Memory plan").
+pub const CPU_RUNTIME_BYTES: u64 = 500 << 20;
 
-/// What glibc's allocator adds on CPU over the bytes the tensors hold (freed blocks that
-/// are not returned to the system, mmap granularity), as a factor on the transient phases.
-/// Calibrated against the measured peak RSS of the quickstart (BENCHMARKS.md).
-pub const CPU_ALLOCATOR_FACTOR: f64 = 1.0;
+/// What glibc's allocator adds on CPU over the bytes the tensors of a transient phase hold
+/// (freed blocks kept by the heap, mmap granularity, libtorch's temporaries the formulas do
+/// not list). Calibrated on two measured quickstart peaks (BENCHMARKS.md, "Memory plan"):
+/// the transient part (peak minus resident) was 1.44x the formula with
+/// `per_device_train_batch_size = 2` and 1.06x with the default 8; 1.2 puts both within 6%.
+pub const CPU_ALLOCATOR_FACTOR: f64 = 1.2;
 
 /// A CUDA context with cuBLAS/cuDNN workspaces and kernels loaded: ~0.5-1 GiB on recent
 /// GPUs by PyTorch's own guidance ("CUDA context ... typically 300 MB - 1 GB", PyTorch CUDA
