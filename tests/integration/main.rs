@@ -4,6 +4,7 @@ mod data_files;
 mod eval_cli;
 mod game_train;
 mod model_cases;
+mod model_checkpointing;
 mod model_cli;
 mod model_errors;
 mod model_generation;

@@ -42,6 +42,27 @@ pub struct TrainArgs {
     /// Continue the run in RUN_DIR from its newest complete checkpoint.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
+    /// Print the memory the run will take on its device (weights, EMA copies, optimiser
+    /// state, activations, KV cache, per phase) and exit, loading no weights; warns when it
+    /// will not fit. See `game::memory_plan`.
+    #[arg(long)]
+    pub memory_plan: bool,
+    /// Device memory in GiB for --memory-plan (default: MemAvailable on CPU, nvidia-smi's
+    /// total on CUDA).
+    #[arg(long, value_name = "GIB", requires = "memory_plan")]
+    pub device_memory: Option<f64>,
+    /// Plan LoRA players of this rank (PEFT's `r`) with --memory-plan, as a what-if on top
+    /// of the config.
+    #[arg(long, value_name = "R", requires = "memory_plan")]
+    pub plan_lora_r: Option<i64>,
+    /// The adapted projections for --plan-lora-r (comma-separated leaf names, PEFT's
+    /// `target_modules`); default: every attention and MLP projection.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', requires = "plan_lora_r")]
+    pub plan_target_modules: Vec<String>,
+    /// Plan with activation checkpointing per decoder layer (as
+    /// `algorithm.gradient_checkpointing = true` would), as a what-if.
+    #[arg(long, requires = "memory_plan")]
+    pub plan_gradient_checkpointing: bool,
 }
 
 /// `--plugin NAME=PATH` and `--device` as config overrides.
@@ -125,6 +146,25 @@ fn print_summary(s: &Summary) {
     println!("metrics: {}", s.run_dir.join("metrics.jsonl").display());
 }
 
+/// `--memory-plan`: reads only config.json, tokenizers and prompt files.
+fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
+    use crate::game::memory_plan::{AdapterPlan, MemoryPlan, PlanInputs, device_capacity};
+    let adapter = args.plan_lora_r.map(|r| AdapterPlan {
+        r,
+        target_modules: if args.plan_target_modules.is_empty() {
+            AdapterPlan::ALL_TARGETS.iter().map(|s| s.to_string()).collect()
+        } else {
+            args.plan_target_modules.clone()
+        },
+    });
+    let checkpointing = config.algorithm.gradient_checkpointing || args.plan_gradient_checkpointing;
+    let inputs = PlanInputs::from_config(config, adapter, checkpointing)?;
+    let plan = MemoryPlan::compute(&inputs)?;
+    let capacity = device_capacity(&config.models.device, args.device_memory);
+    print!("{}", plan.render(capacity.as_ref()));
+    Ok(())
+}
+
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let overrides = overrides(&args)?;
     if args.print_config {
@@ -135,6 +175,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         };
         print!("{}", config.to_documented_toml()?);
         return Ok(());
+    }
+    if args.memory_plan {
+        let config = match (&args.config, &args.resume) {
+            (Some(file), _) => Config::load(file, &overrides)?,
+            (None, Some(dir)) => Config::load(&dir.join("config.toml"), &overrides)?,
+            (None, None) => bail!("--memory-plan needs --config or --resume"),
+        };
+        return print_memory_plan(&args, &config);
     }
     let (config, run_dir) = match &args.resume {
         Some(dir) => {
@@ -208,6 +256,11 @@ mod tests {
             set: set.iter().map(|s| s.to_string()).collect(),
             device: Some("cuda:1".into()),
             resume: None,
+            memory_plan: false,
+            device_memory: None,
+            plan_lora_r: None,
+            plan_target_modules: Vec::new(),
+            plan_gradient_checkpointing: false,
         }
     }
 

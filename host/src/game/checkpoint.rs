@@ -1,5 +1,6 @@
 //! Checkpoints: `RUN/checkpoints/step-NNNNNN/` holding both players and their EMA copies in
-//! Hugging Face layout (loadable by `transformers` as they are), both optimiser states, and
+//! Hugging Face layout (loadable by `transformers` as they are), both optimiser states, the
+//! f32 EMA masters of bf16/f16 EMA copies, and
 //! `state.json` (step, run seed, failure counters, curriculum state).
 //!
 //! Atomic: everything is written into `checkpoints/.tmp-step-NNNNNN/`, which is renamed to
@@ -91,12 +92,23 @@ pub fn player_dirs(checkpoint: &Path) -> PlayerDirs {
     }
 }
 
-/// `(attacker, defender)` optimiser state files.
-pub fn optimizer_files(checkpoint: &Path) -> (PathBuf, PathBuf) {
-    (
-        checkpoint.join("optimizer-attacker.safetensors"),
-        checkpoint.join("optimizer-defender.safetensors"),
-    )
+/// The state files of one player in a checkpoint.
+#[derive(Debug, Clone)]
+pub struct PlayerFiles {
+    /// AdamW moments, step count and f32 master weights.
+    pub optimizer: PathBuf,
+    /// f32 masters of the EMA copy (written only when the EMA copy is bf16/f16).
+    pub ema_masters: PathBuf,
+}
+
+/// `(attacker, defender)` state files: `optimizer-NAME.safetensors` and
+/// `ema-masters-NAME.safetensors`.
+pub fn player_files(checkpoint: &Path) -> (PlayerFiles, PlayerFiles) {
+    let of = |name: &str| PlayerFiles {
+        optimizer: checkpoint.join(format!("optimizer-{name}.safetensors")),
+        ema_masters: checkpoint.join(format!("ema-masters-{name}.safetensors")),
+    };
+    (of("attacker"), of("defender"))
 }
 
 fn root(run_dir: &Path) -> PathBuf {

@@ -32,7 +32,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow};
 use serde::{Deserialize, Serialize};
 
-pub use algorithm::{Algorithm, Baseline, Method, Sampler};
+pub use algorithm::{Algorithm, Baseline, Method, Sampler, UpdateOrder};
 pub use data::Data;
 pub use docs::FIELDS;
 pub use game::{Game, JudgeContext};
@@ -100,7 +100,7 @@ impl Config {
                 None => anyhow!("{origin}: {e}"),
             }
         })?;
-        let config = if overrides.is_empty() {
+        let mut config = if overrides.is_empty() {
             config
         } else {
             let overrides: Vec<overrides::Override> = overrides
@@ -118,6 +118,7 @@ impl Config {
                 from_toml_text(&text).map_err(|e| overrides::explain(origin, &overrides, &e))?;
             overrides::unset(config, origin, &overrides)?
         };
+        grpo_group_sizes(&mut config, text, overrides);
         config.check().map_err(|e| anyhow!("{origin}: {e}"))?;
         Ok(config)
     }
@@ -132,6 +133,33 @@ impl Config {
     /// It parses back to the same configuration.
     pub fn to_documented_toml(&self) -> anyhow::Result<String> {
         docs::render(self)
+    }
+}
+
+/// GRPO's group sizes default to the paper's A = D = 4 (the defaults, 2 and 2, are DPO's):
+/// `game.attacks_per_seed` / `game.replies_per_prompt` become 4 under `algorithm.method =
+/// "grpo"` unless the file or a `--set` item gives them. The resolved config (the run's
+/// `config.toml`) then carries them explicitly, so a resume keeps them.
+fn grpo_group_sizes(config: &mut Config, text: &str, overrides: &[String]) {
+    if config.algorithm.method != Method::Grpo {
+        return;
+    }
+    let in_text = |key: &str| {
+        toml::from_str::<toml::Value>(text)
+            .ok()
+            .and_then(|v| v.get("game").and_then(|g| g.get(key)).cloned())
+            .is_some()
+    };
+    let in_overrides = |key: &str| {
+        overrides
+            .iter()
+            .any(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == format!("game.{key}")))
+    };
+    if !in_text("attacks_per_seed") && !in_overrides("attacks_per_seed") {
+        config.game.attacks_per_seed = 4;
+    }
+    if !in_text("replies_per_prompt") && !in_overrides("replies_per_prompt") {
+        config.game.replies_per_prompt = 4;
     }
 }
 

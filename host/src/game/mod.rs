@@ -28,6 +28,7 @@ pub mod ema;
 pub mod failures;
 pub mod lora;
 pub mod loss;
+pub mod memory_plan;
 pub mod metrics;
 pub mod optim;
 pub mod pairs;

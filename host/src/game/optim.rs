@@ -47,6 +47,12 @@ impl AdamW {
         }
     }
 
+    /// The f32 master weight of the trainable variable `name`, when it is held in a lower
+    /// precision and has been updated at least once (f32 variables are their own master).
+    pub fn master(&self, name: &str) -> Option<&Tensor> {
+        self.masters.get(name)
+    }
+
     /// Clears the gradients of every trainable variable.
     pub fn zero_grad(vs: &VarStore) {
         for (_, mut t) in trainable(vs) {

@@ -1,6 +1,6 @@
 //! A player of the game (the attacker or the defender): its trained weights, the copies its
-//! method needs (the EMA copy, the frozen initial model) and its optimiser, loaded fresh or
-//! from a checkpoint.
+//! method needs (the EMA copy with its f32 masters, the frozen initial model) and its
+//! optimiser, loaded fresh or from a checkpoint.
 //!
 //! The weights are any [`Policy`]: a full model, or (`models.adapter = "lora"`) LoRA adapter
 //! views of one shared frozen base ([`load_lora_players`], [`crate::game::lora`]); the loop
@@ -9,10 +9,12 @@
 use std::path::Path;
 
 use anyhow::Context;
-use tch::Kind;
+use tch::Tensor;
 
+use crate::game::checkpoint::PlayerFiles;
 use crate::game::config::{Config, Method, Sampler, device_of, kind_of};
 use crate::game::lora::{self, LoraPlan};
+use crate::game::ema::EmaMasters;
 use crate::game::optim::AdamW;
 use crate::game::policy::Policy;
 use crate::game::rng::{PURPOSE_LORA_INIT_ATTACKER, PURPOSE_LORA_INIT_DEFENDER, derive_seed};
@@ -30,6 +32,8 @@ pub struct Player<P: Policy> {
     pub initial: Option<P>,
     /// AdamW state of `current`.
     pub optimizer: AdamW,
+    /// f32 masters of the EMA copy's variables held in bf16/f16 (empty in f32).
+    pub ema_masters: EmaMasters,
 }
 
 impl<P: Policy> Player<P> {
@@ -51,18 +55,6 @@ impl<P: Policy> Player<P> {
                 .with_context(|| format!("loading the {name} from {}", dir.display()))
         };
         let current = load(resumed.map_or(initial_dir, |r| r.0))?;
-        if a.sampler == Sampler::Ema && kind != Kind::Float && a.ema_decay < 1.0 {
-            // Known limitation: the EMA copy lives in the model dtype, so in bf16/f16 an
-            // update smaller than ~0.5 ulp / (1 - decay) rounds away and the EMA lags far
-            // behind the weights. An f32 EMA master (as `optim` keeps for the weights) is
-            // the fix; until then, say so instead of degrading silently.
-            tracing::warn!(
-                "{name}: EMA copy kept in {:?}: with small learning rates its updates round \
-                 away; prefer models.dtype = \"f32\" for DPO-MD/IPO-MD until the EMA keeps \
-                 an f32 master",
-                config.models.dtype
-            );
-        }
         let ema = match (a.sampler, resumed) {
             (Sampler::Ema, Some((_, ema_dir))) => Some(load(ema_dir)?),
             (Sampler::Ema, None) => Some(current.try_clone()?),
@@ -74,12 +66,16 @@ impl<P: Policy> Player<P> {
             (true, None) => Some(current.try_clone()?),
             (true, Some(_)) => Some(load(initial_dir)?),
         };
+        let mut current = current;
+        // Copies start without checkpointing: only the trained weights run backward.
+        current.set_gradient_checkpointing(a.gradient_checkpointing);
         Ok(Self {
             name,
             current,
             ema,
             initial,
             optimizer: AdamW::new(a.betas[0], a.betas[1], a.weight_decay),
+            ema_masters: EmaMasters::new(),
         })
     }
 
@@ -111,7 +107,38 @@ impl<P: Policy> Player<P> {
             ema: models.ema,
             initial: models.initial,
             optimizer: AdamW::new(a.betas[0], a.betas[1], a.weight_decay),
+            ema_masters: EmaMasters::new(),
         })
+    }
+
+    /// Moves the EMA copy (if any) toward the current weights: `ema <- d ema + (1 - d)
+    /// theta` in f32, theta being the optimiser's f32 master weights where it keeps them
+    /// (bf16/f16 models; see [`EmaMasters`]).
+    pub fn update_ema(&mut self, decay: f64) -> anyhow::Result<()> {
+        let Some(e) = &self.ema else { return Ok(()) };
+        let opt = &self.optimizer;
+        self.ema_masters.update(
+            e.var_store(),
+            self.current.var_store(),
+            &|name| opt.master(name).map(Tensor::shallow_clone),
+            decay,
+        )
+    }
+
+    /// Writes the optimiser state and the EMA masters (none for an f32 EMA copy) to the two
+    /// files of a checkpoint ([`crate::game::checkpoint::PlayerFiles`]).
+    pub fn save_state(&self, files: &PlayerFiles) -> anyhow::Result<()> {
+        self.optimizer.save(&files.optimizer)?;
+        self.ema_masters.save(&files.ema_masters)
+    }
+
+    /// Restores what [`Player::save_state`] wrote.
+    pub fn load_state(&mut self, files: &PlayerFiles) -> anyhow::Result<()> {
+        self.optimizer.load(&files.optimizer, self.current.var_store())?;
+        match &self.ema {
+            Some(e) => self.ema_masters.load(&files.ema_masters, e.var_store()),
+            None => Ok(()),
+        }
     }
 
     /// The weights that sample the rollouts: the EMA copy, else the current weights.

@@ -28,6 +28,18 @@ pub trait Policy: Generator + Sized {
 
     fn var_store(&self) -> &VarStore;
 
+    /// Backpropagates `loss` (a scalar built from [`Policy::token_logprobs`] outputs) into
+    /// the weights' gradients. Models with activation checkpointing finish the pass through
+    /// the layers they recomputed here.
+    fn backward(&self, loss: &Tensor) -> anyhow::Result<()> {
+        loss.backward();
+        Ok(())
+    }
+
+    /// Turns activation checkpointing per decoder layer on or off (a no-op for policies
+    /// without layers).
+    fn set_gradient_checkpointing(&mut self, _on: bool) {}
+
     /// A deep copy sharing no tensor storage.
     fn try_clone(&self) -> anyhow::Result<Self>;
 
@@ -81,6 +93,16 @@ impl Policy for crate::model::ChatModel {
 
     fn var_store(&self) -> &VarStore {
         self.lm().var_store()
+    }
+
+    fn backward(&self, loss: &Tensor) -> anyhow::Result<()> {
+        loss.backward();
+        self.lm().finish_backward();
+        Ok(())
+    }
+
+    fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.lm_mut().set_gradient_checkpointing(on);
     }
 
     fn try_clone(&self) -> anyhow::Result<Self> {

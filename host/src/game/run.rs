@@ -180,9 +180,9 @@ impl<P: Policy> Trainer<P> {
                 .curriculum
                 .load_state(&state.curriculum_state()?)
                 .context("curriculum load-state")?;
-            let opt = checkpoint::optimizer_files(&dir);
-            trainer.attacker.optimizer.load(&opt.0, trainer.attacker.current.var_store())?;
-            trainer.defender.optimizer.load(&opt.1, trainer.defender.current.var_store())?;
+            let (fa, fd) = checkpoint::player_files(&dir);
+            trainer.attacker.load_state(&fa)?;
+            trainer.defender.load_state(&fd)?;
         }
         Ok(trainer)
     }

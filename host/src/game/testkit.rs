@@ -81,12 +81,20 @@ impl Generator for MenuPolicy {
     }
 }
 
+/// Stores `logits` in `kind` (the menu's weights follow `models.dtype` like a real model's).
+fn set_kind(logits: &Tensor, kind: Kind) {
+    if logits.kind() != kind {
+        tch::no_grad(|| logits.shallow_clone().set_data(&logits.to_kind(kind)));
+    }
+}
+
 impl Policy for MenuPolicy {
-    fn load(dir: &Path, _: Device, _: Kind) -> anyhow::Result<Self> {
+    fn load(dir: &Path, _: Device, kind: Kind) -> anyhow::Result<Self> {
         let menu: Vec<String> =
             std::fs::read_to_string(dir.join("menu.txt"))?.lines().map(String::from).collect();
         let mut vs = VarStore::new(Device::Cpu);
         let logits = vs.root().var("logits", &[menu.len() as i64], nn::Init::Const(0.0));
+        set_kind(&logits, kind);
         vs.load(dir.join("model.safetensors"))?;
         Ok(Self { menu, vs, logits })
     }
@@ -109,6 +117,7 @@ impl Policy for MenuPolicy {
     fn try_clone(&self) -> anyhow::Result<Self> {
         let mut vs = VarStore::new(Device::Cpu);
         let logits = vs.root().var("logits", &[self.menu.len() as i64], nn::Init::Const(0.0));
+        set_kind(&logits, self.logits.kind());
         vs.copy(&self.vs)?;
         Ok(Self { menu: self.menu.clone(), vs, logits })
     }

@@ -276,9 +276,9 @@ impl<P: Policy> Trainer<P> {
             if let Some(e) = &self.defender.ema {
                 e.save_pretrained(&d.defender_ema)?;
             }
-            let (oa, od) = checkpoint::optimizer_files(tmp);
-            self.attacker.optimizer.save(&oa)?;
-            self.defender.optimizer.save(&od)?;
+            let (fa, fd) = checkpoint::player_files(tmp);
+            self.attacker.save_state(&fa)?;
+            self.defender.save_state(&fd)?;
             Ok(())
         })?;
         checkpoint::prune(&self.run_dir, self.config.checkpoint.keep)?;

@@ -1,12 +1,12 @@
 //! One optimiser update of a player from its groups of the step: the method's loss over
 //! micro-batches (gradients accumulated, each chunk weighted by its share of the batch),
-//! gradient clipping, the AdamW step and the EMA update. Returns the player's metrics
+//! gradient clipping, the AdamW step (once per step, or once per category:
+//! `algorithm.update_order`) and the EMA update. Returns the player's metrics
 //! (`<player>/loss`, TRL's `rewards/*` and `logps/*` for DPO/IPO, `kl` and `ratio/*` for GRPO).
 
 use tch::{Kind, Tensor};
 
-use crate::game::config::{Algorithm, Baseline, Method};
-use crate::game::ema;
+use crate::game::config::{Algorithm, Baseline, Method, UpdateOrder};
 use crate::game::loss::{self, GrpoInputs, GrpoStats, PairLogps, PrefStats};
 use crate::game::metrics::Metrics;
 use crate::game::optim::AdamW;
@@ -15,6 +15,7 @@ use crate::game::player::Player;
 use crate::game::policy::Policy;
 use crate::game::rng::{PURPOSE_UPDATE, derive_seed};
 use crate::game::rollout::{Group, Member};
+use crate::judging::Category;
 
 /// A DPO/IPO training pair: a prompt and two of its completions, the judge's preferred one
 /// first.
@@ -114,9 +115,63 @@ fn prompt_ids<P: Policy>(policy: &P, groups: &[Group]) -> anyhow::Result<Vec<Vec
     groups.iter().map(|g| policy.prompt_ids(&g.request)).collect()
 }
 
-/// One optimiser update of a player from its groups at learning rate `lr`; returns its
-/// metrics. The EMA copy moves even when no pair or sample was trainable.
+/// A player's optimiser updates of one step from its groups at learning rate `lr`, in
+/// `algorithm.update_order`, then the EMA update; returns its metrics. The EMA copy moves
+/// even when no pair or sample was trainable.
+///
+/// `per_category` (the paper): one update on the harmful groups, then one on the benign
+/// groups, each the mean over its own category, so both categories weigh the same whatever
+/// their number of pairs; the metrics are logged per category (`<player>/harmful/loss`, ...)
+/// and combined (`<player>/loss` the mean over the categories that trained, counts summed).
+/// GRPO's `batch` baseline is then the mean over the category's batch. `pooled`: one update
+/// on all groups.
 pub fn update<P: Policy>(
+    player: &mut Player<P>,
+    groups: &[Group],
+    a: &Algorithm,
+    lr: f64,
+) -> anyhow::Result<Metrics> {
+    let m = match a.update_order {
+        UpdateOrder::Pooled => optimiser_update(player, groups, a, lr)?,
+        UpdateOrder::PerCategory => {
+            let mut parts = Vec::new();
+            for (category, label) in [(Category::Harmful, "harmful"), (Category::Benign, "benign")]
+            {
+                let own: Vec<Group> =
+                    groups.iter().filter(|g| g.category == category).cloned().collect();
+                parts.push((label, optimiser_update(player, &own, a, lr)?));
+            }
+            combine_categories(player.name, &parts)
+        }
+    };
+    player.update_ema(a.ema_decay)?;
+    Ok(m)
+}
+
+/// Per-category metrics under `<player>/<category>/...`, plus the combined
+/// `<player>/...`: counts (`pairs`, `samples`) summed, everything else averaged over the
+/// categories that reported it.
+fn combine_categories(name: &str, parts: &[(&str, Metrics)]) -> Metrics {
+    let mut out = Metrics::new();
+    let mut combined: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
+    for (label, m) in parts {
+        for (key, v) in m {
+            let rest = key.strip_prefix(&format!("{name}/")).unwrap_or(key);
+            out.insert(format!("{name}/{label}/{rest}"), *v);
+            let e = combined.entry(rest.to_string()).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    for (rest, (sum, n)) in combined {
+        let is_count = rest == "pairs" || rest == "samples";
+        out.insert(format!("{name}/{rest}"), if is_count { sum } else { sum / n as f64 });
+    }
+    out
+}
+
+/// One optimiser update of a player from `groups` (the loss over them, clipping, AdamW).
+fn optimiser_update<P: Policy>(
     player: &mut Player<P>,
     groups: &[Group],
     a: &Algorithm,
@@ -144,9 +199,6 @@ pub fn update<P: Policy>(
         m.insert(format!("{name}/grad_norm"), norm);
         player.optimizer.step(player.current.var_store(), lr)?;
         AdamW::zero_grad(player.current.var_store());
-    }
-    if let Some(e) = &player.ema {
-        ema::ema_update(e.var_store(), player.current.var_store(), a.ema_decay)?;
     }
     Ok(m)
 }
@@ -203,7 +255,7 @@ fn preference_backward<P: Policy>(
         };
         let (l, st) = pair_loss(&logps, a.beta);
         let w = k as f64 / total as f64;
-        (&l * w).backward();
+        player.current.backward(&(&l * w))?;
         sums.add(l.double_value(&[]), &st, w);
     }
     if total > 0 {
@@ -270,7 +322,7 @@ fn grpo_backward<P: Policy>(
         };
         let (l, st) = loss::grpo_loss(&x, a.beta, a.grpo_ratio_cap);
         let w = k as f64 / total as f64;
-        (&l * w).backward();
+        player.current.backward(&(&l * w))?;
         sums.add(l.double_value(&[]), &st, w);
     }
     if total > 0 {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::{Context, Result, bail};
 use tch::{Device, Kind, Tensor, nn};
 
+use crate::model::checkpointing::{Checkpointing, grad_enabled};
 use crate::model::config::ModelConfig;
 use crate::model::decoder::{
     Decoder, DecoderSpec, KvCache, attention_mask_4d, positions_from_mask,
@@ -26,6 +27,8 @@ use crate::model::weights::{self, WeightFiles};
 pub struct CausalLm {
     base: Arc<Base>,
     adapter: Option<LoraAdapter>,
+    /// Activation checkpointing state of this view, when on (`model::checkpointing`).
+    pub(crate) checkpointing: Option<Checkpointing>,
 }
 
 /// The weights and everything read with them; shared by every view of one loaded folder.
@@ -83,7 +86,7 @@ impl CausalLm {
             })?;
         let decoder = Mutex::new(decoder);
         let base = Base { vs, config, raw_config, decoder, spec, device, kind, dir: None };
-        Ok(Self { base: Arc::new(base), adapter: None })
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
     }
 
     fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
@@ -118,7 +121,7 @@ impl CausalLm {
         let dir = Some(dir.to_path_buf());
         let decoder = Mutex::new(decoder);
         let base = Base { vs, config, raw_config, decoder, spec, device, kind, dir };
-        Ok(Self { base: Arc::new(base), adapter: None })
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
     }
 
     /// A copy for an EMA or frozen reference model that shares no trainable storage with
@@ -150,7 +153,7 @@ impl CausalLm {
             kind: b.kind,
             dir: b.dir.clone(),
         };
-        Ok(Self { base: Arc::new(base), adapter: None })
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
     }
 
     /// A view of the same base weights with `adapter` on its projections. The base's tensors
@@ -162,21 +165,21 @@ impl CausalLm {
             bail!("the adapter has {} layers, the base model {layers}", adapter.num_layers());
         }
         self.freeze_base();
-        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter) })
+        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter), checkpointing: None })
     }
 
     /// A view of the same base weights with no adapter (frozen: see
     /// [`CausalLm::with_adapter`]), e.g. the fixed reference of LoRA players.
     pub fn without_adapter(&self) -> Self {
         self.freeze_base();
-        Self { base: Arc::clone(&self.base), adapter: None }
+        Self { base: Arc::clone(&self.base), adapter: None, checkpointing: None }
     }
 
     /// A view of the same base with a deep copy of this view's adapter in `kind` (an f32 EMA
     /// copy of a bf16 adapter). Errors when this view has no adapter.
     pub fn adapter_copy(&self, kind: Kind) -> Result<Self> {
         let adapter = self.adapter.as_ref().context("this model has no adapter to copy")?;
-        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter.try_clone(kind)?) })
+        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter.try_clone(kind)?), checkpointing: None })
     }
 
     fn freeze_base(&self) {
@@ -252,13 +255,22 @@ impl CausalLm {
         self.decoder().logits(&hidden)
     }
 
-    /// Final-norm hidden states `[B, T, hidden]` (see [`CausalLm::forward`]).
+    /// Final-norm hidden states `[B, T, hidden]` (see [`CausalLm::forward`]). With gradient
+    /// checkpointing on and autograd recording, the layers run checkpointed (see
+    /// [`CausalLm::finish_backward`]).
     pub fn hidden_states(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
         let t = input_ids.size().last().copied().unwrap_or(0);
         let positions = positions_from_mask(attention_mask);
         let mask = attention_mask_4d(attention_mask, 0, t);
-        let adapter = self.adapter.as_ref();
-        self.decoder().hidden_states(input_ids, &positions, Some(&mask), None, adapter)
+        match &self.checkpointing {
+            Some(state) if grad_enabled() => {
+                self.hidden_states_checkpointed(state, input_ids, &positions, &mask)
+            }
+            _ => {
+                let adapter = self.adapter.as_ref();
+                self.decoder().hidden_states(input_ids, &positions, Some(&mask), None, adapter)
+            }
+        }
     }
 
     /// Projects hidden states to logits.
@@ -325,7 +337,7 @@ impl CausalLm {
             kind,
             dir: None,
         };
-        Ok(Self { base: Arc::new(base), adapter: None })
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
     }
 
     fn save_full(&self, dir: &Path) -> Result<()> {

@@ -462,8 +462,44 @@ impl Decoder {
         input_ids: &Tensor,
         positions: &Tensor,
         mask: Option<&Tensor>,
+        cache: Option<&mut KvCache>,
+        adapter: Option<&LoraAdapter>,
+    ) -> Tensor {
+        let all = 0..self.blocks.len();
+        self.forward_layers(input_ids, None, positions, mask, cache, adapter, all, true)
+    }
+
+    /// Token embeddings `[B, T, hidden]` of `input_ids`.
+    pub(crate) fn embed(&self, input_ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.embed, input_ids, -1, false, false)
+    }
+
+    /// The final RMSNorm of the decoder.
+    pub(crate) fn final_norm(&self, xs: &Tensor) -> Tensor {
+        self.rms_norm(xs, &self.norm)
+    }
+
+    /// Number of decoder layers.
+    pub(crate) fn num_layers(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Runs the decoder layers `layers` (see [`Decoder::hidden_states`] for the arguments),
+    /// starting from `input` `[B, T, hidden]` (the output of the layer before `layers`) or,
+    /// when `None`, from the embeddings of `input_ids`; applies the final norm when
+    /// `final_norm`. Activation checkpointing runs the stack one layer at a time with it
+    /// (`model::checkpointing`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_layers(
+        &self,
+        input_ids: &Tensor,
+        input: Option<Tensor>,
+        positions: &Tensor,
+        mask: Option<&Tensor>,
         mut cache: Option<&mut KvCache>,
         adapter: Option<&LoraAdapter>,
+        layers: std::ops::Range<usize>,
+        final_norm: bool,
     ) -> Tensor {
         let (b, t) = input_ids.size2().expect("input_ids must be [B, T]");
         let (nh, nkv, d) = (self.spec.num_heads, self.spec.num_kv_heads, self.spec.head_dim);
@@ -498,8 +534,8 @@ impl Decoder {
             Some(c) if b * t <= DECODE_ROWS => c.decode.take(),
             _ => None,
         };
-        let mut xs = Tensor::embedding(&self.embed, input_ids, -1, false, false);
-        for (layer, block) in self.blocks.iter().enumerate() {
+        let mut xs = input.unwrap_or_else(|| self.embed(input_ids));
+        for (layer, block) in self.blocks.iter().enumerate().take(layers.end).skip(layers.start) {
             let layer_mask = match block.window {
                 Some(w) => window_masks.iter().find(|(x, _)| *x == w).map(|(_, m)| m),
                 None => full_mask.as_ref(),
@@ -563,7 +599,7 @@ impl Decoder {
                 c.decode = fast;
             }
         }
-        self.rms_norm(&xs, &self.norm)
+        if final_norm { self.final_norm(&xs) } else { xs }
     }
 
     /// Projects hidden states to vocabulary logits.

@@ -11,11 +11,13 @@
 //! - [`weights`]: safetensors reading (single file or sharded) and writing.
 //! - [`causal_lm`]: [`CausalLm`], weights in a `VarStore`, forward, clone, save; a view of a
 //!   shared frozen base plus an optional [`lora`] adapter (PEFT layout, merge for export).
+//! - [`checkpointing`]: activation checkpointing per decoder layer.
 //! - [`generate`]: batched decoding over token ids; [`scoring`]: completion log-probs.
 //! - [`template`]: chat templates; [`chat`]: [`ChatModel`], the [`crate::llm::Generator`].
 
 pub mod causal_lm;
 pub mod chat;
+pub mod checkpointing;
 pub mod config;
 pub mod decoder;
 pub mod error;

@@ -35,6 +35,17 @@ pub enum Baseline {
     Group,
 }
 
+/// How a player's groups of one step become optimiser updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateOrder {
+    /// Two updates per step: one on the harmful groups, then one on the benign groups, each
+    /// the mean over its own category (equal weight per category, the paper's order).
+    PerCategory,
+    /// One update on all groups of the step, the mean over both categories together.
+    Pooled,
+}
+
 /// The learning algorithm and optimiser, identical for both players.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -74,6 +85,11 @@ pub struct Algorithm {
     /// Sequences per forward/backward chunk (gradients are accumulated): bounds memory.
     #[serde(rename = "per_device_train_batch_size", alias = "micro_batch")]
     pub micro_batch: usize,
+    /// Per-category updates (the paper) or one pooled update per step.
+    pub update_order: UpdateOrder,
+    /// Activation checkpointing per decoder layer (transformers' `gradient_checkpointing`):
+    /// keeps only each layer's input and recomputes the layer in backward.
+    pub gradient_checkpointing: bool,
     /// Master seed: every random choice of the run derives from (seed, step, purpose).
     pub seed: u64,
 }
@@ -96,6 +112,8 @@ impl Default for Algorithm {
             grpo_ratio_cap: 2.0,
             grpo_baseline: Baseline::Batch,
             micro_batch: 8,
+            update_order: UpdateOrder::PerCategory,
+            gradient_checkpointing: false,
             seed: 0,
         }
     }

@@ -75,11 +75,11 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("game", "The rollout tree's shape and sampling."),
     (
         "game.attacks_per_seed",
-        "A: attacker samples per seed (paper: 2 for DPO, 4 for GRPO). Count, >= 1.",
+        "A: attacker samples per seed (paper: 2 for DPO, 4 for GRPO). Unset, it is 4 with `algorithm.method = \"grpo\"`. Count, >= 1.",
     ),
     (
         "game.replies_per_prompt",
-        "D: defender replies per valid attacker prompt (paper: 2 for DPO, 4 for GRPO). Count, >= 1.",
+        "D: defender replies per valid attacker prompt (paper: 2 for DPO, 4 for GRPO). Unset, it is 4 with `algorithm.method = \"grpo\"`. Count, >= 1.",
     ),
     (
         "game.attacker_max_tokens",
@@ -191,6 +191,14 @@ pub const FIELDS: &[(&str, &str)] = &[
     (
         "algorithm.per_device_train_batch_size",
         "Sequences per forward/backward pass; gradients are accumulated over the step's batch, so this bounds memory, not the update (was `micro_batch`). Sequences, >= 1.",
+    ),
+    (
+        "algorithm.update_order",
+        "`per_category`: per step each player takes one optimiser update on its harmful groups, then one on its benign groups, each the mean over its own category (equal weight per category; the paper's order; the EMA moves once, after both). `pooled`: one update on all groups of the step.",
+    ),
+    (
+        "algorithm.gradient_checkpointing",
+        "Activation checkpointing per decoder layer (transformers' name): the forward pass keeps only each layer's input and backward recomputes one layer at a time; less activation memory (see `train --memory-plan`) for one extra forward pass. Gradients are unchanged.",
     ),
     (
         "algorithm.seed",

@@ -7,6 +7,7 @@ use super::*;
 use crate::game::metrics::read_metrics;
 use crate::game::run_dir::create_run_dir;
 use crate::game::testkit::{CountingCurriculum, MenuPolicy, TableJudge};
+use tch::{Kind, Tensor};
 
 const REFUSE: &str = "REFUSE";
 const COMPLY: &str = "COMPLY";
@@ -229,4 +230,82 @@ fn bad_curriculum_indices_fall_back_or_stop() {
     let mut t = trainer(&config, &run, judge(), c, false).unwrap();
     let err = format!("{:#}", t.run(&mut |_| {}).unwrap_err());
     assert!(err.contains("out of range") && err.contains("stop"), "{err}");
+}
+
+/// Sets every menu logit of the model in `dir` to `value`.
+fn set_logits(dir: &Path, value: f64) {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _ = vs.root().var("logits", &[3], tch::nn::Init::Const(value));
+    vs.save(dir.join("model.safetensors")).unwrap();
+}
+
+fn f64s(t: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(t.to_kind(Kind::Double)).unwrap()
+}
+
+#[test]
+fn bf16_ema_masters_move_by_the_expected_amount_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(
+        dir.path(),
+        &["models.dtype=bf16", "algorithm.learning_rate=1e-4", "validation.eval_steps=0"],
+    );
+    // Logits at 1.0: bf16's spacing there is 2^-7, so an lr-1e-4 step cannot show in the
+    // bf16 weights, and a bf16 EMA lerped toward them (the old behaviour) never moves.
+    set_logits(&dir.path().join("attacker"), 1.0);
+    set_logits(&dir.path().join("defender"), 1.0);
+    let decay = config.algorithm.ema_decay;
+    let run_a = create_run_dir(&config).unwrap();
+    let mut a = trainer(&config, &run_a, judge(), CountingCurriculum::default(), false).unwrap();
+    a.run_until(1, &mut |_| {}).unwrap();
+    let mut checked = 0;
+    for player in [&a.attacker, &a.defender] {
+        let Some(theta) = player.optimizer.master("logits") else { continue };
+        let theta = f64s(theta);
+        let master = f64s(player.ema_masters.master("logits").expect("a bf16 EMA keeps masters"));
+        let current = f64s(&player.current.var_store().variables()["logits"]);
+        let ema = f64s(&player.ema.as_ref().unwrap().var_store().variables()["logits"]);
+        assert_eq!(current, vec![1.0; 3], "{}: the bf16 weights cannot show the step", player.name);
+        assert_eq!(ema, vec![1.0; 3], "{}: nor can the bf16 EMA copy", player.name);
+        for (m, t) in master.iter().zip(&theta) {
+            // One step: ema = 1 + (1 - d) (theta - 1), in f32.
+            let expected = 1.0 + (1.0 - decay) * (t - 1.0);
+            assert!(
+                (m - expected).abs() < 1e-7,
+                "{}: master {m}, expected {expected}",
+                player.name
+            );
+        }
+        assert!(master.iter().any(|m| (m - 1.0).abs() > 1e-6), "{}: {master:?}", player.name);
+        checked += 1;
+    }
+    assert!(checked > 0, "no player trained in step 1");
+    a.run(&mut |_| {}).unwrap();
+    assert!(run_a.join("checkpoints/step-000002/ema-masters-defender.safetensors").is_file());
+
+    // Interrupted after step 2 and resumed: masters and weights bit for bit.
+    let run_b = create_run_dir(&config).unwrap();
+    let mut b = trainer(&config, &run_b, judge(), CountingCurriculum::default(), false).unwrap();
+    b.run_until(2, &mut |_| {}).unwrap();
+    drop(b);
+    let mut b = trainer(&config, &run_b, judge(), CountingCurriculum::default(), true).unwrap();
+    b.run(&mut |_| {}).unwrap();
+    for (pa, pb) in [(&a.attacker, &b.attacker), (&a.defender, &b.defender)] {
+        let ma = pa.ema_masters.master("logits").map(f64s);
+        assert_eq!(ma, pb.ema_masters.master("logits").map(f64s), "{}", pa.name);
+        assert_eq!(
+            pa.optimizer.master("logits").map(f64s),
+            pb.optimizer.master("logits").map(f64s)
+        );
+    }
+    let (la, lb) =
+        (read_metrics(&run_a.join("metrics.jsonl")), read_metrics(&run_b.join("metrics.jsonl")));
+    let (la, lb) = (la.unwrap(), lb.unwrap());
+    for step in [3, 4] {
+        assert_eq!(
+            without_timings(&la[step - 1].1),
+            without_timings(&lb[step - 1].1),
+            "step {step}"
+        );
+    }
 }
