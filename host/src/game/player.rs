@@ -155,13 +155,16 @@ impl<P: Policy> Player<P> {
     }
 }
 
+/// A player's `(current, ema)` folders in a checkpoint.
+pub type CurrentAndEma<'a> = (&'a Path, &'a Path);
+
 /// Both players of a `models.adapter = "lora"` run: the base folder is loaded once when the
 /// attacker and the defender name the same one (else once each), frozen, and every model
 /// of both players is an adapter view of it. `resumed` holds the checkpoint's
 /// `((attacker, attacker_ema), (defender, defender_ema))` adapter folders.
 pub fn load_lora_players<P: Policy>(
     config: &Config,
-    resumed: Option<((&Path, &Path), (&Path, &Path))>,
+    resumed: Option<(CurrentAndEma<'_>, CurrentAndEma<'_>)>,
 ) -> anyhow::Result<(Player<P>, Player<P>)> {
     let device = device_of(&config.models.device)?;
     let kind = kind_of(config.models.dtype);
