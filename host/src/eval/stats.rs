@@ -177,7 +177,7 @@ pub fn openings<'a>(
     let mut top: Vec<OpeningCount> =
         counts.into_iter().map(|(opening, count)| OpeningCount { opening, count }).collect();
     // Stable sort: equal counts keep the map's text order.
-    top.sort_by(|a, b| b.count.cmp(&a.count));
+    top.sort_by_key(|o| std::cmp::Reverse(o.count));
     top.truncate(k);
     Some((share, top))
 }
