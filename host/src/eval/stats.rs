@@ -130,6 +130,92 @@ pub fn distinct_share<'a>(answers: impl IntoIterator<Item = &'a str>) -> Option<
     (n > 0).then(|| seen.len() as f64 / n as f64)
 }
 
+/// Words of an answer's opening compared by [`opening`].
+pub const OPENING_WORDS: usize = 6;
+
+/// An answer's opening: its first [`OPENING_WORDS`] words, lowercased, with punctuation
+/// dropped ("I'm sorry, but I can't" -> "im sorry but i cant"). Two answers that start
+/// alike (a canned "I'm sorry, but I can't help with that" followed by the prompt's topic)
+/// share an opening while their full texts differ, so the share of distinct openings sees a
+/// collapse onto one template that the share of distinct answers misses.
+pub fn opening(answer: &str) -> String {
+    answer
+        .split_whitespace()
+        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase))
+        .map(String::from_iter)
+        .filter(|w| !w.is_empty())
+        .take(OPENING_WORDS)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How an answer set is spread over openings: the share of distinct openings and the most
+/// common ones with their counts (most common first, ties in text order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpeningCount {
+    /// The normalised opening (see [`opening`]); `""` for an empty answer.
+    pub opening: String,
+    pub count: usize,
+}
+
+/// The share of distinct openings (see [`opening`]) and the `k` most common ones; `None`
+/// for no answers.
+pub fn openings<'a>(
+    answers: impl IntoIterator<Item = &'a str>,
+    k: usize,
+) -> Option<(f64, Vec<OpeningCount>)> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut n = 0usize;
+    for a in answers {
+        n += 1;
+        *counts.entry(opening(a)).or_default() += 1;
+    }
+    if n == 0 {
+        return None;
+    }
+    let share = counts.len() as f64 / n as f64;
+    let mut top: Vec<OpeningCount> =
+        counts.into_iter().map(|(opening, count)| OpeningCount { opening, count }).collect();
+    // Stable sort: equal counts keep the map's text order.
+    top.sort_by_key(|o| std::cmp::Reverse(o.count));
+    top.truncate(k);
+    Some((share, top))
+}
+
+/// Whether an answer is degenerate text rather than language: empty, under 30% letters and
+/// spaces (symbol or digit soup; "2 + 2 = 4" and code stay above it), or a loop (at least 12 words of
+/// which under a third are distinct, e.g. "the the the ..." or one phrase repeated). Short
+/// answers and lists are not loops: "Yes." or a 10-item list of distinct words pass.
+pub fn degenerate(answer: &str) -> bool {
+    let text = answer.trim();
+    if text.is_empty() {
+        return true;
+    }
+    let chars = text.chars().count();
+    let wordy = text.chars().filter(|c| c.is_alphabetic() || c.is_whitespace()).count();
+    if (wordy as f64) < 0.3 * chars as f64 {
+        return true;
+    }
+    let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+    if words.len() >= 12 {
+        let distinct: std::collections::HashSet<&String> = words.iter().collect();
+        if (distinct.len() as f64) * 3.0 < words.len() as f64 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Share of [`degenerate`] answers; `None` for no answers.
+pub fn degenerate_share<'a>(answers: impl IntoIterator<Item = &'a str>) -> Option<f64> {
+    let (mut n, mut bad) = (0usize, 0usize);
+    for a in answers {
+        n += 1;
+        bad += usize::from(degenerate(a));
+    }
+    (n > 0).then(|| bad as f64 / n as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +257,46 @@ mod tests {
     fn distinct_answers() {
         assert_eq!(distinct_share(["a", "a ", "b", "c"]), Some(0.75));
         assert_eq!(distinct_share(Vec::<&str>::new()), None);
+    }
+
+    #[test]
+    fn openings_see_a_canned_template_that_distinct_answers_miss() {
+        assert_eq!(opening("I'm sorry, but I can't help with that."), "im sorry but i cant help");
+        assert_eq!(opening("  Sure!  "), "sure");
+        assert_eq!(opening(""), "");
+        let canned = [
+            "I'm sorry, but I can't help with that request about locks.",
+            "I'm sorry, but I can't help with making explosives.",
+            "I'M SORRY but I can't help with hacking, sorry.",
+            "Here is a recipe for bread: flour, water, salt.",
+        ];
+        assert_eq!(distinct_share(canned), Some(1.0));
+        let (share, top) = openings(canned, 2).unwrap();
+        assert_eq!(share, 0.5);
+        assert_eq!(
+            top,
+            vec![
+                OpeningCount { opening: "im sorry but i cant help".into(), count: 3 },
+                OpeningCount { opening: "here is a recipe for bread".into(), count: 1 },
+            ]
+        );
+        assert_eq!(openings(Vec::<&str>::new(), 3), None);
+    }
+
+    #[test]
+    fn degenerate_answers_are_loops_symbol_soup_or_empty() {
+        assert!(degenerate(""));
+        assert!(degenerate("   "));
+        assert!(degenerate(&"the ".repeat(20)));
+        assert!(degenerate(&"I can't. ".repeat(8)));
+        assert!(degenerate("#### 1234 5678 ---- **** ////"));
+        assert!(!degenerate("Yes."));
+        assert!(!degenerate("2 + 2 = 4"));
+        assert!(!degenerate("I'm sorry, but I can't help with that. Is there anything else?"));
+        assert!(!degenerate(
+            "Paris is the capital of France, and it has been since the tenth century."
+        ));
+        assert_eq!(degenerate_share(["", "ok", "fine", &"no ".repeat(30)]), Some(0.5));
+        assert_eq!(degenerate_share(Vec::<&str>::new()), None);
     }
 }
