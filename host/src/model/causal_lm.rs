@@ -132,6 +132,7 @@ impl CausalLm {
             return Ok(Self {
                 base: Arc::clone(&self.base),
                 adapter: Some(adapter.try_clone(adapter.kind())?),
+                checkpointing: None,
             });
         }
         let b = &self.base;
