@@ -36,7 +36,7 @@ pub use algorithm::{Algorithm, Baseline, Method, Sampler};
 pub use data::Data;
 pub use docs::FIELDS;
 pub use game::{Game, JudgeContext};
-pub use models::{Dtype, Models, device_of, kind_of};
+pub use models::{Dtype, Models};
 pub use plugins::{CurriculumFallback, FailurePolicy, PluginLimits, Plugins, Rubrics};
 pub use run::{Checkpoint, Output, Validation};
 

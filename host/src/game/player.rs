@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::Context;
 use tch::Kind;
 
-use crate::game::config::{Config, Method, Sampler, device_of, kind_of};
+use crate::game::config::{Config, Method, Sampler};
 use crate::game::optim::AdamW;
 use crate::game::policy::Policy;
 
@@ -33,15 +33,15 @@ impl<P: Policy> Player<P> {
     /// Loads a player from `initial_dir`; when resuming, `resumed` holds the checkpoint's
     /// `(current_dir, ema_dir)` (the initial model is still read from `initial_dir`).
     ///
-    /// Errors: a model that does not load (naming the player and the folder), a bad device.
+    /// Errors: a model that does not load (naming the player and the folder).
     pub fn load(
         name: &'static str,
         initial_dir: &Path,
         resumed: Option<(&Path, &Path)>,
         config: &Config,
     ) -> anyhow::Result<Self> {
-        let device = device_of(&config.models.device)?;
-        let kind = kind_of(config.models.dtype);
+        let device = config.models.device;
+        let kind = config.models.dtype.kind();
         let a = &config.algorithm;
         let load = |dir: &Path| {
             P::load(dir, device, kind)
