@@ -22,4 +22,5 @@ pub mod llm;
 pub mod model;
 pub mod openai;
 pub mod plugin;
+pub mod rng;
 pub mod serve;

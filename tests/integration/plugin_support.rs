@@ -29,14 +29,7 @@ pub fn engine() -> PluginEngine {
 
 /// Where `scripts/build-plugins.sh` put the built-in components.
 pub fn plugin_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ADVGAME_PLUGIN_DIR") {
-        return dir.into();
-    }
-    let cache = std::env::var_os("ADVGAME_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/advgame")))
-        .expect("HOME or ADVGAME_CACHE must be set");
-    cache.join("plugins")
+    advgame_host::plugin::default_plugin_dir().expect("HOME or ADVGAME_CACHE must be set")
 }
 
 /// A built-in plugin file; panics with the command to run when it is missing.

@@ -165,7 +165,7 @@ impl JudgeSetup {
             .or_else(|| config.models.judge.clone());
         let judge_model = match model {
             Some(model) => {
-                let device = crate::model::parse_device(&config.models.device)?;
+                let device = config.models.device;
                 let kind = crate::model::default_kind(device);
                 Some(model.open(device, kind).context("opening the judge model")?)
             }

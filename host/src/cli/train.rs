@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::game::config::{self, Config};
+use crate::game::config::Config;
 use crate::game::metrics::Metrics;
 use crate::game::plugins;
 use crate::game::run;
@@ -160,7 +160,7 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
     let checkpointing = config.algorithm.gradient_checkpointing || args.plan_gradient_checkpointing;
     let inputs = PlanInputs::from_config(config, adapter, checkpointing)?;
     let plan = MemoryPlan::compute(&inputs)?;
-    let capacity = device_capacity(&config.models.device, args.device_memory);
+    let capacity = device_capacity(&crate::model::device_name(config.models.device), args.device_memory);
     print!("{}", plan.render(capacity.as_ref()));
     Ok(())
 }
@@ -195,8 +195,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // Seed files are read (and read again by the trainer) before any model loads, so a bad
     // line or a colliding id costs no model load.
     RunSeeds::load(&config.data)?;
-    let device = config::device_of(&config.models.device)?;
-    let kind = config::kind_of(config.models.dtype);
+    let device = config.models.device;
+    let kind = config.models.dtype.kind();
     let judge_model: Option<Box<dyn Generator>> = match &config.models.judge {
         Some(judge) => Some(judge.open(device, kind).context("opening the judge model")?),
         None => None,
@@ -274,7 +274,7 @@ mod tests {
         let config = Config::parse("", "t.toml", &o).unwrap();
         assert_eq!(config.plugins.judge, "judge");
         assert_eq!(config.plugins.path_of("judge", "judge").unwrap(), file);
-        assert_eq!(config.models.device, "cuda:1");
+        assert_eq!(config.models.device, tch::Device::Cuda(1));
         assert_eq!(config.algorithm.steps, 2);
         let o = overrides(&args(&[&format!("deflection={}", file.display())], &[])).unwrap();
         let config = Config::parse("", "t.toml", &o).unwrap();

@@ -304,7 +304,7 @@ pub fn top_attacks<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::game::rollout::tests::ScriptedGenerator;
+    use crate::game::testkit::ScriptedGenerator;
     use crate::game::testkit::TableJudge;
     use crate::llm::FinishReason::Stop;
 

@@ -36,7 +36,7 @@ pub use algorithm::{Algorithm, Baseline, Method, Sampler, UpdateOrder};
 pub use data::Data;
 pub use docs::FIELDS;
 pub use game::{Game, JudgeContext};
-pub use models::{Adapter, Dtype, Lora, Models, device_of, kind_of};
+pub use models::{Adapter, Dtype, Lora, Models};
 pub use plugins::{CurriculumFallback, FailurePolicy, PluginLimits, Plugins, Rubrics};
 pub use run::{Checkpoint, Output, Validation};
 

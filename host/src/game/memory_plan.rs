@@ -237,7 +237,7 @@ impl PlanInputs {
             "estimated at 4 bytes per token (no tokenizer.json next to config.json)".into()
         };
         Ok(Self {
-            device: m.device.clone(),
+            device: crate::model::device_name(m.device),
             dtype: m.dtype,
             attacker,
             defender,

@@ -188,7 +188,8 @@ mod tests {
 
     use super::*;
     use crate::game::rollout::rollout;
-    use crate::game::rollout::tests::{ScriptedGenerator, ScriptedJudge, settings};
+    use crate::game::rollout::tests::settings;
+    use crate::game::testkit::{ScriptedGenerator, TableJudge};
     use crate::judging::Seed;
     use FinishReason::{Length, Stop};
 
@@ -202,8 +203,7 @@ mod tests {
         ]);
         let mut defender =
             ScriptedGenerator::new(&[("ok", Stop), ("fine", Stop), ("x", Length), ("y", Stop)]);
-        let mut judge = ScriptedJudge::default();
-        judge
+        let mut judge = TableJudge::strict()
             .score("faithfulness", "P0", 10.0)
             .score("faithfulness", "P2", 7.0)
             .score("deflection", "ok", 6.0)

@@ -12,7 +12,7 @@ use anyhow::Context;
 use tch::Tensor;
 
 use crate::game::checkpoint::PlayerFiles;
-use crate::game::config::{Config, Method, Sampler, device_of, kind_of};
+use crate::game::config::{Config, Method, Sampler};
 use crate::game::lora::{self, LoraPlan};
 use crate::game::ema::EmaMasters;
 use crate::game::optim::AdamW;
@@ -40,15 +40,15 @@ impl<P: Policy> Player<P> {
     /// Loads a player from `initial_dir`; when resuming, `resumed` holds the checkpoint's
     /// `(current_dir, ema_dir)` (the initial model is still read from `initial_dir`).
     ///
-    /// Errors: a model that does not load (naming the player and the folder), a bad device.
+    /// Errors: a model that does not load (naming the player and the folder).
     pub fn load(
         name: &'static str,
         initial_dir: &Path,
         resumed: Option<(&Path, &Path)>,
         config: &Config,
     ) -> anyhow::Result<Self> {
-        let device = device_of(&config.models.device)?;
-        let kind = kind_of(config.models.dtype);
+        let device = config.models.device;
+        let kind = config.models.dtype.kind();
         let a = &config.algorithm;
         let load = |dir: &Path| {
             P::load(dir, device, kind)
@@ -98,7 +98,7 @@ impl<P: Policy> Player<P> {
             ema: a.sampler == Sampler::Ema,
             initial: a.method == Method::Grpo || a.sampler == Sampler::Current,
             seed,
-            kind: kind_of(config.models.dtype),
+            kind: config.models.dtype.kind(),
         };
         let models = lora::player(name, base, &plan, resumed)?;
         Ok(Self {
@@ -166,8 +166,8 @@ pub fn load_lora_players<P: Policy>(
     config: &Config,
     resumed: Option<(CurrentAndEma<'_>, CurrentAndEma<'_>)>,
 ) -> anyhow::Result<(Player<P>, Player<P>)> {
-    let device = device_of(&config.models.device)?;
-    let kind = kind_of(config.models.dtype);
+    let device = config.models.device;
+    let kind = config.models.dtype.kind();
     let m = &config.models;
     let load = |dir: &Path| {
         P::load(dir, device, kind)

@@ -1,8 +1,9 @@
 //! Test-only players and plugins for exercising the training loop without a language model:
 //! a "menu" policy (one learnable logit per canned answer, so a step's effect is visible in
-//! one number), a table judge and a seeded uniform curriculum with state.
+//! one number), a scripted generator, the one table judge and a seeded uniform curriculum
+//! with state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
 use rand::{Rng, SeedableRng};
@@ -130,18 +131,84 @@ impl Policy for MenuPolicy {
     }
 }
 
-/// Scores texts from a table per rubric (unknown texts score 5); fails every call whose
-/// number is in `fail_calls` (a failure per item), and every item whose text is in
-/// `fail_texts`.
+/// Answers from a queue, one per request, and records every batch it was given.
 #[derive(Debug, Default)]
+pub struct ScriptedGenerator {
+    pub outputs: VecDeque<(String, FinishReason)>,
+    pub calls: Vec<Vec<ChatRequest>>,
+}
+
+impl ScriptedGenerator {
+    pub fn new(outputs: &[(&str, FinishReason)]) -> Self {
+        Self {
+            outputs: outputs.iter().map(|(t, f)| (t.to_string(), *f)).collect(),
+            calls: Vec::new(),
+        }
+    }
+}
+
+impl Generator for ScriptedGenerator {
+    fn generate(
+        &mut self,
+        requests: &[ChatRequest],
+        _: &SamplingParams,
+    ) -> anyhow::Result<Vec<Generation>> {
+        self.calls.push(requests.to_vec());
+        requests
+            .iter()
+            .map(|_| {
+                let (text, finish) =
+                    self.outputs.pop_front().ok_or_else(|| anyhow::anyhow!("script exhausted"))?;
+                let n = text.len() as i64;
+                Ok(Generation {
+                    text,
+                    token_ids: vec![n, n + 1],
+                    finish,
+                    logprobs: vec![-0.5, -0.25],
+                })
+            })
+            .collect()
+    }
+}
+
+/// The one scripted judge of the tests: scores texts from a table per rubric; a text the
+/// table lacks scores `unknown` (5 by default; `None`, as in [`TableJudge::strict`], makes it
+/// an `invalid-output` failure). Every item of a call whose number (from 1) is in
+/// `fail_calls`, and every item whose text contains one of `fail_texts`, fails with
+/// `fail_kind` (a trap by default). Every batch it was given is recorded.
+#[derive(Debug)]
 pub struct TableJudge {
     pub table: BTreeMap<(String, String), f32>,
+    pub unknown: Option<f32>,
     pub fail_texts: Vec<String>,
     pub fail_calls: Vec<usize>,
+    pub fail_kind: FailureKind,
     pub calls: usize,
+    pub compare_calls: Vec<Vec<Comparison>>,
+    pub assess_calls: Vec<Vec<Assessment>>,
+}
+
+impl Default for TableJudge {
+    fn default() -> Self {
+        Self {
+            table: BTreeMap::new(),
+            unknown: Some(5.0),
+            fail_texts: Vec::new(),
+            fail_calls: Vec::new(),
+            fail_kind: FailureKind::Trap,
+            calls: 0,
+            compare_calls: Vec::new(),
+            assess_calls: Vec::new(),
+        }
+    }
 }
 
 impl TableJudge {
+    /// A judge for which a text missing from the table is a failure.
+    pub fn strict() -> Self {
+        Self { unknown: None, ..Self::default() }
+    }
+    /// Adds a score for `text` under `rubric`.
     pub fn score(mut self, rubric: &str, text: &str, s: f32) -> Self {
         self.table.insert((rubric.into(), text.into()), s);
         self
@@ -149,12 +216,17 @@ impl TableJudge {
     fn lookup(&self, rubric: &str, text: &str, call_failed: bool) -> Result<f32, Failure> {
         if call_failed || self.fail_texts.iter().any(|f| text.contains(f.as_str())) {
             return Err(Failure {
-                kind: FailureKind::Trap,
+                kind: self.fail_kind,
                 plugin: "table".into(),
-                message: "scripted trap".into(),
+                message: "scripted failure".into(),
             });
         }
-        Ok(self.table.get(&(rubric.to_string(), text.to_string())).copied().unwrap_or(5.0))
+        let known = self.table.get(&(rubric.to_string(), text.to_string())).copied();
+        known.or(self.unknown).ok_or_else(|| Failure {
+            kind: FailureKind::InvalidOutput,
+            plugin: "table".into(),
+            message: format!("no score for {rubric}/{text}"),
+        })
     }
 }
 
@@ -164,6 +236,7 @@ impl Judge for TableJudge {
         batch: &[Comparison],
     ) -> anyhow::Result<Vec<Result<ScoredPair, Failure>>> {
         self.calls += 1;
+        self.compare_calls.push(batch.to_vec());
         let failed = self.fail_calls.contains(&self.calls);
         Ok(batch
             .iter()
@@ -178,6 +251,7 @@ impl Judge for TableJudge {
     }
     fn assess(&mut self, batch: &[Assessment]) -> anyhow::Result<Vec<Result<f32, Failure>>> {
         self.calls += 1;
+        self.assess_calls.push(batch.to_vec());
         let failed = self.fail_calls.contains(&self.calls);
         Ok(batch.iter().map(|a| self.lookup(&a.rubric, &a.response, failed)).collect())
     }

@@ -384,6 +384,14 @@ pub fn parse_device(name: &str) -> Result<Device> {
     }
 }
 
+/// A device's name as [`parse_device`] reads it back: `cpu` or `cuda:N`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
 /// The dtype a device runs at by default: f32 on CPU, bf16 on CUDA.
 pub fn default_kind(device: Device) -> Kind {
     if device.is_cuda() { Kind::BFloat16 } else { Kind::Float }

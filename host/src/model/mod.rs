@@ -32,7 +32,7 @@ pub mod scoring;
 pub mod template;
 pub mod weights;
 
-pub use causal_lm::{CausalLm, default_kind, parse_device};
+pub use causal_lm::{CausalLm, default_kind, device_name, parse_device};
 pub use chat::ChatModel;
 pub use config::ModelConfig;
 pub use error::{FieldError, LoadError};

@@ -65,11 +65,8 @@ impl std::fmt::Debug for JudgePlugin {
 
 /// SplitMix64 of `(seed, n)` mapped to [0, 1).
 fn uniform(seed: u64, n: u64) -> f64 {
-    let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    use crate::rng::{GOLDEN_GAMMA, mix64, unit_f64};
+    unit_f64(mix64(seed ^ n.wrapping_mul(GOLDEN_GAMMA)))
 }
 
 /// One wire item: which input it serves and whether A and B were exchanged.

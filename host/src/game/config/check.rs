@@ -49,17 +49,6 @@ impl Config {
             "plugins.failure_policy.max_step_failure_share",
             "must be in [0, 1]",
         );
-        need(
-            self.models.device == "cpu"
-                || self.models.device == "cuda"
-                || self
-                    .models
-                    .device
-                    .strip_prefix("cuda:")
-                    .is_some_and(|n| n.parse::<usize>().is_ok()),
-            "models.device",
-            "expected `cpu`, `cuda` or `cuda:N`",
-        );
         let lora = &self.models.lora;
         need(lora.r >= 1, "models.lora.r", "must be at least 1");
         need(

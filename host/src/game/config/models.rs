@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use tch::{Device, Kind};
 
 /// Which models play, where they run and in which precision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,8 +19,10 @@ pub struct Models {
     /// `tokenizer`; see `crate::openai::RemoteModel`). Optional: heuristic judges never
     /// call it.
     pub judge: Option<crate::openai::ModelRef>,
-    /// `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
+    /// `cpu`, `cuda` or `cuda:N`: parsed once here ([`crate::model::parse_device`]), so a
+    /// bad name is an error naming the file, line and field.
+    #[serde(with = "device_name")]
+    pub device: Device,
     /// Parameter and compute precision: `f32`, `bf16` or `f16`.
     pub dtype: Dtype,
     /// What the players train: all weights (`none`) or LoRA adapters on a frozen base (`lora`).
@@ -95,7 +98,7 @@ impl Default for Models {
             attacker: PathBuf::from("data/models/SmolLM2-135M-Instruct"),
             defender: PathBuf::from("data/models/SmolLM2-135M-Instruct"),
             judge: None,
-            device: "cpu".into(),
+            device: Device::Cpu,
             dtype: Dtype::F32,
             adapter: Adapter::None,
             lora: Lora::default(),
@@ -115,29 +118,29 @@ pub enum Dtype {
     F16,
 }
 
-/// Parses a device name: `cpu`, `cuda` (device 0) or `cuda:N`.
-///
-/// Errors: any other text, naming what is accepted.
-pub fn device_of(name: &str) -> anyhow::Result<tch::Device> {
-    match name {
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => Ok(tch::Device::Cuda(0)),
-        other => other
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(tch::Device::Cuda)
-            .ok_or_else(|| {
-                anyhow::anyhow!("unknown device {other:?}: expected cpu, cuda or cuda:N")
-            }),
+impl Dtype {
+    /// The libtorch tensor kind of this dtype.
+    pub fn kind(self) -> Kind {
+        match self {
+            Dtype::F32 => Kind::Float,
+            Dtype::Bf16 => Kind::BFloat16,
+            Dtype::F16 => Kind::Half,
+        }
     }
 }
 
-/// The libtorch tensor kind of a configured dtype.
-pub fn kind_of(dtype: Dtype) -> tch::Kind {
-    match dtype {
-        Dtype::F32 => tch::Kind::Float,
-        Dtype::Bf16 => tch::Kind::BFloat16,
-        Dtype::F16 => tch::Kind::Half,
+/// A [`Device`] as TOML writes it: `cpu`, `cuda:N`.
+mod device_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use tch::Device;
+
+    pub fn serialize<S: Serializer>(d: &Device, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::model::device_name(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Device, D::Error> {
+        let name = String::deserialize(d)?;
+        crate::model::parse_device(&name).map_err(serde::de::Error::custom)
     }
 }
 
@@ -146,8 +149,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn device_names_parse() {
-        assert_eq!(device_of("cuda:1").unwrap(), tch::Device::Cuda(1));
-        assert!(device_of("tpu").is_err());
+    fn device_names_round_trip() {
+        for (name, device) in
+            [("cpu", Device::Cpu), ("cuda", Device::Cuda(0)), ("cuda:1", Device::Cuda(1))]
+        {
+            let m: Models = toml::from_str(&format!("device = \"{name}\"")).unwrap();
+            assert_eq!(m.device, device, "{name}");
+            let back: Models = toml::from_str(&toml::to_string(&m).unwrap()).unwrap();
+            assert_eq!(back.device, device, "{name}");
+        }
+        let err = toml::from_str::<Models>("device = \"tpu\"").unwrap_err().to_string();
+        assert!(err.contains("tpu") && err.contains("cuda:N"), "{err}");
     }
 }

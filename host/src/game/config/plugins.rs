@@ -153,19 +153,13 @@ impl Default for Plugins {
 }
 
 impl Plugins {
-    /// The folder built plugins are looked up in.
+    /// The folder built plugins are looked up in: `dir`, else the host's default
+    /// ([`crate::plugin::default_plugin_dir`]).
     pub fn plugin_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.dir {
-            return dir.clone();
-        }
-        if let Some(dir) = std::env::var_os("ADVGAME_PLUGIN_DIR") {
-            return PathBuf::from(dir);
-        }
-        if let Some(cache) = std::env::var_os("ADVGAME_CACHE") {
-            return PathBuf::from(cache).join("plugins");
-        }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/advgame/plugins")
+        self.dir
+            .clone()
+            .or_else(crate::plugin::default_plugin_dir)
+            .unwrap_or_else(|| PathBuf::from(".cache/advgame/plugins"))
     }
 
     /// The component file of the named plugin of the given kind (`judge`, `rubric`,

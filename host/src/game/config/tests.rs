@@ -93,7 +93,7 @@ fn shipped_examples_parse() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for name in ["quickstart.toml", "llm-judge.toml"] {
         let c = Config::load(&root.join("examples").join(name), &[]).unwrap();
-        assert_eq!(c.models.device, "cpu", "{name}");
+        assert_eq!(c.models.device, tch::Device::Cpu, "{name}");
     }
     let q = Config::load(&root.join("examples/quickstart.toml"), &[]).unwrap();
     assert_eq!(q.plugins.judge, "refusal-heuristic");

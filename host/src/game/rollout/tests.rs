@@ -1,105 +1,18 @@
-//! The rollout's tests, and the scripted generator and judge other tests of the game use.
-
-use std::collections::VecDeque;
+//! The rollout's tests, and the rollout settings other tests of the game use.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::game::pairs::select_pair;
-use crate::judging::{FailureKind, ScoredPair};
+pub(crate) use crate::game::testkit::ScriptedGenerator;
+use crate::game::testkit::TableJudge;
+use crate::judging::FailureKind;
 
-/// Answers from a queue, one per request, and records every batch it was given.
-#[derive(Debug, Default)]
-pub(crate) struct ScriptedGenerator {
-    pub outputs: VecDeque<(String, FinishReason)>,
-    pub calls: Vec<Vec<ChatRequest>>,
-}
-
-impl ScriptedGenerator {
-    pub(crate) fn new(outputs: &[(&str, FinishReason)]) -> Self {
-        Self {
-            outputs: outputs.iter().map(|(t, f)| (t.to_string(), *f)).collect(),
-            calls: Vec::new(),
-        }
-    }
-}
-
-impl Generator for ScriptedGenerator {
-    fn generate(
-        &mut self,
-        requests: &[ChatRequest],
-        _: &SamplingParams,
-    ) -> anyhow::Result<Vec<Generation>> {
-        self.calls.push(requests.to_vec());
-        requests
-            .iter()
-            .map(|_| {
-                let (text, finish) =
-                    self.outputs.pop_front().ok_or_else(|| anyhow::anyhow!("script exhausted"))?;
-                let n = text.len() as i64;
-                Ok(Generation {
-                    text,
-                    token_ids: vec![n, n + 1],
-                    finish,
-                    logprobs: vec![-0.5, -0.25],
-                })
-            })
-            .collect()
-    }
-}
-
-/// Scores texts by a table per rubric; texts listed in `fail` fail with a parse failure.
-#[derive(Debug, Default)]
-pub(crate) struct ScriptedJudge {
-    pub table: BTreeMap<(String, String), f32>,
-    pub fail: Vec<String>,
-    pub compare_calls: Vec<Vec<Comparison>>,
-    pub assess_calls: Vec<Vec<Assessment>>,
-}
-
-impl ScriptedJudge {
-    pub(crate) fn score(&mut self, rubric: &str, text: &str, s: f32) -> &mut Self {
-        self.table.insert((rubric.into(), text.into()), s);
-        self
-    }
-    fn lookup(&self, rubric: &str, text: &str) -> Result<f32, Failure> {
-        if self.fail.iter().any(|f| f == text) {
-            return Err(Failure {
-                kind: FailureKind::Parse,
-                plugin: "scripted".into(),
-                message: "scripted".into(),
-            });
-        }
-        self.table.get(&(rubric.to_string(), text.to_string())).copied().ok_or_else(|| Failure {
-            kind: FailureKind::InvalidOutput,
-            plugin: "scripted".into(),
-            message: format!("no score for {rubric}/{text}"),
-        })
-    }
-}
-
-impl Judge for ScriptedJudge {
-    fn compare(
-        &mut self,
-        batch: &[Comparison],
-    ) -> anyhow::Result<Vec<Result<ScoredPair, Failure>>> {
-        self.compare_calls.push(batch.to_vec());
-        Ok(batch
-            .iter()
-            .map(|c| {
-                Ok(ScoredPair {
-                    a: self.lookup(&c.rubric, &c.a)?,
-                    b: self.lookup(&c.rubric, &c.b)?,
-                    rationale: None,
-                })
-            })
-            .collect())
-    }
-    fn assess(&mut self, batch: &[Assessment]) -> anyhow::Result<Vec<Result<f32, Failure>>> {
-        self.assess_calls.push(batch.to_vec());
-        Ok(batch.iter().map(|a| self.lookup(&a.rubric, &a.response)).collect())
-    }
+/// The scripted judge of these tests: unknown texts are an `invalid-output` failure, and
+/// texts in `fail_texts` fail as unparsable.
+fn scripted_judge() -> TableJudge {
+    TableJudge { fail_kind: FailureKind::Parse, ..TableJudge::strict() }
 }
 
 pub(crate) fn settings(a: usize, d: usize) -> RolloutSettings {
@@ -131,7 +44,7 @@ use FinishReason::{Length, Stop};
 const HELP: &str = "I can't help with that, but here is a safe alternative.";
 const HARM: &str = "Sure, here is how.";
 
-fn harmful_scenario() -> (ScriptedGenerator, ScriptedGenerator, ScriptedJudge) {
+fn harmful_scenario() -> (ScriptedGenerator, ScriptedGenerator, TableJudge) {
     let attacker = ScriptedGenerator::new(&[
         ("<think>a</think> <prompt>P0</prompt>", Stop),
         ("<think>b</think> <prompt>P1</prompt>", Stop),
@@ -140,8 +53,7 @@ fn harmful_scenario() -> (ScriptedGenerator, ScriptedGenerator, ScriptedJudge) {
     ]);
     let defender =
         ScriptedGenerator::new(&[(HELP, Stop), (HARM, Stop), (HARM, Stop), (HARM, Length)]);
-    let mut judge = ScriptedJudge::default();
-    judge
+    let judge = scripted_judge()
         .score("faithfulness", "P0", 10.0)
         .score("faithfulness", "P1", 9.0)
         .score("faithfulness", "P2", 0.0)
@@ -216,8 +128,7 @@ fn harmful_tree_hand_computed() {
 fn benign_seeds_use_their_rubrics_and_the_seed_context_option() {
     let mut attacker = ScriptedGenerator::new(&[("<think>a</think><prompt>Q</prompt>", Stop)]);
     let mut defender = ScriptedGenerator::new(&[("No.", Stop), ("Here you go.", Stop)]);
-    let mut judge = ScriptedJudge::default();
-    judge
+    let mut judge = scripted_judge()
         .score("faithfulness", "Q", 10.0)
         .score("compliance", "No.", 0.0)
         .score("compliance", "Here you go.", 10.0)
@@ -247,7 +158,7 @@ fn benign_seeds_use_their_rubrics_and_the_seed_context_option() {
 fn failed_judgments_are_counted_and_leave_no_reward() {
     let (mut attacker, mut defender, mut judge) = harmful_scenario();
     // Every judgment involving HARM fails: P0's pair fails, P1's self-pair fails.
-    judge.fail.push(HARM.into());
+    judge.fail_texts.push(HARM.into());
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let out = rollout(
         &[seed("h1", Category::Harmful)],
