@@ -95,8 +95,9 @@ impl Policy for MenuPolicy {
             std::fs::read_to_string(dir.join("menu.txt"))?.lines().map(String::from).collect();
         let mut vs = VarStore::new(Device::Cpu);
         let logits = vs.root().var("logits", &[menu.len() as i64], nn::Init::Const(0.0));
-        set_kind(&logits, kind);
         vs.load(dir.join("model.safetensors"))?;
+        let logits = vs.variables().remove("logits").unwrap_or(logits);
+        set_kind(&logits, kind);
         Ok(Self { menu, vs, logits })
     }
 
@@ -118,8 +119,9 @@ impl Policy for MenuPolicy {
     fn try_clone(&self) -> anyhow::Result<Self> {
         let mut vs = VarStore::new(Device::Cpu);
         let logits = vs.root().var("logits", &[self.menu.len() as i64], nn::Init::Const(0.0));
-        set_kind(&logits, self.logits.kind());
         vs.copy(&self.vs)?;
+        let logits = vs.variables().remove("logits").unwrap_or(logits);
+        set_kind(&logits, self.logits.kind());
         Ok(Self { menu: self.menu.clone(), vs, logits })
     }
 
