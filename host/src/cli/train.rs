@@ -160,7 +160,8 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
     let checkpointing = config.algorithm.gradient_checkpointing || args.plan_gradient_checkpointing;
     let inputs = PlanInputs::from_config(config, adapter, checkpointing)?;
     let plan = MemoryPlan::compute(&inputs)?;
-    let capacity = device_capacity(&crate::model::device_name(config.models.device), args.device_memory);
+    let capacity =
+        device_capacity(&crate::model::device_name(config.models.device), args.device_memory);
     print!("{}", plan.render(capacity.as_ref()));
     Ok(())
 }

@@ -13,8 +13,8 @@ use tch::Tensor;
 
 use crate::game::checkpoint::PlayerFiles;
 use crate::game::config::{Config, Method, Sampler};
-use crate::game::lora::{self, LoraPlan};
 use crate::game::ema::EmaMasters;
+use crate::game::lora::{self, LoraPlan};
 use crate::game::optim::AdamW;
 use crate::game::policy::Policy;
 use crate::game::rng::{PURPOSE_LORA_INIT_ATTACKER, PURPOSE_LORA_INIT_DEFENDER, derive_seed};

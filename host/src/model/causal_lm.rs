@@ -180,7 +180,11 @@ impl CausalLm {
     /// copy of a bf16 adapter). Errors when this view has no adapter.
     pub fn adapter_copy(&self, kind: Kind) -> Result<Self> {
         let adapter = self.adapter.as_ref().context("this model has no adapter to copy")?;
-        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter.try_clone(kind)?), checkpointing: None })
+        Ok(Self {
+            base: Arc::clone(&self.base),
+            adapter: Some(adapter.try_clone(kind)?),
+            checkpointing: None,
+        })
     }
 
     fn freeze_base(&self) {

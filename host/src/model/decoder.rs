@@ -588,8 +588,7 @@ impl Decoder {
             // Not `+=`: tch maps that to an in-place add, which would break autograd.
             xs = &xs + proj(&block.o, Target::O, &attn);
             let h = self.rms_norm(&xs, &block.post_norm);
-            let act = proj(&block.gate, Target::Gate, &h).silu()
-                * proj(&block.up, Target::Up, &h);
+            let act = proj(&block.gate, Target::Gate, &h).silu() * proj(&block.up, Target::Up, &h);
             let mlp = proj(&block.down, Target::Down, &act);
             xs = &xs + mlp;
         }
