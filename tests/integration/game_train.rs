@@ -455,10 +455,17 @@ fn ipo_grpo_and_on_policy_variants_run_on_tiny_models() {
         );
         if variant[0].contains("grpo") {
             let kl = lines[1].1["defender/kl"];
-            let ratio = lines[0].1["defender/ratio/mean"];
-            // Step 1 samples from the EMA copy, equal to the weights: ratio ~1, KL 0.
+            // Step 1 samples from the EMA copy, equal to the weights, and its first update
+            // (the harmful groups, the paper's per-category order) sees ratio ~1; the benign
+            // update follows it, so its ratio is a real importance correction.
+            let step1 = &lines[0].1;
+            let ratio = *step1
+                .get("defender/harmful/ratio/mean")
+                .unwrap_or_else(|| panic!("no per-category ratio in {step1:?}"));
+            let benign = step1["defender/benign/ratio/mean"];
             assert!(kl.is_finite() && kl >= 0.0, "{kl}");
             assert!((ratio - 1.0).abs() < 1e-2, "importance ratio at step 1: {ratio}");
+            assert!(benign.is_finite() && benign > 0.0, "benign ratio at step 1: {benign}");
         }
     }
 }

@@ -149,14 +149,22 @@ fn print_summary(s: &Summary) {
 /// `--memory-plan`: reads only config.json, tokenizers and prompt files.
 fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
     use crate::game::memory_plan::{AdapterPlan, MemoryPlan, PlanInputs, device_capacity};
-    let adapter = args.plan_lora_r.map(|r| AdapterPlan {
-        r,
-        target_modules: if args.plan_target_modules.is_empty() {
-            AdapterPlan::ALL_TARGETS.iter().map(|s| s.to_string()).collect()
-        } else {
-            args.plan_target_modules.clone()
-        },
-    });
+    // The what-if flags win; else the config's own LoRA settings (`models.adapter = "lora"`).
+    let lora = &config.models.lora;
+    let adapter = match (args.plan_lora_r, config.models.adapter) {
+        (Some(r), _) => Some(AdapterPlan {
+            r,
+            target_modules: if args.plan_target_modules.is_empty() {
+                AdapterPlan::ALL_TARGETS.iter().map(|s| s.to_string()).collect()
+            } else {
+                args.plan_target_modules.clone()
+            },
+        }),
+        (None, crate::game::config::Adapter::Lora) => {
+            Some(AdapterPlan { r: lora.r, target_modules: lora.target_modules.clone() })
+        }
+        (None, crate::game::config::Adapter::None) => None,
+    };
     let checkpointing = config.algorithm.gradient_checkpointing || args.plan_gradient_checkpointing;
     let inputs = PlanInputs::from_config(config, adapter, checkpointing)?;
     let plan = MemoryPlan::compute(&inputs)?;
