@@ -136,13 +136,25 @@ impl CausalLm {
             });
         }
         let b = &self.base;
+        self.rebuilt(b.kind, b.dir.clone(), &|_, src| src.detach().copy())
+    }
+
+    /// A new model with its own base: every base weight `w` (by name) becomes
+    /// `weight(name, w)` in `kind`, recorded as coming from `dir`. No adapter.
+    fn rebuilt(
+        &self,
+        kind: Kind,
+        dir: Option<PathBuf>,
+        weight: &dyn Fn(&str, &Tensor) -> Tensor,
+    ) -> Result<Self> {
+        let b = &self.base;
         let vs = nn::VarStore::new(b.device);
         let vars = b.vs.variables();
         let spec = self.spec().clone();
         let decoder =
-            Decoder::build::<anyhow::Error, _>(&vs.root(), &spec, b.kind, &mut |name, _| {
+            Decoder::build::<anyhow::Error, _>(&vs.root(), &spec, kind, &mut |name, _| {
                 let src = vars.get(name).with_context(|| format!("variable `{name}` missing"))?;
-                Ok(tch::no_grad(|| src.detach().copy()))
+                Ok(tch::no_grad(|| weight(name, src)))
             })?;
         let base = Base {
             vs,
@@ -151,8 +163,8 @@ impl CausalLm {
             decoder: Mutex::new(decoder),
             spec,
             device: b.device,
-            kind: b.kind,
-            dir: b.dir.clone(),
+            kind,
+            dir,
         };
         Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
     }
@@ -320,29 +332,10 @@ impl CausalLm {
         check_kind(kind)?;
         let deltas: std::collections::HashMap<String, Tensor> =
             self.adapter.iter().flat_map(|a| a.delta_weights()).collect();
-        let b = &self.base;
-        let vs = nn::VarStore::new(b.device);
-        let vars = b.vs.variables();
-        let spec = self.spec().clone();
-        let decoder =
-            Decoder::build::<anyhow::Error, _>(&vs.root(), &spec, kind, &mut |name, _| {
-                let src = vars.get(name).with_context(|| format!("variable `{name}` missing"))?;
-                Ok(tch::no_grad(|| match deltas.get(name) {
-                    Some(d) => (src.to_kind(Kind::Float) + d).to_kind(kind),
-                    None => src.detach().to_kind(kind).copy(),
-                }))
-            })?;
-        let base = Base {
-            vs,
-            config: b.config.clone(),
-            raw_config: b.raw_config.clone(),
-            decoder: Mutex::new(decoder),
-            spec,
-            device: b.device,
-            kind,
-            dir: None,
-        };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
+        self.rebuilt(kind, None, &|name, src| match deltas.get(name) {
+            Some(d) => (src.to_kind(Kind::Float) + d).to_kind(kind),
+            None => src.detach().to_kind(kind).copy(),
+        })
     }
 
     fn save_full(&self, dir: &Path) -> Result<()> {
