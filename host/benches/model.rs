@@ -26,7 +26,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use advgame_host::llm::{ChatRequest, SamplingParams};
-use advgame_host::model::ChatModel;
+use advgame_host::model::{ChatModel, Completion};
 use tch::{Device, Kind, Tensor};
 
 const PROMPTS: [&str; 8] = [
@@ -195,10 +195,10 @@ fn bench_train(
     let pairs: Vec<(Vec<i64>, Vec<i64>, Vec<i64>)> = (0..PAIRS as u64)
         .map(|i| (ids(3 * i + 1, 64, vocab), ids(3 * i + 2, 64, vocab), ids(3 * i + 3, 64, vocab)))
         .collect();
-    let items: Vec<(Vec<i64>, Vec<i64>)> = pairs
+    let items: Vec<Completion> = pairs
         .iter()
-        .map(|(p, c, _)| (p.clone(), c.clone()))
-        .chain(pairs.iter().map(|(p, _, r)| (p.clone(), r.clone())))
+        .map(|(p, c, _)| Completion::new(p.clone(), c.clone()))
+        .chain(pairs.iter().map(|(p, _, r)| Completion::new(p.clone(), r.clone())))
         .collect();
     let step = || -> anyhow::Result<f64> {
         let lp = model.sequence_logprobs(&items)?;

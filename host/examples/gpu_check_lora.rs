@@ -15,7 +15,7 @@ use std::time::Instant;
 use advgame_host::game::{ema, optim::AdamW};
 use advgame_host::model::generate::{DecodeOptions, decode};
 use advgame_host::model::lora::{LoraAdapter, LoraConfig};
-use advgame_host::model::{CausalLm, default_kind};
+use advgame_host::model::{CausalLm, Completion, default_kind};
 use anyhow::{Context, Result, bail};
 use tch::{Device, Kind};
 
@@ -77,8 +77,8 @@ fn main() -> Result<()> {
         base.base_var_store().variables().values().map(|t| t.numel() as i64).sum();
 
     let vocab = spec.vocab_size;
-    let items: Vec<(Vec<i64>, Vec<i64>)> = (0..batch as u64)
-        .map(|i| (ids(2 * i + 1, p_len, vocab), ids(2 * i + 2, c_len, vocab)))
+    let items: Vec<Completion> = (0..batch as u64)
+        .map(|i| Completion::new(ids(2 * i + 1, p_len, vocab), ids(2 * i + 2, c_len, vocab)))
         .collect();
     let mut step_times = Vec::new();
     for step in 0..=steps {
@@ -102,7 +102,8 @@ fn main() -> Result<()> {
     let step_s = step_times.iter().sum::<f64>() / step_times.len() as f64;
     let train_tokens = 2 * batch * (p_len + c_len);
 
-    let prompts: Vec<Vec<i64>> = items.iter().map(|(p, _)| p[..p_len.min(64)].to_vec()).collect();
+    let prompts: Vec<Vec<i64>> =
+        items.iter().map(|x| x.prompt_ids[..p_len.min(64)].to_vec()).collect();
     let opts = DecodeOptions {
         max_new_tokens: new_tokens,
         temperature: 0.8,

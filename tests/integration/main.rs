@@ -10,6 +10,7 @@ mod model_errors;
 mod model_generation;
 mod model_lora;
 mod model_parity;
+mod model_scoring;
 mod model_support;
 mod model_template;
 mod model_variants;

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use advgame_host::model::CausalLm;
+use advgame_host::model::{CausalLm, Completion};
 use tch::{Device, Kind, Tensor};
 
 use crate::model_support::{fixture, token_ids};
 
 /// Gradients of a weighted sum of completion log-probs, by parameter name.
-fn grads(lm: &CausalLm, items: &[(Vec<i64>, Vec<i64>)]) -> BTreeMap<String, Tensor> {
+fn grads(lm: &CausalLm, items: &[Completion]) -> BTreeMap<String, Tensor> {
     for (_, mut t) in lm.var_store().variables() {
         t.zero_grad();
     }
@@ -35,9 +35,9 @@ fn checkpointed_gradients_equal_plain_gradients() {
         let vocab = lm.spec().vocab_size;
         // Different prompt and completion lengths: left and right padding in one batch.
         let items = vec![
-            (token_ids(1, 7, vocab), token_ids(2, 5, vocab)),
-            (token_ids(3, 3, vocab), token_ids(4, 9, vocab)),
-            (token_ids(5, 12, vocab), token_ids(6, 2, vocab)),
+            Completion::new(token_ids(1, 7, vocab), token_ids(2, 5, vocab)),
+            Completion::new(token_ids(3, 3, vocab), token_ids(4, 9, vocab)),
+            Completion::new(token_ids(5, 12, vocab), token_ids(6, 2, vocab)),
         ];
         let plain = grads(&lm, &items);
         lm.set_gradient_checkpointing(true);

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use advgame_host::llm::{ChatRequest, Generator, SamplingParams};
-use advgame_host::model::{CausalLm, ChatModel, LoadError};
+use advgame_host::model::{CausalLm, ChatModel, Completion, LoadError};
 use tch::{Device, Kind};
 
 use crate::model_support::{clone_dir, fixture, tokenizer_dir};
@@ -154,7 +154,7 @@ fn chat_template_syntax_error_is_reported() {
         SamplingParams { max_new_tokens: 3, temperature: 0.0, ..SamplingParams::default() };
     let rows = model.generate_ids(&[model.encode("hello").unwrap()], &params, true).unwrap();
     assert!(!rows[0].tokens.is_empty());
-    let _ = model.sequence_logprobs(&[(vec![1, 2], vec![3])]).unwrap();
+    let _ = model.sequence_logprobs(&[Completion::new(vec![1, 2], vec![3])]).unwrap();
     // ... and only chat rendering fails, with the compiler's error.
     let err = format!("{:#}", model.generate(&[ChatRequest::user("hi")], &params).unwrap_err());
     assert!(err.contains("chat_template.jinja: chat template does not compile"), "{err}");
@@ -201,6 +201,9 @@ fn bad_sampling_parameters_are_reported() {
 #[test]
 fn out_of_vocabulary_ids_are_reported() {
     let lm = CausalLm::load(&fixture("tiny-llama"), Device::Cpu, Kind::Float).unwrap();
-    let err = format!("{:#}", lm.sequence_logprobs(&[(vec![1, 2], vec![49152])]).unwrap_err());
+    let err = format!(
+        "{:#}",
+        lm.sequence_logprobs(&[Completion::new(vec![1, 2], vec![49152])]).unwrap_err()
+    );
     assert!(err.contains("token id 49152 is outside the vocabulary (size 49152)"), "{err}");
 }

@@ -1,7 +1,7 @@
 //! Generation behaviour beyond greedy parity: seeded sampling, stop strings, prefill.
 
 use advgame_host::llm::{ChatRequest, FinishReason, Generator, SamplingParams};
-use advgame_host::model::ChatModel;
+use advgame_host::model::{ChatModel, Completion};
 use tch::{Device, Kind};
 
 use crate::model_support::fixture;
@@ -91,7 +91,7 @@ fn bf16_weights_run_the_same_code_path_as_cuda() {
         SamplingParams { max_new_tokens: 6, temperature: 0.7, ..SamplingParams::default() };
     let out = bf16_model.generate(&requests(), &params).unwrap();
     assert!(out.iter().all(|g| g.logprobs.iter().all(|l| l.is_finite() && *l <= 0.0)));
-    let lp = bf16_model.sequence_logprobs(&[(vec![1, 2, 3], vec![4, 5])]).unwrap();
+    let lp = bf16_model.sequence_logprobs(&[Completion::new(vec![1, 2, 3], vec![4, 5])]).unwrap();
     assert_eq!(lp.kind(), Kind::Float);
 }
 

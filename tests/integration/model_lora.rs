@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use advgame_host::model::lora::{LoraAdapter, LoraConfig, Target};
-use advgame_host::model::{CausalLm, ChatModel};
+use advgame_host::model::{CausalLm, ChatModel, Completion};
 use tch::{Device, Kind, Tensor};
 
 use crate::model_support::{fixture, reference_logits, repo_root, token_ids};
@@ -194,7 +194,7 @@ fn gradients_reach_only_the_adapter_and_views_share_the_base() {
     assert!(vars.keys().all(|k| k.contains(".lora_A.") || k.contains(".lora_B.")));
     // A fresh adapter (B = 0) is the base model.
     let vocab = spec.vocab_size;
-    let items = vec![(token_ids(1, 6, vocab), token_ids(2, 4, vocab))];
+    let items = vec![Completion::new(token_ids(1, 6, vocab), token_ids(2, 4, vocab))];
     let sum = |m: &ChatModel| m.sequence_logprobs(&items).unwrap();
     let (a, r) = (sum(&attacker), tch::no_grad(|| sum(&reference)));
     assert!((a.double_value(&[0]) - r.double_value(&[0])).abs() < 1e-6);

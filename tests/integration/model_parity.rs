@@ -2,7 +2,7 @@
 //! greedy generation.
 
 use advgame_host::llm::{ChatRequest, FinishReason, Generator, SamplingParams};
-use advgame_host::model::{CausalLm, ChatModel};
+use advgame_host::model::{CausalLm, ChatModel, Completion};
 use tch::{Device, Kind, Tensor};
 
 use crate::model_support::{fixture, reference_json, reference_logits, smollm2, token_ids};
@@ -82,18 +82,20 @@ fn logprob_sums_match_transformers_and_have_gradients() {
     let dir = fixture("tiny-qwen2");
     let model = ChatModel::load(&dir, Device::Cpu, Kind::Float).unwrap();
     let vocab = model.lm().spec().vocab_size;
-    let items: Vec<(Vec<i64>, Vec<i64>)> = vec![
-        (token_ids(10, 7, vocab), token_ids(11, 5, vocab)),
-        (token_ids(12, 3, vocab), token_ids(13, 9, vocab)),
-        (token_ids(14, 11, vocab), token_ids(15, 1, vocab)),
+    let items = vec![
+        Completion::new(token_ids(10, 7, vocab), token_ids(11, 5, vocab)),
+        Completion::new(token_ids(12, 3, vocab), token_ids(13, 9, vocab)),
+        Completion::new(token_ids(14, 11, vocab), token_ids(15, 1, vocab)),
     ];
     let sums = model.sequence_logprobs(&items).unwrap();
     assert_eq!(sums.size(), vec![3]);
     let per_token = model.token_logprobs(&items).unwrap();
     assert_eq!(per_token.mask.sum(Kind::Float).double_value(&[]), 15.0);
     let work = tempfile::tempdir().unwrap();
+    // The reference script reads `[prompt_ids, completion_ids]` pairs.
+    let pairs: Vec<_> = items.iter().map(|x| (&x.prompt_ids, &x.completion_ids)).collect();
     let theirs =
-        reference_json(work.path(), "logprobs", &dir, &serde_json::to_value(&items).unwrap(), &[]);
+        reference_json(work.path(), "logprobs", &dir, &serde_json::to_value(&pairs).unwrap(), &[]);
     for (i, item) in theirs.as_array().unwrap().iter().enumerate() {
         let want = item["sum"].as_f64().unwrap();
         let got = sums.double_value(&[i as i64]);

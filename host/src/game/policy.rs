@@ -2,6 +2,27 @@
 //! exact prompt tokens of a request, differentiable per-token log-probs of completions, its
 //! weights, a deep copy, and saving in Hugging Face layout. The model engine's
 //! [`crate::model::ChatModel`] implements it; the loop never sees the engine's internals.
+//!
+//! # Padding and alignment contract of [`Policy::token_logprobs`]
+//!
+//! A batch of `B` [`Completion`]s of different lengths comes back as two `[B, C]` f32
+//! tensors, `C` the longest completion (in tokens) of the batch:
+//! - **Rows** follow the input order: row `b` is `items[b]`.
+//! - **Columns are completion-aligned**: column `j` is completion token `j` (the log-prob of
+//!   `completion_ids[j]` given the prompt and `completion_ids[..j]`), whatever the prompt's
+//!   length. Prompts never appear in the output; how an engine pads them inside its forward
+//!   pass (the model engine left-pads them, attention-masked, positions counted from the
+//!   first real token) is invisible.
+//! - **Right padding**: a row shorter than `C` is padded on the right; its padding entries in
+//!   `logprobs` are exactly `0.0`.
+//! - **The mask** is `1.0` at `[b, j]` when `j < items[b].completion_ids.len()` (a real token)
+//!   and `0.0` otherwise, so `(logprobs * mask).sum(1)` and `logprobs.sum(1)` are both the
+//!   sequence log-prob, and `mask.sum(1)` is each completion's length.
+//! - **Rows are independent**: a row's values equal those of the same completion scored
+//!   alone (up to floating-point reduction order), so micro-batching never changes a loss.
+//! - An empty batch or one whose completions are all empty gives `[B, 0]` tensors.
+//!
+//! `tests/integration/model_scoring.rs` checks this contract on the tiny fixture models.
 
 use std::path::Path;
 
@@ -11,7 +32,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::llm::{ChatRequest, Generator};
-use crate::model::{LoraAdapter, LoraConfig};
+use crate::model::{Completion, LoraAdapter, LoraConfig, TokenLogprobs};
 
 /// A trainable chat policy.
 pub trait Policy: Generator + Sized {
@@ -22,10 +43,17 @@ pub trait Policy: Generator + Sized {
     /// context the sampled completion tokens followed.
     fn prompt_ids(&self, request: &ChatRequest) -> anyhow::Result<Vec<i64>>;
 
-    /// Per-token log-probs `[B, C]` of each completion given its prompt, and a 0/1 float mask
-    /// `[B, C]` of real tokens. Differentiable unless called under `tch::no_grad`.
-    fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> anyhow::Result<(Tensor, Tensor)>;
+    /// Per-token log-probs `[B, C]` (f32) of each completion given its prompt, and a 0/1 f32
+    /// mask `[B, C]` of real tokens, laid out as the
+    /// [module's contract](crate::game::policy#padding-and-alignment-contract-of-policytoken_logprobs)
+    /// says: rows in input order, columns completion-aligned, right-padded with `0.0`.
+    /// Differentiable unless called under `tch::no_grad`.
+    ///
+    /// # Errors
+    /// An empty prompt or a token id outside the vocabulary (engines say which item).
+    fn token_logprobs(&self, items: &[Completion]) -> anyhow::Result<TokenLogprobs>;
 
+    /// The trainable weights (the optimiser's parameters, the EMA's source).
     fn var_store(&self) -> &VarStore;
 
     /// Backpropagates `loss` (a scalar built from [`Policy::token_logprobs`] outputs) into
@@ -43,6 +71,7 @@ pub trait Policy: Generator + Sized {
     /// A deep copy sharing no tensor storage.
     fn try_clone(&self) -> anyhow::Result<Self>;
 
+    /// Saves the weights in Hugging Face layout (an adapter player: its adapter, PEFT layout).
     fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()>;
 
     /// A LoRA player on this model's (now frozen) base: a fresh adapter initialised as PEFT
@@ -86,9 +115,8 @@ impl Policy for crate::model::ChatModel {
         self.encode(&self.render_prompt(request)?)
     }
 
-    fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> anyhow::Result<(Tensor, Tensor)> {
-        let t = crate::model::ChatModel::token_logprobs(self, items)?;
-        Ok((t.logprobs, t.mask))
+    fn token_logprobs(&self, items: &[Completion]) -> anyhow::Result<TokenLogprobs> {
+        crate::model::ChatModel::token_logprobs(self, items)
     }
 
     fn var_store(&self) -> &VarStore {

@@ -17,6 +17,7 @@ use crate::judging::{
     ScoredPair, Seed,
 };
 use crate::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
+use crate::model::{Completion, TokenLogprobs};
 
 /// A policy over a fixed menu of answers: token id k+1 means "answer k"; the answer does
 /// not depend on the prompt. `menu.txt` (one answer per line) and `model.safetensors` (the
@@ -105,11 +106,12 @@ impl Policy for MenuPolicy {
         Ok(vec![0])
     }
 
-    fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> anyhow::Result<(Tensor, Tensor)> {
+    fn token_logprobs(&self, items: &[Completion]) -> anyhow::Result<TokenLogprobs> {
         let logp = self.logits.log_softmax(0, Kind::Float);
-        let ids: Vec<i64> = items.iter().map(|(_, c)| c[0] - 1).collect();
+        let ids: Vec<i64> = items.iter().map(|x| x.completion_ids[0] - 1).collect();
         let picked = logp.index_select(0, &Tensor::from_slice(&ids)).view([items.len() as i64, 1]);
-        Ok((picked, Tensor::ones([items.len() as i64, 1], (Kind::Float, Device::Cpu))))
+        let mask = Tensor::ones([items.len() as i64, 1], (Kind::Float, Device::Cpu));
+        Ok(TokenLogprobs { logprobs: picked, mask })
     }
 
     fn var_store(&self) -> &VarStore {

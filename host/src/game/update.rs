@@ -16,6 +16,7 @@ use crate::game::policy::Policy;
 use crate::game::rng::{PURPOSE_UPDATE, derive_seed};
 use crate::game::rollout::{Group, Member};
 use crate::judging::Category;
+use crate::model::{Completion, TokenLogprobs};
 
 /// A DPO/IPO training pair: a prompt and two of its completions, the judge's preferred one
 /// first.
@@ -234,16 +235,16 @@ fn preference_backward<P: Policy>(
     for chunk in pairs.chunks(micro) {
         let k = chunk.len();
         // Chosen completions first, then the rejected ones: rows i and k + i are a pair.
-        let items: Vec<(Vec<i64>, Vec<i64>)> = chunk
+        let items: Vec<Completion> = chunk
             .iter()
-            .map(|p| (p.prompt.clone(), p.chosen.clone()))
-            .chain(chunk.iter().map(|p| (p.prompt.clone(), p.rejected.clone())))
+            .map(|p| Completion::new(p.prompt.clone(), p.chosen.clone()))
+            .chain(chunk.iter().map(|p| Completion::new(p.prompt.clone(), p.rejected.clone())))
             .collect();
-        let (lp, mask) = player.current.token_logprobs(&items)?;
-        let policy = sequence_sums(&lp, &mask);
+        let t = player.current.token_logprobs(&items)?;
+        let policy = sequence_sums(&t.logprobs, &t.mask);
         let reference = tch::no_grad(|| -> anyhow::Result<Tensor> {
-            let (lp, mask) = player.reference().token_logprobs(&items)?;
-            Ok(sequence_sums(&lp, &mask))
+            let t = player.reference().token_logprobs(&items)?;
+            Ok(sequence_sums(&t.logprobs, &t.mask))
         })?;
         let (pc, pr) = (policy.narrow(0, 0, k as i64), policy.narrow(0, k as i64, k as i64));
         let (rc, rr) = (reference.narrow(0, 0, k as i64), reference.narrow(0, k as i64, k as i64));
@@ -297,9 +298,11 @@ fn grpo_backward<P: Policy>(
     let device = player.current.var_store().device();
     for (ci, chunk) in samples.chunks(micro).enumerate() {
         let k = chunk.len();
-        let items: Vec<(Vec<i64>, Vec<i64>)> =
-            chunk.iter().map(|s| (s.prompt.clone(), s.member.token_ids.clone())).collect();
-        let (lp, mask) = player.current.token_logprobs(&items)?;
+        let items: Vec<Completion> = chunk
+            .iter()
+            .map(|s| Completion::new(s.prompt.clone(), s.member.token_ids.clone()))
+            .collect();
+        let TokenLogprobs { logprobs: lp, mask } = player.current.token_logprobs(&items)?;
         let c = lp.size()[1];
         let mut sampler = vec![0f32; k * c as usize];
         for (r, s) in chunk.iter().enumerate() {
@@ -310,7 +313,7 @@ fn grpo_backward<P: Policy>(
         let sampler = Tensor::from_slice(&sampler).view([k as i64, c]).to_device(device);
         let reference = tch::no_grad(|| -> anyhow::Result<Tensor> {
             let init = player.initial.as_ref().expect("GRPO keeps the initial model");
-            Ok(init.token_logprobs(&items)?.0)
+            Ok(init.token_logprobs(&items)?.logprobs)
         })?;
         let advantages = Tensor::from_slice(&adv[ci * micro..ci * micro + k]).to_device(device);
         let x = GrpoInputs {

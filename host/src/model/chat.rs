@@ -11,7 +11,7 @@ use crate::llm::{ChatRequest, Generation, Generator, SamplingParams};
 use crate::model::causal_lm::CausalLm;
 use crate::model::error::{FieldError, LoadError};
 use crate::model::generate::{DecodeOptions, DecodedRow, decode};
-use crate::model::scoring::TokenLogprobs;
+use crate::model::scoring::{Completion, TokenLogprobs};
 use crate::model::template::{ChatTemplate, Message};
 
 /// Tokenizer-side files copied next to a saved checkpoint when present.
@@ -227,12 +227,12 @@ impl ChatModel {
     }
 
     /// Per-token completion log-probs (see [`CausalLm::token_logprobs`]).
-    pub fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> Result<TokenLogprobs> {
+    pub fn token_logprobs(&self, items: &[Completion]) -> Result<TokenLogprobs> {
         self.lm.token_logprobs(items)
     }
 
     /// Summed completion log-probs `[B]`, differentiable.
-    pub fn sequence_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> Result<Tensor> {
+    pub fn sequence_logprobs(&self, items: &[Completion]) -> Result<Tensor> {
         self.lm.sequence_logprobs(items)
     }
 

@@ -37,5 +37,5 @@ pub use chat::ChatModel;
 pub use config::ModelConfig;
 pub use error::{FieldError, LoadError};
 pub use lora::{LoraAdapter, LoraConfig};
-pub use scoring::TokenLogprobs;
+pub use scoring::{Completion, TokenLogprobs};
 pub use template::{ChatTemplate, Message};

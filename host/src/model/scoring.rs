@@ -11,20 +11,43 @@ use tch::{Kind, Tensor};
 
 use crate::model::causal_lm::CausalLm;
 
+/// One completion to score: the token ids of its full prompt (chat template, generation
+/// prompt, prefill) and the token ids sampled after it. Both are ids in the model's vocabulary;
+/// the prompt must not be empty (the first completion token needs a context), the completion
+/// may be (its row is then all padding).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// Token ids of the prompt, in order.
+    pub prompt_ids: Vec<i64>,
+    /// Token ids of the completion that followed the prompt, in order.
+    pub completion_ids: Vec<i64>,
+}
+
+impl Completion {
+    /// A completion of `prompt_ids` by `completion_ids`.
+    pub fn new(prompt_ids: Vec<i64>, completion_ids: Vec<i64>) -> Self {
+        Self { prompt_ids, completion_ids }
+    }
+}
+
 /// Per-token log-probs `[B, C]` of the completion tokens and a 0/1 `mask` `[B, C]` (f32) that
 /// marks real (non-padding) completion positions. Padding entries of `logprobs` are 0.
 #[derive(Debug)]
 pub struct TokenLogprobs {
+    /// Log-prob (natural log, f32) of completion token `j` of item `b` at `[b, j]`; 0 on padding.
     pub logprobs: Tensor,
+    /// 1.0 where `[b, j]` is a real completion token (`j < completion_ids.len()`), else 0.0.
     pub mask: Tensor,
 }
 
 impl CausalLm {
     /// Log-prob of each completion token given its prompt and the completion tokens before it.
     /// Runs with gradients unless the caller wraps it in `tch::no_grad`.
-    pub fn token_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> Result<TokenLogprobs> {
+    pub fn token_logprobs(&self, items: &[Completion]) -> Result<TokenLogprobs> {
         let vocab = self.spec().vocab_size;
-        for (i, (prompt, completion)) in items.iter().enumerate() {
+        for (i, Completion { prompt_ids: prompt, completion_ids: completion }) in
+            items.iter().enumerate()
+        {
             if prompt.is_empty() {
                 bail!("item {i}: the prompt is empty (the first completion token needs a context)");
             }
@@ -34,8 +57,8 @@ impl CausalLm {
         }
         let device = self.device();
         let b = items.len();
-        let p = items.iter().map(|(q, _)| q.len()).max().unwrap_or(0);
-        let c = items.iter().map(|(_, a)| a.len()).max().unwrap_or(0);
+        let p = items.iter().map(|x| x.prompt_ids.len()).max().unwrap_or(0);
+        let c = items.iter().map(|x| x.completion_ids.len()).max().unwrap_or(0);
         let (b64, c64) = (b as i64, c as i64);
         if b == 0 || c == 0 {
             let zeros = Tensor::zeros([b64, c64], (Kind::Float, device));
@@ -46,7 +69,9 @@ impl CausalLm {
         let mut mask = vec![0i64; b * width];
         let mut targets = vec![0i64; b * c];
         let mut target_mask = vec![0f32; b * c];
-        for (r, (prompt, completion)) in items.iter().enumerate() {
+        for (r, Completion { prompt_ids: prompt, completion_ids: completion }) in
+            items.iter().enumerate()
+        {
             let row = r * width;
             let start = row + p - prompt.len();
             ids[start..row + p].copy_from_slice(prompt);
@@ -68,7 +93,7 @@ impl CausalLm {
     }
 
     /// Sum of completion-token log-probs per item, shape `[B]`, differentiable.
-    pub fn sequence_logprobs(&self, items: &[(Vec<i64>, Vec<i64>)]) -> Result<Tensor> {
+    pub fn sequence_logprobs(&self, items: &[Completion]) -> Result<Tensor> {
         let t = self.token_logprobs(items)?;
         Ok(t.logprobs.sum_dim_intlist(1, false, Kind::Float))
     }
