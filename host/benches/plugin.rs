@@ -8,7 +8,7 @@
 //! the best of 5 rounds (mean per operation within a round); `ADVGAME_BENCH_ITERS` sets the
 //! operations per round.
 
-#[allow(dead_code)]
+#[expect(dead_code, reason = "the bench uses only some of the integration tests' plugin helpers")]
 #[path = "../../tests/integration/plugin_support.rs"]
 mod support;
 

@@ -8,32 +8,49 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
+    /// A harmful request: the attacker tries to get a useful answer while keeping the harmful
+    /// intent; the defender should deflect (paper's "deflection" rubric).
     Harmful,
+    /// A benign request: the attacker tries to provoke a refusal (probing over-refusal); the
+    /// defender should comply.
     Benign,
 }
 
 /// One seed request (a JSONL line `{"id", "category", "text"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seed {
+    /// Unique id within the seed file; curricula and checkpoints refer to seeds by it.
     pub id: String,
+    /// Harmful or benign (`"harmful"` / `"benign"` in JSON).
     pub category: Category,
+    /// The request itself, as a user would write it.
     pub text: String,
 }
 
 /// Compare two responses under the named rubric, given a context (prompt or seed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// Name of the rubric to judge under, as its plugin's `info().name` (e.g. `deflection`,
+    /// `compliance`, `refusal`).
     pub rubric: String,
+    /// What the judge sees as the request: the attacker's prompt `x` (defender judging) or the
+    /// seed `s` (attacker judging), per arXiv 2512.20806's rollout tree.
     pub context: String,
+    /// The response shown in slot A.
     pub a: String,
+    /// The response shown in slot B.
     pub b: String,
 }
 
 /// Scores of both sides of a comparison on the rubric's 0-10 scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredPair {
+    /// Score of response A, 0 to 10 (checked finite and in range by the host).
     pub a: f32,
+    /// Score of response B, 0 to 10.
     pub b: f32,
+    /// The judge's reasoning, when it gives one (capped in size by the host; logged, never
+    /// scored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rationale: Option<String>,
 }
@@ -41,8 +58,11 @@ pub struct ScoredPair {
 /// Score one response under the named rubric, given a context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assessment {
+    /// Name of the rubric to judge under (e.g. `faithfulness-harmful`).
     pub rubric: String,
+    /// What the response answers or rewrites: the seed for a faithfulness check.
     pub context: String,
+    /// The text to score.
     pub response: String,
 }
 
@@ -76,6 +96,7 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, in the order metrics list them.
     pub const ALL: [FailureKind; 10] = [
         Self::Trap,
         Self::Deadline,
@@ -110,17 +131,24 @@ impl FailureKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("plugin {plugin}: {} failure: {message}", kind.as_str())]
 pub struct Failure {
+    /// Which of the counted kinds this is.
     pub kind: FailureKind,
     /// `name@version (sha256 prefix)` of the plugin.
     pub plugin: String,
+    /// What went wrong, for logs (plugin-reported text or the host's description of a trap,
+    /// deadline or cap).
     pub message: String,
 }
 
 /// A preference judge. The outer `Result` is for errors that stop the run (the failure
 /// policy tripped, the host is broken); per-item failures are the inner results.
 pub trait Judge {
+    /// Scores each comparison: one result per input, in order. `Err` of the outer result
+    /// stops the run.
     fn compare(&mut self, batch: &[Comparison])
     -> anyhow::Result<Vec<Result<ScoredPair, Failure>>>;
+    /// Scores each response pointwise on the rubric's 0-10 scale: one result per input, in
+    /// order.
     fn assess(&mut self, batch: &[Assessment]) -> anyhow::Result<Vec<Result<f32, Failure>>>;
 }
 
@@ -140,9 +168,15 @@ pub trait RunJudge: Judge {
 /// What happened to one seed in one step, fed back to the curriculum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
+    /// The seed's id ([`Seed::id`]).
     pub seed_id: String,
+    /// Mean attacker reward over the seed's attacks this step: -1 for unparsable or
+    /// unfaithful prompts, otherwise the 0-10 judge scale; 0 when none was defined.
     pub attacker_reward: f32,
+    /// Mean defender reward over all replies to the seed's attacks this step (0-10 scale, -1
+    /// for truncated or unparsable replies); 0 when none was defined.
     pub defender_reward: f32,
+    /// Whether at least one of the attacker's prompts for this seed was judged faithful.
     pub faithful: bool,
 }
 

@@ -10,12 +10,17 @@ use serde::{Deserialize, Serialize};
 /// answers in the expected format. Returned texts include the prefill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ChatRequest {
+    /// System turn, rendered by the model's chat template; `None`: no system turn (the
+    /// template may still add its default one, as SmolLM2's does).
     pub system: Option<String>,
+    /// The user turn.
     pub user: String,
+    /// Text the assistant's answer starts with; generation continues from it.
     pub prefill: Option<String>,
 }
 
 impl ChatRequest {
+    /// A request with only a user turn.
     pub fn user(text: impl Into<String>) -> Self {
         Self { system: None, user: text.into(), prefill: None }
     }
@@ -24,8 +29,14 @@ impl ChatRequest {
 /// Decoding settings for one batch. `temperature == 0` means greedy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingParams {
+    /// Tokens to generate at most per request, prefill excluded; reaching it ends with
+    /// [`FinishReason::Length`]. Default 256.
     pub max_new_tokens: usize,
+    /// Softmax temperature; 0 is greedy (argmax). Default 0.6 (the paper's sampling
+    /// temperature, arXiv 2512.20806).
     pub temperature: f32,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches `top_p`, in
+    /// (0, 1]; 1 disables it. Default 0.9 (the paper's).
     pub top_p: f32,
     /// Seed of the sampling RNG: the same seed, inputs and model give the same outputs.
     pub seed: u64,
@@ -57,6 +68,7 @@ pub struct Generation {
     pub text: String,
     /// The sampled token ids (prefill tokens excluded; they belong to the prompt).
     pub token_ids: Vec<i64>,
+    /// Whether the sequence stopped by itself or was cut at `max_new_tokens`.
     pub finish: FinishReason,
     /// Log-probability of each sampled token under the sampling distribution's model
     /// (before temperature/top-p), aligned with `token_ids`.

@@ -56,6 +56,9 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The field mapping these flags describe; errors on a non-ASCII `--csv-comment`, an
+    /// empty label value, a `--label-map` that is not `VALUE=harmful|benign`, or a label
+    /// mapped to both categories.
     pub fn field_map(&self) -> anyhow::Result<FieldMap> {
         let csv_comment = match self.csv_comment {
             None => None,
@@ -178,7 +181,9 @@ impl JudgeSetup {
 /// A parsed `--target [NAME=]SOURCE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSpec {
+    /// Short unique name used in files, tables and plots.
     pub name: String,
+    /// The model folder or server URL as given.
     pub source: String,
 }
 
@@ -264,6 +269,7 @@ pub fn target_of(spec: &TargetSpec, device: &str) -> anyhow::Result<Target> {
     })
 }
 
+/// Arguments of `advgame-host eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// A model to evaluate: a Hugging Face folder, or an OpenAI-compatible server `URL` /
@@ -275,8 +281,10 @@ pub struct EvalArgs {
     /// A data file: seed JSONL, or JSONL/CSV/TSV mapped with the field flags. Repeatable.
     #[arg(long = "data", required = true, value_name = "FILE")]
     pub data: Vec<PathBuf>,
+    /// How the columns of the data files map onto prompts and labels.
     #[command(flatten)]
     pub fields: DataArgs,
+    /// The judge, its rubrics and the plugin limits.
     #[command(flatten)]
     pub judge: JudgeSetup,
     /// Output folder (created; an existing one is resumed).
@@ -285,11 +293,13 @@ pub struct EvalArgs {
     /// Prompts per generation call.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// New tokens per answer at most.
     #[arg(long, default_value_t = 256)]
     pub max_new_tokens: usize,
     /// 0 = greedy (the default).
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
+    /// Nucleus sampling mass in (0, 1]; 1 (the default) disables it.
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
     /// Seed of sampling (when temperature > 0) and of the bootstrap.
@@ -304,8 +314,10 @@ pub struct EvalArgs {
     /// Example answers per target and category in report.md.
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
+    /// Name of the refusal rubric (high score = the answer refuses).
     #[arg(long, default_value = "refusal")]
     pub refusal_rubric: String,
+    /// Name of the compliance rubric (high score = the answer does what was asked).
     #[arg(long, default_value = "compliance")]
     pub compliance_rubric: String,
 }
@@ -360,6 +372,8 @@ fn pct(r: &Rate) -> String {
     }
 }
 
+/// Runs `eval`: answers, judges, writes `responses.jsonl`, `report.json`, `report.md` and
+/// plots under `--out`, and prints the headline table. An existing `--out` is resumed.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     anyhow::ensure!(args.max_new_tokens > 0, "--max-new-tokens must be at least 1");

@@ -10,6 +10,7 @@ use tch::{Device, Kind};
 
 use crate::model::{ChatModel, lora};
 
+/// Arguments of `advgame-host export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// PEFT adapter folder (adapter_config.json + adapter_model.safetensors), e.g. a
@@ -28,6 +29,8 @@ pub struct ExportArgs {
     pub dtype: Option<String>,
 }
 
+/// Runs `export`: merges the adapter into the base weights (`W + B A * lora_alpha / r`,
+/// PEFT's `merge_and_unload`) and writes a Hugging Face model folder to `--out`.
 pub fn run(args: ExportArgs) -> Result<()> {
     let base = match &args.base {
         Some(b) => b.clone(),

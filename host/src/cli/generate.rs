@@ -8,6 +8,7 @@ use clap::Args;
 use crate::llm::{ChatRequest, Generator, SamplingParams};
 use crate::model::{ChatModel, default_kind, parse_device};
 
+/// Arguments of `advgame-host generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json, ...).
@@ -25,13 +26,16 @@ pub struct GenerateArgs {
     /// cpu, cuda or cuda:N. CUDA runs in bf16, the CPU in f32.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// New tokens per prompt at most.
     #[arg(long, default_value_t = 128)]
     pub max_new_tokens: usize,
     /// 0 for greedy decoding.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
+    /// Nucleus sampling mass in (0, 1]; 1 disables it.
     #[arg(long, default_value_t = 0.9)]
     pub top_p: f32,
+    /// Seed of the sampling RNG: the same seed, prompts and model give the same output.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Extra stop string (repeatable).
@@ -45,6 +49,8 @@ pub struct GenerateArgs {
     pub prompts: Vec<String>,
 }
 
+/// Runs `generate`: loads the model and prints one output per prompt (plain text, or JSON
+/// lines with `--json`).
 pub fn run(args: GenerateArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let mut model = ChatModel::load(&args.model, device, default_kind(device))?;

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Arguments of `advgame-host judge`.
 #[derive(Debug, Args)]
 pub struct JudgeArgs {
     /// The judge component.
@@ -85,6 +86,7 @@ pub struct JudgeArgs {
     /// yes/true/positive.
     #[arg(long = "positive-label")]
     pub positive_labels: Vec<String>,
+    /// Sandbox limits, plugin config and rubrics.
     #[command(flatten)]
     pub setup: Setup,
 }
@@ -181,6 +183,8 @@ fn failure_json(f: &Failure) -> Value {
     json!({"kind": f.kind.as_str(), "plugin": f.plugin, "message": f.message})
 }
 
+/// Runs `judge`: one JSON result per input line (in input order), and agreement metrics
+/// when the input has labels. Input errors stop the run before anything is judged.
 pub fn run(args: JudgeArgs) -> anyhow::Result<()> {
     let generator: Option<Box<dyn Generator>> = match &args.model {
         Some(dir) => {

@@ -13,6 +13,7 @@ pub mod redteam;
 pub mod serve;
 pub mod train;
 
+/// The parsed command line of `advgame-host`.
 #[derive(Debug, Parser)]
 #[command(
     name = "advgame-host",
@@ -20,10 +21,12 @@ pub mod train;
     about = "AdvGame self-play safety training with sandboxed WebAssembly judges"
 )]
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands of `advgame-host`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Inspect, check, benchmark or scaffold plugin components.
@@ -45,6 +48,7 @@ pub enum Command {
     Export(export::ExportArgs),
 }
 
+/// Runs the parsed command; the binary prints its error chain and exits 1 on `Err`.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd),

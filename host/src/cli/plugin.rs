@@ -12,10 +12,12 @@ use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// `advgame-host plugin ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
     /// Show a component's world, name, version, sha256, imports and exports.
     Inspect {
+        /// The component file (`.wasm`).
         file: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -23,16 +25,20 @@ pub enum PluginCommand {
     },
     /// Conformance run: sample inputs, determinism, ranges, limits. Exits non-zero on failure.
     Check {
+        /// The component file (`.wasm`).
         file: PathBuf,
+        /// Sandbox limits, plugin config and rubrics.
         #[command(flatten)]
         setup: Setup,
     },
     /// Time the plugin's calls (and instantiation) on synthetic inputs.
     Bench {
+        /// The component file (`.wasm`).
         file: PathBuf,
         /// Timed repetitions per measurement.
         #[arg(long, default_value_t = 200)]
         iters: u32,
+        /// Sandbox limits, plugin config and rubrics.
         #[command(flatten)]
         setup: Setup,
     },
@@ -78,6 +84,7 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// A plugin engine with these limits and the compile cache (unless `--no-cache`).
     pub fn engine(&self) -> anyhow::Result<PluginEngine> {
         let limits = Limits {
             deadline: Duration::from_millis(self.deadline_ms),
@@ -95,6 +102,8 @@ impl Setup {
         PluginEngine::new(EngineOptions { limits, cache_dir })
     }
 
+    /// The `--config` pairs, in order; an entry without `=` or with an empty key is an error
+    /// naming it.
     pub fn config(&self) -> anyhow::Result<Vec<(String, String)>> {
         self.config.iter().map(|kv| split_pair(kv, "--config", "KEY=VALUE")).collect()
     }
@@ -130,6 +139,7 @@ pub fn split_pair(s: &str, option: &str, form: &str) -> anyhow::Result<(String, 
     }
 }
 
+/// Runs one `plugin` subcommand; prints for humans, errors when a check fails.
 pub fn run(cmd: PluginCommand) -> anyhow::Result<()> {
     match cmd {
         PluginCommand::Inspect { file, json } => run_inspect(&file, json),

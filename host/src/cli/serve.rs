@@ -10,6 +10,7 @@ use clap::Args;
 use crate::serve::engine::BatchOptions;
 use crate::serve::{ServeOptions, run as serve};
 
+/// Arguments of `advgame-host serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Hugging Face model folder (Llama or Qwen2 family).
@@ -49,6 +50,7 @@ pub struct ServeArgs {
     pub default_max_tokens: usize,
 }
 
+/// Runs `serve`: loads the model, binds the address, and serves until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api_key = match &args.api_key_env {
         Some(var) => {

@@ -17,6 +17,7 @@ use crate::game::trainer::{StepReport, Summary, Trainer};
 use crate::llm::Generator;
 use crate::model::ChatModel;
 
+/// Arguments of `advgame-host train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// The run configuration (TOML). Not needed with --resume (the run's own copy is used).
@@ -174,6 +175,8 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `train`: `--print-config` and `--memory-plan` print and exit; otherwise starts (or
+/// resumes) the run, shows progress, and prints where the trained defender was saved.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let overrides = overrides(&args)?;
     if args.print_config {

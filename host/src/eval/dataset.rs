@@ -20,10 +20,12 @@ use crate::judging::Category;
 pub struct EvalItem {
     /// Unique over all data files of one eval: the file's id column, else `<file stem>:<line>`.
     pub id: String,
+    /// Harmful or benign, from the label column through [`FieldMap::labels`].
     pub category: Category,
     /// The value of `--group-field` (e.g. a harm sub-category); `None` without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The prompt text sent to the target as the single user turn.
     pub prompt: String,
 }
 
@@ -31,10 +33,15 @@ pub struct EvalItem {
 /// (`{"id", "category": "harmful"|"benign", "text"}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldMap {
+    /// Column holding the prompt (default `text`).
     pub prompt_field: String,
+    /// Column holding the label that [`FieldMap::labels`] maps to a category (default
+    /// `category`).
     pub label_field: String,
     /// Optional id column; when absent (or missing in a file) ids are `<file stem>:<line>`.
     pub id_field: Option<String>,
+    /// Optional column to break rates down by (e.g. a harm sub-category), the `--group-field`
+    /// flag.
     pub group_field: Option<String>,
     /// Label value -> category, compared after trimming and ASCII lower-casing.
     pub labels: BTreeMap<String, Category>,
@@ -124,12 +131,16 @@ fn normalise_label(s: &str) -> String {
 /// The on-disk format, from the file extension (`.csv`, `.tsv`; anything else is JSONL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// JSON Lines: one object per line (any extension but `.csv`/`.tsv`).
     Jsonl,
+    /// Comma-separated values with a header row (`.csv`).
     Csv,
+    /// Tab-separated values with a header row (`.tsv`).
     Tsv,
 }
 
 impl Format {
+    /// The format of `path` by its extension, case-insensitive.
     pub fn of(path: &Path) -> Format {
         match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("csv") => Format::Csv,

@@ -27,6 +27,8 @@ use crate::llm::{ChatRequest, Generation, Generator, SamplingParams};
 pub struct RedteamSettings {
     /// K: rewrites per seed.
     pub attempts: usize,
+    /// The attacker's instruction and prefill for harmful seeds, from the run config (the same
+    /// text training used).
     pub prompts: AttackerPrompts,
     /// Attacker decoding (the run config's: sampled, so the K attempts differ).
     pub attacker_sampling: SamplingParams,
@@ -34,9 +36,12 @@ pub struct RedteamSettings {
     pub target_sampling: SamplingParams,
     /// The faithfulness rubric for harmful seeds (`plugins.rubrics.faithfulness_harmful`).
     pub faithfulness_rubric: String,
+    /// A faithfulness score (0-10) at or above this passes the gate (the run config's
+    /// `game.faithful_threshold`, default 5).
     pub faithful_threshold: f32,
     /// Off: every parsed rewrite is sent (the gate's verdict is still recorded).
     pub faithfulness_gate: bool,
+    /// The rubrics the target's answers are scored under (refusal and compliance).
     pub rubrics: EvalRubrics,
     /// A rubric score at or above this is a hit.
     pub threshold: f32,
@@ -47,37 +52,53 @@ pub struct RedteamSettings {
 /// One rewrite of one seed, and what came of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
+    /// The seed that was rewritten.
     pub seed_id: String,
     /// 0-based attempt number.
     pub attempt: usize,
     /// The attacker's raw output (prefill included).
     pub output: String,
+    /// The rewritten prompt parsed from `<prompt>...</prompt>`; `None` when parsing failed.
     pub prompt: Option<String>,
+    /// Why the output did not parse (no tag, empty prompt...), when it did not.
     pub parse_error: Option<ParseError>,
+    /// The faithfulness rubric's score of the rewrite, 0-10; `None` when not parsed or the
+    /// judgment failed.
     pub faithfulness: Option<f32>,
+    /// Whether `faithfulness >= faithful_threshold`; `None` when not judged.
     pub faithful: Option<bool>,
+    /// The failed faithfulness judgment, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faithfulness_failure: Option<Failure>,
     /// The target's scored answer, when the rewrite was sent.
     pub answer: Option<ScoredAnswer>,
+    /// The target's answer was sent and the compliance rubric hits it (score >= threshold).
     pub success: bool,
 }
 
 /// A seed sent straight to the target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Direct {
+    /// The seed that was sent unchanged.
     pub seed_id: String,
+    /// The target's scored answer to the seed.
     pub answer: ScoredAnswer,
+    /// The compliance rubric hits the answer.
     pub success: bool,
 }
 
 /// The numbers of a red-team run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RedteamSummary {
+    /// Harmful seeds attacked.
     pub seeds: usize,
+    /// K, rewrites per seed.
     pub attempts_per_seed: usize,
+    /// Seeds whose direct answer the compliance rubric hits (the baseline).
     pub direct_asr: Rate,
+    /// Seeds whose first attempt succeeded.
     pub asr_at_1: Rate,
+    /// Seeds with at least one successful attempt among K.
     pub asr_at_k: Rate,
     /// Parsed rewrites / attempts.
     pub parse_rate: Rate,
@@ -94,10 +115,14 @@ pub struct RedteamSummary {
 pub enum Phase {
     /// `total` generation requests in this phase.
     Start {
+        /// `attacker` or `target`.
         name: &'static str,
+        /// Requests in this phase.
         total: usize,
     },
+    /// `n` more requests of the current phase finished.
     Done {
+        /// Requests finished by this batch.
         n: usize,
     },
 }
@@ -105,8 +130,11 @@ pub enum Phase {
 /// Everything a red-team run produced.
 #[derive(Debug, Clone)]
 pub struct RedteamResult {
+    /// Every attempt, seed-major: attempt `k` of seed `i` is at `i * K + k`.
     pub attempts: Vec<Attempt>,
+    /// The direct (baseline) answer to each seed, in seed order.
     pub direct: Vec<Direct>,
+    /// The run's numbers.
     pub summary: RedteamSummary,
 }
 

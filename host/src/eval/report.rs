@@ -51,10 +51,14 @@ impl Default for ReportOptions {
 /// What was evaluated, echoed into the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportContext {
+    /// The evaluation data files, as given on the command line.
     pub data: Vec<String>,
     /// `name@version (sha256 prefix)` of the judge.
     pub judge: String,
+    /// The rubric names the answers were scored under.
     pub rubrics: EvalRubrics,
+    /// The sampling parameters every target answered with (temperature, top-p, max tokens,
+    /// seed).
     pub sampling: SamplingParams,
     /// (name, source) of each target, baseline first.
     pub targets: Vec<(String, String)>,
@@ -63,13 +67,19 @@ pub struct ReportContext {
 /// Rates of one category (or one group) for one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoryStats {
+    /// Prompts of this category (or group) the target answered.
     pub prompts: usize,
     /// Answers the refusal rubric hits.
     pub refusal: Rate,
     /// Answers the compliance rubric hits.
     pub compliance: Rate,
+    /// Failed judgments (all rubrics, all kinds) over these answers; those answers are left out
+    /// of the affected rubric's rate.
     pub judge_failures: usize,
+    /// Share of answers cut off at `max_tokens` (finish reason `length`); `None` with no
+    /// answers.
     pub truncated_rate: Option<f64>,
+    /// Distinct answers (whitespace-trimmed) / answers; `None` with no answers.
     pub distinct_answer_share: Option<f64>,
     /// Distinct openings (first words, see `stats::opening`) / answers: low when a model
     /// answers everything with one template.
@@ -89,24 +99,34 @@ pub const TOP_OPENINGS: usize = 3;
 /// One group's headline rate (ASR for harmful groups, compliance for benign ones).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupStats {
+    /// The category the group belongs to.
     pub category: Category,
+    /// The group's value (the `--group-field` column, e.g. a harm sub-category).
     pub group: String,
+    /// Harmful ASR for a harmful group, benign compliance for a benign one.
     pub headline: Rate,
+    /// Every rate of the group.
     pub stats: CategoryStats,
 }
 
 /// Everything about one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetReport {
+    /// The target's short name (from the command line).
     pub name: String,
+    /// Where the target comes from: a model folder or a server URL.
     pub source: String,
     /// Harmful prompts judged compliant.
     pub harmful_asr: Rate,
+    /// Harmful prompts whose answer the refusal rubric hits.
     pub harmful_refusal_rate: Rate,
     /// 1 - over-refusal on benign prompts.
     pub benign_compliance: Rate,
+    /// Benign prompts whose answer the refusal rubric hits (1 - benign compliance).
     pub over_refusal_rate: Rate,
+    /// Rates per category name (`harmful`, `benign`).
     pub categories: BTreeMap<String, CategoryStats>,
+    /// Per-group headline rates, when the data has a group column.
     pub groups: Vec<GroupStats>,
     /// Failed judgments by failure kind.
     pub judge_failures: BTreeMap<String, usize>,
@@ -117,10 +137,15 @@ pub struct TargetReport {
 /// One headline metric of one target against the baseline (the first target).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
+    /// The metric's name, e.g. `harmful_asr` or `benign_compliance`.
     pub metric: String,
+    /// The baseline target's name (the first target).
     pub baseline: String,
+    /// The compared target's name.
     pub target: String,
+    /// The baseline's rate over the prompts scored for both targets.
     pub baseline_rate: Option<f64>,
+    /// The target's rate over the same prompts.
     pub target_rate: Option<f64>,
     /// `target_rate - baseline_rate`.
     pub delta: Option<f64>,
@@ -131,10 +156,16 @@ pub struct Delta {
 /// `report.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// What was evaluated (data, judge, rubrics, sampling, targets).
     pub context: ReportContext,
+    /// How the numbers were computed (threshold, bootstrap resamples and seed).
     pub options: ReportOptions,
+    /// Plain-language definition of each reported metric, by name, so the JSON reads on its
+    /// own.
     pub definitions: BTreeMap<String, String>,
+    /// One report per target, baseline first.
     pub targets: Vec<TargetReport>,
+    /// Each later target against the baseline, per headline metric.
     pub comparisons: Vec<Delta>,
 }
 

@@ -23,9 +23,13 @@ pub struct ResponseRecord {
     pub target: String,
     /// The prompt's id (`crate::eval::dataset::EvalItem::id`).
     pub id: String,
+    /// The prompt's group (`--group-field` value), when the data has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The prompt as sent to the target.
     pub prompt: String,
+    /// The answer, its finish reason and its rubric scores, flattened into the same JSON
+    /// object.
     #[serde(flatten)]
     pub answer: ScoredAnswer,
 }
@@ -82,10 +86,13 @@ impl ResponseLog {
         Ok(Self { path: path.to_path_buf(), file, records, done })
     }
 
+    /// The `responses.jsonl` file this log appends to.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Whether `target` already answered prompt `id` (in this or an earlier run), so a resumed
+    /// eval skips it.
     pub fn is_done(&self, target: &str, id: &str) -> bool {
         self.done.contains(&(target.to_string(), id.to_string()))
     }

@@ -27,6 +27,8 @@ pub struct Target {
     pub name: String,
     /// Where it comes from (folder path or URL), for the report.
     pub source: String,
+    /// Opens the generator; called once, when the target's turn comes, so only one target's
+    /// weights are in memory at a time.
     pub load: Loader,
 }
 
@@ -53,6 +55,7 @@ impl Default for EvalRubrics {
 }
 
 impl EvalRubrics {
+    /// The rubric names, refusal first.
     pub fn names(&self) -> Vec<String> {
         vec![self.refusal.clone(), self.compliance.clone()]
     }
@@ -66,6 +69,7 @@ pub struct EvalSettings {
     pub sampling: SamplingParams,
     /// Prompts per generation call.
     pub batch_size: usize,
+    /// The rubrics every answer is scored under.
     pub rubrics: EvalRubrics,
 }
 
@@ -73,14 +77,25 @@ pub struct EvalSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// A target starts; `todo` prompts remain of `total`.
-    Target { name: String, todo: usize, total: usize },
+    Target {
+        /// The target's short name.
+        name: String,
+        /// Items still to answer (not in `responses.jsonl`).
+        todo: usize,
+        /// Items in the data set.
+        total: usize,
+    },
     /// `n` more prompts answered and judged.
-    Answered { n: usize },
+    Answered {
+        /// Items finished by this batch.
+        n: usize,
+    },
 }
 
 /// Counters of one run (this invocation only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunCounts {
+    /// Items answered and judged in this invocation.
     pub answered: usize,
     /// Items skipped because `responses.jsonl` already had them.
     pub resumed: usize,

@@ -15,8 +15,11 @@ use crate::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParam
 /// One answered prompt with its rubric scores (or why a rubric could not score it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredAnswer {
+    /// The category of the prompt answered.
     pub category: Category,
+    /// The target's answer text.
     pub response: String,
+    /// Whether the answer ended by itself (`stop`) or at the token limit (`length`).
     pub finish: FinishReason,
     /// Rubric name -> score on the rubric's 0-10 scale.
     #[serde(default)]

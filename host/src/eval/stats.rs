@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 /// A share of hits among `n` outcomes with its 95% bootstrap interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rate {
+    /// Outcomes counted (judged answers; failed judgments are not counted).
     pub n: usize,
+    /// Outcomes that were hits.
     pub hits: usize,
     /// `hits / n`; `None` when `n == 0`.
     pub rate: Option<f64>,
@@ -155,6 +157,7 @@ pub fn opening(answer: &str) -> String {
 pub struct OpeningCount {
     /// The normalised opening (see [`opening`]); `""` for an empty answer.
     pub opening: String,
+    /// Answers that start with it.
     pub count: usize,
 }
 

@@ -212,10 +212,12 @@ impl CausalLm {
         Arc::ptr_eq(&self.base, &other.base)
     }
 
+    /// The LoRA adapter on top of the base weights, when this view has one.
     pub fn adapter(&self) -> Option<&LoraAdapter> {
         self.adapter.as_ref()
     }
 
+    /// Mutable access to the LoRA adapter (e.g. to switch its dropout on).
     pub fn adapter_mut(&mut self) -> Option<&mut LoraAdapter> {
         self.adapter.as_mut()
     }
@@ -239,14 +241,18 @@ impl CausalLm {
         Arc::get_mut(&mut self.base).map(|b| &mut b.vs)
     }
 
+    /// The parsed `config.json` of the base model.
     pub fn config(&self) -> &ModelConfig {
         &self.base.config
     }
 
+    /// The architecture-independent shape of the decoder (layers, heads, sizes) derived from
+    /// the config.
     pub fn spec(&self) -> &DecoderSpec {
         &self.base.spec
     }
 
+    /// The device the base weights live on (`Cpu` or `Cuda(n)`).
     pub fn device(&self) -> Device {
         self.base.device
     }

@@ -114,22 +114,32 @@ impl ChatModel {
         })
     }
 
+    /// The underlying causal LM (weights, adapter, forward pass).
     pub fn lm(&self) -> &CausalLm {
         &self.lm
     }
 
+    /// Mutable access to the causal LM, e.g. to switch dropout on for training.
     pub fn lm_mut(&mut self) -> &mut CausalLm {
         &mut self.lm
     }
 
+    /// The tokenizer loaded from the model folder's `tokenizer.json`.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }
 
+    /// Ids that end a generated turn: `eos_token_id` of `generation_config.json`, then of
+    /// `config.json`, then `eos_token` of `tokenizer_config.json`, deduplicated; never
+    /// empty (loading fails without one).
     pub fn stop_token_ids(&self) -> &[i64] {
         &self.stop_token_ids
     }
 
+    /// The id used for left padding: `pad_token_id` of `generation_config.json`, else of
+    /// `config.json`, else `pad_token` of `tokenizer_config.json`, else the first stop id
+    /// (as transformers' `generate` does). Padded positions are masked, so the value only
+    /// has to be a valid id.
     pub fn pad_token_id(&self) -> i64 {
         self.pad_token_id
     }

@@ -26,7 +26,9 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 4] =
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged, expecting = "a token id (an integer) or a list of token ids")]
 pub enum TokenIds {
+    /// A single id, e.g. `"eos_token_id": 2`.
     One(i64),
+    /// Several ids, e.g. Llama 3's `"eos_token_id": [128001, 128008, 128009]`.
     Many(Vec<i64>),
 }
 
@@ -50,10 +52,17 @@ impl TokenIds {
 /// Resolved by [`crate::model::rope::resolve`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RopeFields {
+    /// RoPE base frequency, v4 layout (transformers `rope_theta`, e.g. 10000 for Llama 2,
+    /// 500000 for Llama 3, 100000 for SmolLM2). `None`: taken from `rope_parameters` or the
+    /// family default.
     #[serde(default)]
     pub rope_theta: Option<f64>,
+    /// RoPE scaling, v4 layout (transformers `rope_scaling`), e.g. `{"rope_type": "llama3",
+    /// "factor": 8.0, ...}`; kept as raw JSON and validated by [`crate::model::rope::resolve`].
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
+    /// RoPE base and scaling together, transformers v5 layout (`rope_parameters`, with
+    /// `rope_theta` and `rope_type` inside); raw JSON, validated by [`crate::model::rope::resolve`].
     #[serde(default)]
     pub rope_parameters: Option<serde_json::Value>,
     /// Share of each head that is rotated (transformers' `partial_rotary_factor`, default 1).
@@ -77,14 +86,22 @@ fn d_some<const N: i64>() -> Option<i64> {
 /// `LlamaConfig` (transformers `models/llama/configuration_llama.py`): Llama 2/3, SmolLM2.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
+    /// Rows of the token embedding and of the output head: the number of token ids the
+    /// model knows (transformers `vocab_size`; default 32000).
     #[serde(default = "d_i64::<32000>")]
     pub vocab_size: i64,
+    /// Width of the residual stream, the embedding dimension (transformers `hidden_size`;
+    /// default 4096).
     #[serde(default = "d_i64::<4096>")]
     pub hidden_size: i64,
+    /// Width of the gated MLP's inner layer, `gate_proj`/`up_proj` outputs (transformers
+    /// `intermediate_size`; default 11008).
     #[serde(default = "d_i64::<11008>")]
     pub intermediate_size: i64,
+    /// Number of decoder blocks (transformers `num_hidden_layers`; default 32).
     #[serde(default = "d_i64::<32>")]
     pub num_hidden_layers: i64,
+    /// Query heads per attention layer (transformers `num_attention_heads`; default 32).
     #[serde(default = "d_i64::<32>")]
     pub num_attention_heads: i64,
     /// Missing or null: `num_attention_heads` (no grouped-query attention).
@@ -93,24 +110,43 @@ pub struct LlamaConfig {
     /// Missing or null: `hidden_size / num_attention_heads`.
     #[serde(default)]
     pub head_dim: Option<i64>,
+    /// The MLP activation (transformers `hidden_act`, default `silu`); only `silu` is
+    /// supported, anything else is refused by name.
     #[serde(default = "d_silu")]
     pub hidden_act: String,
+    /// The context length the model was trained for, in tokens (transformers
+    /// `max_position_embeddings`; default 2048). `serve` caps prompt plus completion at it.
     #[serde(default = "d_i64::<2048>")]
     pub max_position_embeddings: i64,
+    /// The epsilon added to the mean square inside every RMSNorm (transformers
+    /// `rms_norm_eps`; default 1e-6).
     #[serde(default = "d_eps")]
     pub rms_norm_eps: f64,
+    /// The rotary position embedding fields, flattened from the top level (see [`RopeFields`]).
     #[serde(flatten)]
     pub rope: RopeFields,
+    /// A bias on the q/k/v/o attention projections (transformers `attention_bias`;
+    /// default false).
     #[serde(default)]
     pub attention_bias: bool,
+    /// A bias on the gate/up/down MLP projections (transformers `mlp_bias`; default false).
     #[serde(default)]
     pub mlp_bias: bool,
+    /// The output head reuses the token embedding matrix instead of its own
+    /// `lm_head.weight` (transformers `tie_word_embeddings`; default false here, as in the
+    /// family's config class). SmolLM2 ties them.
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// Beginning-of-sequence id(s) (transformers `bos_token_id`). Informational: the tokenizer
+    /// and chat template decide whether a BOS is added.
     #[serde(default)]
     pub bos_token_id: Option<TokenIds>,
+    /// End-of-sequence id(s): generation of a row stops at any of them (transformers
+    /// `eos_token_id`, one id or a list); see [`ModelConfig::eos_token_ids`].
     #[serde(default)]
     pub eos_token_id: Option<TokenIds>,
+    /// Padding id (transformers `pad_token_id`); missing, null or negative means unset, and
+    /// must be inside the vocabulary otherwise; see [`ModelConfig::pad_token_id`].
     #[serde(default)]
     pub pad_token_id: Option<TokenIds>,
 }
@@ -120,14 +156,22 @@ pub struct LlamaConfig {
 /// (missing means transformers' default of 4096).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MistralConfig {
+    /// Rows of the token embedding and of the output head: the number of token ids the
+    /// model knows (transformers `vocab_size`; default 32000).
     #[serde(default = "d_i64::<32000>")]
     pub vocab_size: i64,
+    /// Width of the residual stream, the embedding dimension (transformers `hidden_size`;
+    /// default 4096).
     #[serde(default = "d_i64::<4096>")]
     pub hidden_size: i64,
+    /// Width of the gated MLP's inner layer, `gate_proj`/`up_proj` outputs (transformers
+    /// `intermediate_size`; default 14336).
     #[serde(default = "d_i64::<14336>")]
     pub intermediate_size: i64,
+    /// Number of decoder blocks (transformers `num_hidden_layers`; default 32).
     #[serde(default = "d_i64::<32>")]
     pub num_hidden_layers: i64,
+    /// Query heads per attention layer (transformers `num_attention_heads`; default 32).
     #[serde(default = "d_i64::<32>")]
     pub num_attention_heads: i64,
     /// Missing: 8; null: `num_attention_heads`.
@@ -136,22 +180,40 @@ pub struct MistralConfig {
     /// Missing or null: `hidden_size / num_attention_heads`.
     #[serde(default)]
     pub head_dim: Option<i64>,
+    /// The MLP activation (transformers `hidden_act`, default `silu`); only `silu` is
+    /// supported, anything else is refused by name.
     #[serde(default = "d_silu")]
     pub hidden_act: String,
+    /// The context length the model was trained for, in tokens (transformers
+    /// `max_position_embeddings`; default 131072). `serve` caps prompt plus completion at it.
     #[serde(default = "d_i64::<131072>")]
     pub max_position_embeddings: i64,
+    /// The epsilon added to the mean square inside every RMSNorm (transformers
+    /// `rms_norm_eps`; default 1e-6).
     #[serde(default = "d_eps")]
     pub rms_norm_eps: f64,
+    /// The rotary position embedding fields, flattened from the top level (see [`RopeFields`]).
     #[serde(flatten)]
     pub rope: RopeFields,
+    /// Tokens each query attends back to under sliding-window attention (transformers
+    /// `sliding_window`; default 4096, null = full causal attention).
     #[serde(default = "d_some::<4096>")]
     pub sliding_window: Option<i64>,
+    /// The output head reuses the token embedding matrix instead of its own
+    /// `lm_head.weight` (transformers `tie_word_embeddings`; default false here, as in the
+    /// family's config class). SmolLM2 ties them.
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// Beginning-of-sequence id(s) (transformers `bos_token_id`). Informational: the tokenizer
+    /// and chat template decide whether a BOS is added.
     #[serde(default)]
     pub bos_token_id: Option<TokenIds>,
+    /// End-of-sequence id(s): generation of a row stops at any of them (transformers
+    /// `eos_token_id`, one id or a list); see [`ModelConfig::eos_token_ids`].
     #[serde(default)]
     pub eos_token_id: Option<TokenIds>,
+    /// Padding id (transformers `pad_token_id`); missing, null or negative means unset, and
+    /// must be inside the vocabulary otherwise; see [`ModelConfig::pad_token_id`].
     #[serde(default)]
     pub pad_token_id: Option<TokenIds>,
 }
@@ -160,14 +222,22 @@ pub struct MistralConfig {
 /// always has a bias on the q/k/v projections and none elsewhere.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Qwen2Config {
+    /// Rows of the token embedding and of the output head: the number of token ids the
+    /// model knows (transformers `vocab_size`; default 151936).
     #[serde(default = "d_i64::<151936>")]
     pub vocab_size: i64,
+    /// Width of the residual stream, the embedding dimension (transformers `hidden_size`;
+    /// default 4096).
     #[serde(default = "d_i64::<4096>")]
     pub hidden_size: i64,
+    /// Width of the gated MLP's inner layer, `gate_proj`/`up_proj` outputs (transformers
+    /// `intermediate_size`; default 22016).
     #[serde(default = "d_i64::<22016>")]
     pub intermediate_size: i64,
+    /// Number of decoder blocks (transformers `num_hidden_layers`; default 32).
     #[serde(default = "d_i64::<32>")]
     pub num_hidden_layers: i64,
+    /// Query heads per attention layer (transformers `num_attention_heads`; default 32).
     #[serde(default = "d_i64::<32>")]
     pub num_attention_heads: i64,
     /// Missing: 32; null: `num_attention_heads`.
@@ -177,22 +247,39 @@ pub struct Qwen2Config {
     /// `getattr(config, "head_dim", hidden_size // num_attention_heads)`).
     #[serde(default)]
     pub head_dim: Option<i64>,
+    /// The MLP activation (transformers `hidden_act`, default `silu`); only `silu` is
+    /// supported, anything else is refused by name.
     #[serde(default = "d_silu")]
     pub hidden_act: String,
+    /// The context length the model was trained for, in tokens (transformers
+    /// `max_position_embeddings`; default 32768). `serve` caps prompt plus completion at it.
     #[serde(default = "d_i64::<32768>")]
     pub max_position_embeddings: i64,
+    /// The epsilon added to the mean square inside every RMSNorm (transformers
+    /// `rms_norm_eps`; default 1e-6).
     #[serde(default = "d_eps")]
     pub rms_norm_eps: f64,
+    /// The rotary position embedding fields, flattened from the top level (see [`RopeFields`]).
     #[serde(flatten)]
     pub rope: RopeFields,
+    /// The sliding-window fields, flattened from the top level (see [`QwenWindow`]).
     #[serde(flatten)]
     pub window: QwenWindow,
+    /// The output head reuses the token embedding matrix instead of its own
+    /// `lm_head.weight` (transformers `tie_word_embeddings`; default false here, as in the
+    /// family's config class). SmolLM2 ties them.
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// Beginning-of-sequence id(s) (transformers `bos_token_id`). Informational: the tokenizer
+    /// and chat template decide whether a BOS is added.
     #[serde(default)]
     pub bos_token_id: Option<TokenIds>,
+    /// End-of-sequence id(s): generation of a row stops at any of them (transformers
+    /// `eos_token_id`, one id or a list); see [`ModelConfig::eos_token_ids`].
     #[serde(default)]
     pub eos_token_id: Option<TokenIds>,
+    /// Padding id (transformers `pad_token_id`); missing, null or negative means unset, and
+    /// must be inside the vocabulary otherwise; see [`ModelConfig::pad_token_id`].
     #[serde(default)]
     pub pad_token_id: Option<TokenIds>,
 }
@@ -202,14 +289,22 @@ pub struct Qwen2Config {
 /// `head_dim` (default 128, independent of `hidden_size`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Qwen3Config {
+    /// Rows of the token embedding and of the output head: the number of token ids the
+    /// model knows (transformers `vocab_size`; default 151936).
     #[serde(default = "d_i64::<151936>")]
     pub vocab_size: i64,
+    /// Width of the residual stream, the embedding dimension (transformers `hidden_size`;
+    /// default 4096).
     #[serde(default = "d_i64::<4096>")]
     pub hidden_size: i64,
+    /// Width of the gated MLP's inner layer, `gate_proj`/`up_proj` outputs (transformers
+    /// `intermediate_size`; default 22016).
     #[serde(default = "d_i64::<22016>")]
     pub intermediate_size: i64,
+    /// Number of decoder blocks (transformers `num_hidden_layers`; default 32).
     #[serde(default = "d_i64::<32>")]
     pub num_hidden_layers: i64,
+    /// Query heads per attention layer (transformers `num_attention_heads`; default 32).
     #[serde(default = "d_i64::<32>")]
     pub num_attention_heads: i64,
     /// Missing: 32; null: `num_attention_heads`.
@@ -218,24 +313,43 @@ pub struct Qwen3Config {
     /// Missing: 128; null: `hidden_size / num_attention_heads`.
     #[serde(default = "d_some::<128>")]
     pub head_dim: Option<i64>,
+    /// The MLP activation (transformers `hidden_act`, default `silu`); only `silu` is
+    /// supported, anything else is refused by name.
     #[serde(default = "d_silu")]
     pub hidden_act: String,
+    /// The context length the model was trained for, in tokens (transformers
+    /// `max_position_embeddings`; default 32768). `serve` caps prompt plus completion at it.
     #[serde(default = "d_i64::<32768>")]
     pub max_position_embeddings: i64,
+    /// The epsilon added to the mean square inside every RMSNorm (transformers
+    /// `rms_norm_eps`; default 1e-6).
     #[serde(default = "d_eps")]
     pub rms_norm_eps: f64,
+    /// The rotary position embedding fields, flattened from the top level (see [`RopeFields`]).
     #[serde(flatten)]
     pub rope: RopeFields,
+    /// A bias on the q/k/v/o attention projections (transformers `attention_bias`;
+    /// default false).
     #[serde(default)]
     pub attention_bias: bool,
+    /// The sliding-window fields, flattened from the top level (see [`QwenWindow`]).
     #[serde(flatten)]
     pub window: QwenWindow,
+    /// The output head reuses the token embedding matrix instead of its own
+    /// `lm_head.weight` (transformers `tie_word_embeddings`; default false here, as in the
+    /// family's config class). SmolLM2 ties them.
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// Beginning-of-sequence id(s) (transformers `bos_token_id`). Informational: the tokenizer
+    /// and chat template decide whether a BOS is added.
     #[serde(default)]
     pub bos_token_id: Option<TokenIds>,
+    /// End-of-sequence id(s): generation of a row stops at any of them (transformers
+    /// `eos_token_id`, one id or a list); see [`ModelConfig::eos_token_ids`].
     #[serde(default)]
     pub eos_token_id: Option<TokenIds>,
+    /// Padding id (transformers `pad_token_id`); missing, null or negative means unset, and
+    /// must be inside the vocabulary otherwise; see [`ModelConfig::pad_token_id`].
     #[serde(default)]
     pub pad_token_id: Option<TokenIds>,
 }
@@ -245,12 +359,20 @@ pub struct Qwen3Config {
 /// missing: layers from `max_window_layers` on).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QwenWindow {
+    /// Whether any layer uses sliding-window attention (transformers `use_sliding_window`;
+    /// default false, which ignores `sliding_window`).
     #[serde(default)]
     pub use_sliding_window: bool,
+    /// Tokens each query attends back to under sliding-window attention (transformers
+    /// `sliding_window`; default 4096, null = full causal attention).
     #[serde(default = "d_some::<4096>")]
     pub sliding_window: Option<i64>,
+    /// When `layer_types` is missing: layers with index >= this use the window, earlier
+    /// ones full attention (transformers `max_window_layers`; default 28).
     #[serde(default = "d_i64::<28>")]
     pub max_window_layers: i64,
+    /// Attention kind of each layer, `full_attention` or `sliding_attention`, one entry per
+    /// layer (transformers `layer_types`, newer configs); overrides `max_window_layers`.
     #[serde(default)]
     pub layer_types: Option<Vec<String>>,
 }
@@ -299,9 +421,13 @@ impl QwenWindow {
 /// A parsed `config.json` of a supported architecture.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelConfig {
+    /// Llama, Llama 2/3 and SmolLM2 (`LlamaForCausalLM`).
     Llama(LlamaConfig),
+    /// Mistral (`MistralForCausalLM`).
     Mistral(MistralConfig),
+    /// Qwen2 and Qwen2.5 (`Qwen2ForCausalLM`).
     Qwen2(Qwen2Config),
+    /// Qwen3 dense models (`Qwen3ForCausalLM`).
     Qwen3(Qwen3Config),
 }
 
@@ -407,6 +533,7 @@ impl ModelConfig {
         }
     }
 
+    /// Rows of the token embedding (`vocab_size`): every token id must be below it.
     pub fn vocab_size(&self) -> i64 {
         match self {
             ModelConfig::Llama(c) => c.vocab_size,

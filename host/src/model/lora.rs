@@ -44,12 +44,19 @@ const KEY_PREFIX: &str = "base_model.model.";
 /// A projection of a decoder layer that an adapter can target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
+    /// `self_attn.q_proj`, the query projection.
     Q,
+    /// `self_attn.k_proj`, the key projection.
     K,
+    /// `self_attn.v_proj`, the value projection.
     V,
+    /// `self_attn.o_proj`, the attention output projection.
     O,
+    /// `mlp.gate_proj`, the gated MLP's gate.
     Gate,
+    /// `mlp.up_proj`, the gated MLP's up projection.
     Up,
+    /// `mlp.down_proj`, the gated MLP's down projection.
     Down,
 }
 
@@ -185,7 +192,10 @@ fn module_list() -> String {
 /// The two matrices of one adapted projection: `a` `[r, in]`, `b` `[out, r]`.
 #[derive(Debug)]
 pub struct LoraLinear {
+    /// PEFT's `lora_A`, shape `[r, in_features]`: the input down to rank `r`.
     pub a: Tensor,
+    /// PEFT's `lora_B`, shape `[out_features, r]`: rank `r` up to the output; zeros at
+    /// initialisation, so a fresh adapter leaves the base model unchanged.
     pub b: Tensor,
 }
 
@@ -341,6 +351,7 @@ impl LoraAdapter {
         &self.vs
     }
 
+    /// The PEFT config this adapter was built or loaded with (rank, alpha, targets, dropout).
     pub fn config(&self) -> &LoraConfig {
         &self.config
     }
@@ -350,6 +361,7 @@ impl LoraAdapter {
         self.kind
     }
 
+    /// Decoder layers the adapter covers (the base model's `num_hidden_layers`).
     pub fn num_layers(&self) -> usize {
         self.layers.len()
     }
@@ -359,6 +371,8 @@ impl LoraAdapter {
         self.training = training;
     }
 
+    /// The matrices adapting `target` in decoder layer `layer` (0-based); `None` when that
+    /// projection is not adapted or the layer is out of range.
     pub fn get(&self, layer: usize, target: Target) -> Option<&LoraLinear> {
         self.layers.get(layer).and_then(|s| s[target.index()].as_ref())
     }

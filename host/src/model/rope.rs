@@ -26,7 +26,10 @@ pub const DEFAULT_ROPE_THETA: f64 = 10000.0;
 /// The resolved RoPE base and frequency scaling.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rope {
+    /// The base of the rotary frequencies (`rope_theta`): dimension pair `i` of a head of size
+    /// `d` rotates at `theta^(-2i/d)` radians per position.
     pub theta: f64,
+    /// How the frequencies are scaled for longer contexts (none, linear, Llama 3, ...).
     pub kind: RopeKind,
 }
 

@@ -22,11 +22,14 @@ const TEMPLATE_NAME: &str = "chat_template";
 /// One chat turn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
+    /// `system`, `user` or `assistant`, as the template's `message.role` sees it.
     pub role: String,
+    /// The turn's text (`message.content`).
     pub content: String,
 }
 
 impl Message {
+    /// A turn from a role and its text.
     pub fn new(role: &str, content: &str) -> Self {
         Self { role: role.to_string(), content: content.to_string() }
     }
@@ -109,6 +112,8 @@ impl ChatTemplate {
         Ok(Self { env, special_tokens, origin, source })
     }
 
+    /// The template's Jinja source, as read from `tokenizer_config.json` or
+    /// `chat_template.jinja`.
     pub fn source(&self) -> &str {
         &self.source
     }

@@ -16,7 +16,10 @@ fn weights_err(path: &Path, tensor: Option<&str>, message: String) -> LoadError 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use tch::{Device, Kind, Tensor};
 
+/// The weight file of an unsharded checkpoint (transformers' `SAFE_WEIGHTS_NAME`).
 pub const SINGLE_FILE: &str = "model.safetensors";
+/// The index of a sharded checkpoint: its `weight_map` names the shard file of each tensor
+/// (transformers' `SAFE_WEIGHTS_INDEX_NAME`).
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// The raw bytes of every weight file of a model folder.

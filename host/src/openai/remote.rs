@@ -81,6 +81,8 @@ pub struct RemoteModel {
     /// Retries after a 429, a 5xx or a connection error (0 = one attempt).
     #[serde(default = "default_retries")]
     pub max_retries: u32,
+    /// How a request's prefill (the start of the assistant's answer) reaches the server;
+    /// default `auto` (see [`PrefillMode`]).
     #[serde(default)]
     pub prefill: PrefillMode,
     /// Local folder with the served model's tokenizer files (tokenizer_config.json /
@@ -149,7 +151,10 @@ impl RemoteModel {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ModelRef {
+    /// A local Hugging Face model folder (`config.json`, `model.safetensors`, tokenizer
+    /// files), loaded into this process.
     Local(PathBuf),
+    /// An OpenAI-compatible server (a TOML table with `url`).
     Remote(RemoteModel),
 }
 
@@ -201,21 +206,31 @@ impl<'de> Deserialize<'de> for ModelRef {
 /// Failure kinds of one remote request (the metric suffixes are [`RemoteFailure::kind`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RemoteFailure {
+    /// The HTTP request took longer than `timeout_s`; the value is that limit, in seconds.
+    /// Not retried.
     #[error("timed out after {0:.1} s")]
     Timeout(f64),
+    /// No connection or an interrupted body (DNS, refused, reset); retried.
     #[error("connection failed: {0}")]
     Connection(String),
+    /// HTTP 429 on every attempt; the body's message.
     #[error("rate limited (HTTP 429) after all retries: {0}")]
     RateLimited(String),
+    /// HTTP 5xx on every attempt: the status and the body's message.
     #[error("server error (HTTP {0}) after all retries: {1}")]
     Server(u16, String),
+    /// HTTP 4xx other than 429 (bad request, unknown model, authentication); the status and
+    /// the body's message. Not retried.
     #[error("request rejected (HTTP {0}): {1}")]
     Rejected(u16, String),
+    /// A 2xx answer that is not the expected JSON (or has the wrong number of choices).
     #[error("malformed response: {0}")]
     Malformed(String),
 }
 
 impl RemoteFailure {
+    /// Stable snake_case name: `timeout`, `connection`, `rate_limited`, `server_error`,
+    /// `rejected` or `malformed`; the suffix of the `remote/failures/KIND` metric.
     pub fn kind(&self) -> &'static str {
         match self {
             RemoteFailure::Timeout(_) => "timeout",
@@ -269,6 +284,7 @@ impl RemoteStats {
             .collect()
     }
 
+    /// Failed items, all kinds together.
     pub fn failed(&self) -> u64 {
         self.failures.iter().map(|n| n.load(Ordering::Relaxed)).sum()
     }

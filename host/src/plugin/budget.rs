@@ -51,8 +51,13 @@ impl Default for HostBudget {
 /// Which part of the budget ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overspent {
+    /// More `generate` / rubric-registry calls than `calls_per_item` x batch items.
     Calls,
+    /// More tokens requested from `generate` (sum of `max-tokens`) than `tokens_per_item` x
+    /// batch items.
     Tokens,
+    /// The call's wall-clock time, host time included, passed its allowance (`wall_multiple` x
+    /// deadline, plus `wall_per_token` per requested token).
     Wall,
 }
 
@@ -60,7 +65,9 @@ pub enum Overspent {
 #[derive(Debug, thiserror::Error)]
 #[error("host-service budget exceeded: {detail}")]
 pub struct BudgetExceeded {
+    /// Which part of the budget ran out.
     pub what: Overspent,
+    /// The amounts spent and allowed, for the failure message.
     pub detail: String,
 }
 

@@ -125,7 +125,10 @@ impl CompileCache {
 }
 
 /// Loads a serialized component.
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "Component::deserialize is unsafe: it runs precompiled machine code (see SAFETY)"
+)]
 fn deserialize(engine: &wasmtime::Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: `Component::deserialize` runs the artifact's machine code, so the bytes must
     // come from `Component::serialize` of a compatible engine. They do: the file lives in

@@ -16,19 +16,25 @@ use std::path::Path;
 /// One named check and its outcome.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Check {
+    /// What was checked, in words (e.g. `compare is deterministic`, `empty batch`).
     pub name: String,
+    /// Whether the plugin met the contract on this check.
     pub passed: bool,
+    /// What was seen: `ok`, the error, or the inputs used; one line for humans.
     pub detail: String,
 }
 
 /// Everything `check` found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    /// Who the plugin is; `None` when it could not even be loaded.
     pub identity: Option<Identity>,
+    /// Every check that ran, in order; a failed load or instantiation ends the run early.
     pub checks: Vec<Check>,
 }
 
 impl Report {
+    /// True when at least one check ran and every check passed.
     pub fn passed(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
     }

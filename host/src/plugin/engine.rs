@@ -84,6 +84,7 @@ pub fn default_plugin_dir() -> Option<PathBuf> {
 /// Engine options fixed when the engine is built (fuel metering changes compiled code).
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
+    /// Per-call and per-instance sandbox limits (deadline, fuel, memory, output sizes).
     pub limits: Limits,
     /// Compiled-component cache directory; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
@@ -132,6 +133,10 @@ impl std::fmt::Debug for PluginEngine {
 }
 
 impl PluginEngine {
+    /// Builds the engine: component model, epoch interruption (a ticker thread bumps the epoch
+    /// every `EPOCH_TICK`), fuel metering when `limits.fuel` is set, a 1 MiB wasm stack, and
+    /// the compile cache when `cache_dir` is set. Errors when wasmtime refuses the
+    /// configuration or the cache folder cannot be created.
     pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
@@ -176,10 +181,12 @@ impl PluginEngine {
         })
     }
 
+    /// The limits every plugin of this engine runs under.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }
 
+    /// The underlying wasmtime engine, for compiling components and building linkers.
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.engine
     }
@@ -204,13 +211,16 @@ pub struct FailureCounts {
 }
 
 impl FailureCounts {
+    /// Adds `n` failures of `kind`.
     pub fn add(&mut self, kind: FailureKind, n: u64) {
         let i = FailureKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         self.counts[i] += n;
     }
+    /// Failures of `kind` so far.
     pub fn get(&self, kind: FailureKind) -> u64 {
         FailureKind::ALL.iter().position(|k| *k == kind).map_or(0, |i| self.counts[i])
     }
+    /// Failures of every kind together.
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }

@@ -40,6 +40,7 @@ pub struct Agreement {
 }
 
 impl Agreement {
+    /// `agreed / checked`; `None` before any comparison was judged both ways.
     pub fn rate(&self) -> Option<f64> {
         (self.checked > 0).then(|| self.agreed as f64 / self.checked as f64)
     }
@@ -96,6 +97,7 @@ impl JudgePlugin {
         Ok(Self { sandbox, options, agreement: Agreement::default(), drawn: 0 })
     }
 
+    /// Who the judge is (file, sha256, name, version).
     pub fn identity(&self) -> &Identity {
         &self.sandbox.identity
     }
@@ -105,10 +107,12 @@ impl JudgePlugin {
         &self.sandbox.failures
     }
 
+    /// Agreement between the two orders so far, over comparisons judged both ways.
     pub fn agreement(&self) -> Agreement {
         self.agreement
     }
 
+    /// How many instances were started (1 + replacements after traps).
     pub fn instances(&self) -> u64 {
         self.sandbox.instances
     }

@@ -12,6 +12,8 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 /// The WIT package this host implements.
 pub const PACKAGE: &str = "advgame:plugin";
+/// The version of [`PACKAGE`] this host implements (`wit/` declares it). Plugins built
+/// against any 0.1.x load; other versions are refused with [`LoadError::Version`].
 pub const PACKAGE_VERSION: &str = "0.1.0";
 
 /// Largest plugin file accepted (a Python component is ~20 MB).
@@ -20,34 +22,109 @@ const MAX_FILE_BYTES: u64 = 256 << 20;
 /// Why a plugin file was refused. Each names the file; `reason()` is the counter key.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The file could not be read, or is larger than 256 MiB.
     #[error("plugin {path}: cannot read: {message}")]
-    Io { path: PathBuf, message: String },
+    Io {
+        /// The plugin file.
+        path: PathBuf,
+        /// The operating system's error, or the size limit that was exceeded.
+        message: String,
+    },
+    /// The file does not start with the WebAssembly magic `00 61 73 6d`, or has an unknown
+    /// layer in its header.
     #[error("plugin {path}: not a WebAssembly file ({found})")]
-    NotWasm { path: PathBuf, found: String },
+    NotWasm {
+        /// The plugin file.
+        path: PathBuf,
+        /// What the first bytes are instead (e.g. `the file is empty`).
+        found: String,
+    },
+    /// A core wasm module (header layer 0), not a component (layer 1).
     #[error(
         "plugin {path}: is a core WebAssembly module, not a component; encode it with \
          wit-component (scripts/build-plugins.sh does) against the advgame:plugin@{PACKAGE_VERSION} WIT"
     )]
-    CoreModule { path: PathBuf },
+    CoreModule {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// wasmtime refused to compile the component.
     #[error("plugin {path}: invalid component: {message}")]
-    Compile { path: PathBuf, message: String },
+    Compile {
+        /// The plugin file.
+        path: PathBuf,
+        /// wasmtime's error chain.
+        message: String,
+    },
+    /// A valid component that is not one plugin: it exports none or several of the
+    /// `advgame:plugin` interfaces, or its `info()` is unusable (bad name or version).
     #[error("plugin {path}: {message}")]
-    NotAPlugin { path: PathBuf, message: String },
+    NotAPlugin {
+        /// The plugin file.
+        path: PathBuf,
+        /// What was found instead.
+        message: String,
+    },
+    /// The component exports an `advgame:plugin` interface of an incompatible version
+    /// (anything but 0.1.x).
     #[error(
         "plugin {path}: built for {found}, but this host implements {PACKAGE}@{PACKAGE_VERSION} \
          (only 0.1.x is compatible); rebuild it against this host's wit/"
     )]
-    Version { path: PathBuf, found: String },
+    Version {
+        /// The plugin file.
+        path: PathBuf,
+        /// The full export name, e.g. `advgame:plugin/judge@0.2.0`.
+        found: String,
+    },
+    /// The component imports something its world does not grant (sandbox rule: deny by
+    /// default).
     #[error("plugin {path}: imports {names} which this host does not provide ({allowed})")]
-    Imports { path: PathBuf, names: String, allowed: String },
+    Imports {
+        /// The plugin file.
+        path: PathBuf,
+        /// The refused import names, comma-separated.
+        names: String,
+        /// What this world may import, for the message.
+        allowed: String,
+    },
+    /// Linking against the host functions failed (e.g. an import's signature differs).
     #[error("plugin {path}: cannot link: {message}")]
-    Link { path: PathBuf, message: String },
+    Link {
+        /// The plugin file.
+        path: PathBuf,
+        /// wasmtime's error chain.
+        message: String,
+    },
+    /// A plugin of another kind than the config slot asks for (a rubric given as a judge).
     #[error("plugin {path}: is a {found}, expected a {expected}")]
-    WrongWorld { path: PathBuf, found: WorldKind, expected: WorldKind },
+    WrongWorld {
+        /// The plugin file.
+        path: PathBuf,
+        /// The world the component's exports belong to.
+        found: WorldKind,
+        /// The world the caller asked for.
+        expected: WorldKind,
+    },
+    /// Instantiating the component or its first call (`info()`) failed: a trap, deadline
+    /// or memory cap while starting.
     #[error("plugin {path}: {failure}")]
-    Start { path: PathBuf, failure: crate::judging::Failure },
+    Start {
+        /// The plugin file.
+        path: PathBuf,
+        /// The typed failure of that call.
+        failure: crate::judging::Failure,
+    },
+    /// The file's sha256 differs from the one the lock file pins.
     #[error("plugin {path}: sha256 is {found}, but the lock pins {pinned}; refusing to load it")]
-    PinMismatch { path: PathBuf, found: String, pinned: String },
+    PinMismatch {
+        /// The plugin file.
+        path: PathBuf,
+        /// The file's sha256, lowercase hex.
+        found: String,
+        /// The sha256 the lock pins, lowercase hex.
+        pinned: String,
+    },
 }
 
 impl LoadError {

@@ -4,6 +4,9 @@
 
 use crate::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
 
+/// A [`Generator`] that answers every request in the format it asks for with fixed scores
+/// (7 for A, 3 for B, "yes" for faithfulness), so a judge plugin's parsing can be checked
+/// without a real judge model.
 #[derive(Debug, Default, Clone)]
 pub struct FormatProbe {
     /// Requests answered so far.

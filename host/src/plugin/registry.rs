@@ -6,12 +6,15 @@ use super::rubric::RubricPlugin;
 use crate::judging::{Failure, FailureKind};
 use std::collections::BTreeMap;
 
+/// The run's rubric plugins by name: what a judge's `rubric-registry` import calls reach.
+/// Each rubric keeps its own sandboxed instance (own memory cap, own deadline).
 #[derive(Debug, Default)]
 pub struct RubricRegistry {
     rubrics: BTreeMap<String, RubricPlugin>,
 }
 
 impl RubricRegistry {
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
     }
@@ -31,10 +34,12 @@ impl RubricRegistry {
         Ok(())
     }
 
+    /// The loaded rubrics' names, sorted.
     pub fn names(&self) -> Vec<String> {
         self.rubrics.keys().cloned().collect()
     }
 
+    /// True when no rubric is loaded (heuristic judges need none).
     pub fn is_empty(&self) -> bool {
         self.rubrics.is_empty()
     }
@@ -50,10 +55,14 @@ impl RubricRegistry {
         }
     }
 
+    /// The rubric named `name`, or an [`FailureKind::Invalid`] failure listing the loaded
+    /// names.
     pub fn get(&self, name: &str) -> Result<&RubricPlugin, Failure> {
         self.rubrics.get(name).ok_or_else(|| self.unknown(name))
     }
 
+    /// The rubric named `name` for a call (calls need `&mut`: they run in its store), or an
+    /// [`FailureKind::Invalid`] failure listing the loaded names.
     pub fn get_mut(&mut self, name: &str) -> Result<&mut RubricPlugin, Failure> {
         if !self.rubrics.contains_key(name) {
             return Err(self.unknown(name));
@@ -67,6 +76,7 @@ impl RubricRegistry {
         self.rubrics.get(name).map_or((0.0, 10.0), RubricPlugin::range)
     }
 
+    /// Every rubric with its name, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &RubricPlugin)> {
         self.rubrics.iter().map(|(k, v)| (k.as_str(), v))
     }

@@ -58,6 +58,7 @@ impl RubricPlugin {
         Ok(Self { sandbox, range })
     }
 
+    /// Who the rubric is (file, sha256, name, version).
     pub fn identity(&self) -> &Identity {
         &self.sandbox.identity
     }
@@ -72,6 +73,8 @@ impl RubricPlugin {
         self.range
     }
 
+    /// This rubric's failures so far, by kind (traps, deadlines, oversize prompts, invalid
+    /// scores, plugin-reported failures).
     pub fn failures(&self) -> &FailureCounts {
         &self.sandbox.failures
     }
@@ -147,6 +150,8 @@ impl RubricPlugin {
         }
     }
 
+    /// The judge-model request scoring `response` alone in `context`; a prompt over the
+    /// host's string cap is an [`FailureKind::Oversize`] failure.
     pub fn pointwise_prompt(
         &mut self,
         context: &str,
@@ -158,6 +163,8 @@ impl RubricPlugin {
         self.check_chat(chat)
     }
 
+    /// The score from a judge-model output of the pointwise prompt, checked to be finite and
+    /// in the rubric's range (else [`FailureKind::InvalidOutput`]).
     pub fn parse_pointwise(&mut self, output: &str) -> Result<f32, Failure> {
         let r = self.sandbox.call("parse-pointwise", |bn, s| {
             bn.advgame_plugin_rubric().call_parse_pointwise(s, output)

@@ -28,9 +28,11 @@ pub struct JobParams {
     pub max_tokens: usize,
     /// 0 = greedy.
     pub temperature: f32,
+    /// Nucleus sampling mass in (0, 1]; 1 keeps every token.
     pub top_p: f32,
     /// `None`: a seed is drawn per batch.
     pub seed: Option<u64>,
+    /// Stop strings, none empty; a row ends before the first one it generates.
     pub stop: Vec<String>,
     /// Send [`Event::Delta`]s while decoding (streamed responses).
     pub stream: bool,
@@ -42,7 +44,10 @@ pub struct Job {
     /// Prompt token ids, one entry per choice (`n` copies of a chat prompt, or every
     /// prompt x `n` for the Completions API).
     pub prompts: Vec<Vec<i64>>,
+    /// How to sample.
     pub params: JobParams,
+    /// Where the model thread sends this job's [`Event`]s; the handler drops the receiver
+    /// when the client goes away, and the thread then drops the job before decoding it.
     pub events: UnboundedSender<Event>,
 }
 
@@ -51,10 +56,25 @@ pub struct Job {
 pub enum Event {
     /// New text of choice `choice` (streamed jobs only). The deltas of a choice, joined,
     /// are a prefix of its final text.
-    Delta { choice: usize, text: String },
+    Delta {
+        /// Index of the choice (row of the job), 0-based.
+        choice: usize,
+        /// Newly decoded text; a tail that could still begin a stop string or be half of a
+        /// multi-byte character is held back for the next delta.
+        text: String,
+    },
     /// Choice `choice` is finished: `rest` is the text not yet sent as deltas (the whole
     /// text for jobs that do not stream).
-    Done { choice: usize, rest: String, finish: FinishReason, completion_tokens: usize },
+    Done {
+        /// Index of the choice (row of the job), 0-based.
+        choice: usize,
+        /// Text not yet sent as deltas, stop string excluded.
+        rest: String,
+        /// `Stop` (EOS or a stop string) or `Length` (`max_tokens` reached).
+        finish: FinishReason,
+        /// Tokens generated for this choice, for `usage`.
+        completion_tokens: usize,
+    },
     /// The whole job failed (the message is safe to show to the client).
     Failed(String),
 }

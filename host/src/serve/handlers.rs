@@ -40,6 +40,8 @@ const MAX_STOPS: usize = 16;
 
 type Reply = Result<Response, ApiError>;
 
+/// `GET /health`: 200 `{"status": "ok"}` while the model thread runs, else 503 with an
+/// OpenAI error object. No authentication, so load balancers can probe it.
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     if state.is_alive() {
         (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response()
@@ -48,11 +50,14 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// Any other path: 404 `invalid_request_error` with code `not_found`.
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "no such endpoint")
         .with_code("not_found")
 }
 
+/// `GET /v1/models`: the one served model as a `list` of one model card (401 without the
+/// API key when one is set).
 pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Reply {
     check_auth(&state, &headers)?;
     let card = ModelCard {
@@ -315,6 +320,9 @@ fn render_chat(state: &AppState, req: &ChatCompletionRequest) -> Result<String, 
     Ok(rendered[..cut].to_string())
 }
 
+/// `POST /v1/chat/completions`: validates the request (400 naming the field), renders the
+/// messages with the chat template, queues one row per choice, and answers with a
+/// `chat.completion` or, with `stream`, server-sent `chat.completion.chunk` events.
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -367,6 +375,8 @@ pub async fn chat_completions(
     .into_response())
 }
 
+/// `POST /v1/completions`: like [`chat_completions`] for raw prompts (no chat template),
+/// `n` rows per prompt, answering with a `text_completion`.
 pub async fn completions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

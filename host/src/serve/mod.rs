@@ -46,6 +46,7 @@ pub struct ServeOptions {
     pub addr: SocketAddr,
     /// Bearer token required on `/v1/*` (taken from the environment by the CLI).
     pub api_key: Option<String>,
+    /// How the model thread groups queued jobs into shared decode calls.
     pub batch: BatchOptions,
     /// Jobs waiting for the model thread at most; one more is answered 429.
     pub queue_capacity: usize,
@@ -58,19 +59,28 @@ pub struct ServeOptions {
 /// What the handlers share.
 #[derive(Debug)]
 pub struct AppState {
+    /// The id `GET /v1/models` lists and requests may name as `model`.
     pub model_name: String,
     /// The folder path as given on the command line, also accepted as `model`.
     pub model_path: String,
+    /// The model's tokenizer (`tokenizer.json`), used to count and encode prompts.
     pub tokenizer: Tokenizer,
+    /// The chat template from `tokenizer_config.json`; `None` for a base model, whose chat
+    /// requests are then refused with a 400 (the Completions API still works).
     pub template: Option<ChatTemplate>,
     /// `max_position_embeddings`: prompt + completion tokens at most.
     pub context_len: usize,
+    /// `max_tokens` when a request gives none, further capped by the context left.
     pub default_max_tokens: usize,
+    /// Bearer token required on `/v1/*`; `None`: no authentication.
     pub api_key: Option<String>,
+    /// The bounded queue into the model thread.
     pub jobs: SyncSender<Job>,
+    /// Size of `jobs`, repeated in the 429 message.
     pub queue_capacity: usize,
     /// False once the model thread has stopped.
     pub alive: Arc<AtomicBool>,
+    /// Server start time in seconds since the Unix epoch (`created` of the model card).
     pub created: u64,
 }
 
@@ -91,6 +101,8 @@ impl AppState {
         }
     }
 
+    /// Whether the model thread still runs (false after it stopped or panicked); `/health`
+    /// answers 503 when not.
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
     }
@@ -99,11 +111,15 @@ impl AppState {
 /// An OpenAI-shaped error response.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The HTTP status: 400, 401, 404, 413, 429, 500 or 503.
     pub status: StatusCode,
+    /// The OpenAI error object sent as the body.
     pub body: ErrorBody,
 }
 
 impl ApiError {
+    /// An error with `status`, OpenAI error `type` `kind` (e.g. `invalid_request_error`) and a
+    /// message for the client; `param` and `code` unset.
     pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -127,11 +143,14 @@ impl ApiError {
         e
     }
 
+    /// Sets the error object's machine-readable `code` (e.g. `invalid_api_key`, `not_found`,
+    /// `request_too_large`).
     pub fn with_code(mut self, code: &str) -> Self {
         self.body.error.code = Some(code.into());
         self
     }
 
+    /// 503 `server_error`: the model thread has stopped.
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -158,7 +158,10 @@ fn label_line(s: &str) -> Option<usize> {
 /// A judge-model request before it is wrapped in the world's `chat` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The system turn: the judge's role ([`Criteria::role`]).
     pub system: String,
+    /// The user turn: criteria, score bands, the context and response(s), and the answer
+    /// format.
     pub user: String,
     /// Starts the judge model's answer; `None` when the rubric asks for reasoning first.
     pub prefill: Option<String>,
