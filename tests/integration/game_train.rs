@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use advgame_host::game::config::Config;
+use advgame_host::game::failures::PolicyStop;
 use advgame_host::game::metrics::{Metrics, read_metrics};
 use advgame_host::game::plugins;
 use advgame_host::game::run;
 use advgame_host::game::trainer::Trainer;
+use advgame_host::judging::FailureKind;
 use advgame_host::model::ChatModel;
 
 use crate::model_support::{fixture, repo_root};
@@ -420,6 +422,7 @@ fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
     t.run(&mut |_| {}).unwrap();
     let lines = read_metrics(&t.run_dir.join("metrics.jsonl")).unwrap();
     assert_eq!(lines[0].1["curriculum/failures"], 2.0, "one per category");
+    assert_eq!(lines[0].1["curriculum/failures/invalid_output"], 2.0, "counted by kind");
     assert!(lines[0].1["defender/replies"] > 0.0);
 
     // `stop`: the run ends with a message naming the curriculum's answer.
@@ -427,7 +430,16 @@ fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
     strict.push("plugins.failure_policy.curriculum=\"stop\"");
     let config = load_config(dir.path(), "", &strict).unwrap();
     let mut t = trainer(&config, None).unwrap();
-    let err = format!("{:#}", t.run(&mut |_| {}).unwrap_err());
+    let err = t.run(&mut |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<PolicyStop>(),
+            Some(PolicyStop::Curriculum { failure, .. })
+                if failure.kind == FailureKind::InvalidOutput
+        ),
+        "{err:#}"
+    );
+    let err = format!("{err:#}");
     assert!(err.contains("999999") && err.contains("stop"), "{err}");
 }
 

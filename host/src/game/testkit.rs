@@ -274,7 +274,7 @@ pub struct CountingCurriculum {
 }
 
 impl Curriculum for CountingCurriculum {
-    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> anyhow::Result<()> {
+    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> Result<(), Failure> {
         self.seed = rng_seed;
         self.pools.clear();
         for (i, s) in seeds.iter().enumerate() {
@@ -282,7 +282,7 @@ impl Curriculum for CountingCurriculum {
         }
         Ok(())
     }
-    fn next_batch(&mut self, category: Category, size: u32) -> anyhow::Result<Vec<u32>> {
+    fn next_batch(&mut self, category: Category, size: u32) -> Result<Vec<u32>, Failure> {
         self.draws += 1;
         if self.bad_from.is_some_and(|b| self.draws >= b) {
             return Ok(vec![u32::MAX; size as usize]);
@@ -291,16 +291,23 @@ impl Curriculum for CountingCurriculum {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ self.draws.wrapping_mul(0x9E37_79B9));
         Ok((0..size).map(|_| pool[rng.random_range(0..pool.len())]).collect())
     }
-    fn observe(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    fn observe(&mut self, outcomes: &[Outcome]) -> Result<(), Failure> {
         self.observed += outcomes.len();
         Ok(())
     }
-    fn save_state(&mut self) -> anyhow::Result<Vec<u8>> {
+    fn save_state(&mut self) -> Result<Vec<u8>, Failure> {
         Ok(self.draws.to_le_bytes().to_vec())
     }
-    fn load_state(&mut self, state: &[u8]) -> anyhow::Result<()> {
-        self.draws =
-            u64::from_le_bytes(state.try_into().map_err(|_| anyhow::anyhow!("bad state"))?);
+    fn load_state(&mut self, state: &[u8]) -> Result<(), Failure> {
+        let bytes = state.try_into().map_err(|_| Failure {
+            kind: FailureKind::Invalid,
+            plugin: self.label(),
+            message: format!("a state is 8 bytes, not {}", state.len()),
+        })?;
+        self.draws = u64::from_le_bytes(bytes);
         Ok(())
+    }
+    fn label(&self) -> String {
+        "counting-curriculum".into()
     }
 }
