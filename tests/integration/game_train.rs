@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use advgame_host::game::config::Config;
+use advgame_host::game::config::{Config, ConfigError, ConfigErrorKind};
 use advgame_host::game::failures::PolicyStop;
 use advgame_host::game::metrics::{Metrics, read_metrics};
 use advgame_host::game::plugins;
@@ -93,7 +93,8 @@ name = "tiny"
     )
 }
 
-fn load_config(dir: &Path, extra: &str, overrides: &[&str]) -> anyhow::Result<Config> {
+#[allow(clippy::result_large_err, reason = "a test helper; errors end the test")]
+fn load_config(dir: &Path, extra: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
     let path = dir.join("run.toml");
     std::fs::write(&path, config_text(dir, extra)).unwrap();
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
@@ -228,24 +229,37 @@ fn game_trains_tiny_models_and_resumes_exactly() {
 fn bad_configs_give_one_precise_error() {
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
-    let err = load_config(dir.path(), "", &["game.attack_per_seed=3"]).unwrap_err().to_string();
-    assert!(err.contains("attack_per_seed"), "{err}");
+    let err = load_config(dir.path(), "", &["game.attack_per_seed=3"]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::UnknownKey, "{err}");
+    assert!(err.to_string().contains("attack_per_seed"), "{err}");
     let path = dir.path().join("typo.toml");
     let text = config_text(dir.path(), "").replace("replies_per_prompt", "replies_per_promt");
     let line = text.lines().position(|l| l.contains("replies_per_promt")).unwrap() + 1;
     std::fs::write(&path, text).unwrap();
-    let err = Config::load(&path, &[]).unwrap_err().to_string();
+    let err = Config::load(&path, &[]).unwrap_err();
     assert!(
-        err.contains("typo.toml")
-            && err.contains(&format!("line {line}"))
-            && err.contains("replies_per_promt"),
-        "{err}"
+        matches!(
+            &err,
+            ConfigError { kind: ConfigErrorKind::UnknownKey, file: Some(file), line: Some(l), .. }
+                if file.ends_with("typo.toml") && *l == line
+        ),
+        "{err:?}"
     );
-    let err = load_config(dir.path(), "", &["algorithm.steps=\"many\""]).unwrap_err().to_string();
-    assert!(err.contains("algorithm.steps"), "{err}");
+    assert!(err.to_string().contains("replies_per_promt"), "{err}");
+    let err = load_config(dir.path(), "", &["algorithm.steps=\"many\""]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::WrongType, "{err}");
+    assert_eq!(err.set.as_deref(), Some("algorithm.steps=\"many\""), "{err}");
     let config = load_config(dir.path(), "", &["data.benign=\"/nonexistent/b.jsonl\""]).unwrap();
-    let err = config.check_files().unwrap_err().to_string();
-    assert!(err.contains("data.benign") && err.contains("/nonexistent/b.jsonl"), "{err}");
+    let err = config.check_files().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError { kind: ConfigErrorKind::MissingFile, field: Some(f), .. }
+                if f == "data.benign"
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("/nonexistent/b.jsonl"), "{err}");
 
     // A rubric component given as the judge: refused, naming the role and the world.
     let rubric = plugin_dir().join("rubric-refusal.wasm");
