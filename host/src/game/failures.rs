@@ -5,6 +5,8 @@
 //! pair selection (in [`crate::game::rollout`]); here the failures are counted and the policy
 //! applied.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 use rand::Rng;

@@ -7,6 +7,8 @@
 //! batch of the wrong size or category, an oversized state) is counted here under its
 //! [`FailureKind`], so [`CurriculumPlugin::failures`] holds every failure by kind.
 
+#![warn(missing_docs)]
+
 use super::bindings::curriculum::CurriculumPlugin as Bindings;
 use super::bindings::curriculum::exports::advgame::plugin::curriculum as wit;
 use super::bindings::{WitCategory, WitSeed};
