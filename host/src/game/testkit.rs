@@ -263,7 +263,8 @@ impl RunJudge for TableJudge {}
 
 /// Uniform sampling with its own RNG, whose state is its save-state (a step counter: each
 /// draw's RNG derives from the init seed and the counter). `bad_from` makes it answer
-/// out-of-range indices from that call on.
+/// out-of-range indices from that call on; `failing_observe` makes every `observe` fail
+/// with that kind.
 #[derive(Debug, Default)]
 pub struct CountingCurriculum {
     pub pools: BTreeMap<bool, Vec<u32>>,
@@ -271,6 +272,7 @@ pub struct CountingCurriculum {
     pub draws: u64,
     pub observed: usize,
     pub bad_from: Option<u64>,
+    pub failing_observe: Option<FailureKind>,
 }
 
 impl Curriculum for CountingCurriculum {
@@ -292,6 +294,9 @@ impl Curriculum for CountingCurriculum {
         Ok((0..size).map(|_| pool[rng.random_range(0..pool.len())]).collect())
     }
     fn observe(&mut self, outcomes: &[Outcome]) -> Result<(), Failure> {
+        if let Some(kind) = self.failing_observe {
+            return Err(Failure { kind, plugin: self.label(), message: "observe failed".into() });
+        }
         self.observed += outcomes.len();
         Ok(())
     }

@@ -252,6 +252,39 @@ fn bad_curriculum_indices_fall_back_or_stop() {
     assert!(err.contains("out of range") && err.contains("stop"), "{err}");
 }
 
+#[test]
+fn failed_curriculum_observe_is_counted_by_kind_or_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &["algorithm.steps=2", "validation.every=0"]);
+    let run = create_run_dir(&config).unwrap();
+    let c = CountingCurriculum { failing_observe: Some(FailureKind::Trap), ..Default::default() };
+    let mut t = trainer(&config, &run, judge(), c, false).unwrap();
+    t.run(&mut |_| {}).unwrap();
+    let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
+    for (step, m) in &lines {
+        assert_eq!(m["curriculum/failures"], 1.0, "step {step}");
+        assert_eq!(m["curriculum/failures/trap"], 1.0, "step {step}");
+    }
+    assert_eq!(t.failures.curriculum, 2);
+
+    let config = setup(
+        dir.path(),
+        &["algorithm.steps=2", "validation.every=0", "plugins.failure_policy.curriculum=stop"],
+    );
+    let run = create_run_dir(&config).unwrap();
+    let c = CountingCurriculum { failing_observe: Some(FailureKind::Trap), ..Default::default() };
+    let mut t = trainer(&config, &run, judge(), c, false).unwrap();
+    let err = t.run(&mut |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<PolicyStop>(),
+            Some(PolicyStop::Curriculum { step: 1, call: "observe", failure })
+                if failure.kind == FailureKind::Trap && failure.plugin == "counting-curriculum"
+        ),
+        "{err:#}"
+    );
+}
+
 /// Sets every menu logit of the model in `dir` to `value`.
 fn set_logits(dir: &Path, value: f64) {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
