@@ -269,7 +269,15 @@ fn bad_configs_give_one_precise_error() {
         &[&format!("plugins.paths.judge=\"{}\"", rubric.display()), "plugins.judge=\"judge\""],
     )
     .unwrap();
-    let err = format!("{:#}", plugins::load(&config, None).unwrap_err());
+    let err = plugins::load(&config, None).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<advgame_host::plugin::LoadError>(),
+            Some(advgame_host::plugin::LoadError::WrongWorld { .. })
+        ),
+        "{err:#}"
+    );
+    let err = format!("{err:#}");
     assert!(err.contains("judge") && err.contains("rubric"), "{err}");
 }
 
