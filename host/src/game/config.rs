@@ -195,6 +195,18 @@ fn from_toml_text(text: &str) -> Result<Config, ConfigError> {
     })
 }
 
+impl ConfigError {
+    /// The same problem placed in the config file `path` that was loaded with `overrides`:
+    /// the file is named, and the line and column of the field's value when the file sets it
+    /// and no `--set` item replaced it (else the item is named). For the checks that run
+    /// after loading ([`Config::check_files`], [`Plugins::path_of`]), where the file is known
+    /// only to the caller.
+    pub fn placed_in(self, path: &Path, overrides: &[String]) -> Self {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        place(self, &text, &path.display().to_string(), overrides)
+    }
+}
+
 /// Places [`Config::check`]'s problems: in `origin`, at the line of the field's value in
 /// `text`, or at the `--set` item that gave the value.
 fn place(mut e: ConfigError, text: &str, origin: &str, overrides: &[String]) -> ConfigError {

@@ -169,6 +169,26 @@ fn missing_file_names_the_field() {
     assert_eq!(err.kind, ConfigErrorKind::MissingFile, "{err:?}");
     let field = err.field.as_deref();
     assert!(field == Some("models.attacker") || field == Some("data.harmful"), "{err:?}");
+    // The caller that knows the file places the error in it, at the field's line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    std::fs::write(&file, "[data]\n\nbenign = \"/nonexistent/b.jsonl\"\n").unwrap();
+    let c = Config::load(&file, &[]).unwrap();
+    let c = Config {
+        models: Models { attacker: file.clone(), defender: file.clone(), ..c.models },
+        ..c
+    };
+    let c = Config { data: Data { harmful: file.clone(), ..c.data }, ..c };
+    let err = c.check_files().unwrap_err().placed_in(&file, &[]);
+    assert!(
+        matches!(&err, ConfigError { kind: ConfigErrorKind::MissingFile, line: Some(3), field: Some(f), file: Some(p), .. }
+            if f == "data.benign" && p == &file.display().to_string()),
+        "{err:?}"
+    );
+    let set = vec!["data.benign=/nonexistent/c.jsonl".to_string()];
+    let c = Config { data: Data { benign: "/nonexistent/c.jsonl".into(), ..c.data }, ..c };
+    let err = c.check_files().unwrap_err().placed_in(&file, &set);
+    assert_eq!((err.line, err.set.as_deref()), (None, Some(set[0].as_str())), "{err:?}");
 }
 
 #[test]
