@@ -181,12 +181,27 @@ pub struct Outcome {
 }
 
 /// Chooses which seeds the attacker sees next. Stateful; its state is checkpointed.
+///
+/// Every call answers `Result<_, Failure>`, one typed failure per call as [`Judge`] has per
+/// item: the game counts a failure by its [`FailureKind`] (`curriculum/failures/<kind>`) and
+/// lets `plugins.failure_policy.curriculum` decide whether the run goes on
+/// (`crate::game::failures`). No strings cross this seam.
 pub trait Curriculum {
-    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> anyhow::Result<()>;
-    /// Indices into the `seeds` given to `init` (validated by the caller: in range and of
-    /// the requested category).
-    fn next_batch(&mut self, category: Category, size: u32) -> anyhow::Result<Vec<u32>>;
-    fn observe(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()>;
-    fn save_state(&mut self) -> anyhow::Result<Vec<u8>>;
-    fn load_state(&mut self, state: &[u8]) -> anyhow::Result<()>;
+    /// Starts the curriculum on the run's training seeds (harmful then benign) with the
+    /// run's RNG seed.
+    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> Result<(), Failure>;
+    /// `size` indices into the `seeds` given to `init`, all of `category` (the caller checks
+    /// this again and treats a wrong answer as [`FailureKind::InvalidOutput`]).
+    fn next_batch(&mut self, category: Category, size: u32) -> Result<Vec<u32>, Failure>;
+    /// What happened to the seeds of the last step, one [`Outcome`] per seed.
+    fn observe(&mut self, outcomes: &[Outcome]) -> Result<(), Failure>;
+    /// The curriculum's state as bytes (stored hex-encoded in checkpoints).
+    fn save_state(&mut self) -> Result<Vec<u8>, Failure>;
+    /// Restores a state from [`Curriculum::save_state`]; called after `init` on resume.
+    fn load_state(&mut self, state: &[u8]) -> Result<(), Failure>;
+    /// The name failures are attributed to ([`Failure::plugin`]): for a plugin, its
+    /// `name@version (sha256 prefix)`.
+    fn label(&self) -> String {
+        "curriculum".into()
+    }
 }

@@ -7,11 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use advgame_host::game::config::Config;
+use advgame_host::game::config::{Config, ConfigError, ConfigErrorKind};
+use advgame_host::game::failures::PolicyStop;
 use advgame_host::game::metrics::{Metrics, read_metrics};
 use advgame_host::game::plugins;
 use advgame_host::game::run;
 use advgame_host::game::trainer::Trainer;
+use advgame_host::judging::FailureKind;
 use advgame_host::model::ChatModel;
 
 use crate::model_support::{fixture, repo_root};
@@ -91,7 +93,8 @@ name = "tiny"
     )
 }
 
-fn load_config(dir: &Path, extra: &str, overrides: &[&str]) -> anyhow::Result<Config> {
+#[allow(clippy::result_large_err, reason = "a test helper; errors end the test")]
+fn load_config(dir: &Path, extra: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
     let path = dir.join("run.toml");
     std::fs::write(&path, config_text(dir, extra)).unwrap();
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
@@ -226,24 +229,37 @@ fn game_trains_tiny_models_and_resumes_exactly() {
 fn bad_configs_give_one_precise_error() {
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
-    let err = load_config(dir.path(), "", &["game.attack_per_seed=3"]).unwrap_err().to_string();
-    assert!(err.contains("attack_per_seed"), "{err}");
+    let err = load_config(dir.path(), "", &["game.attack_per_seed=3"]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::UnknownKey, "{err}");
+    assert!(err.to_string().contains("attack_per_seed"), "{err}");
     let path = dir.path().join("typo.toml");
     let text = config_text(dir.path(), "").replace("replies_per_prompt", "replies_per_promt");
     let line = text.lines().position(|l| l.contains("replies_per_promt")).unwrap() + 1;
     std::fs::write(&path, text).unwrap();
-    let err = Config::load(&path, &[]).unwrap_err().to_string();
+    let err = Config::load(&path, &[]).unwrap_err();
     assert!(
-        err.contains("typo.toml")
-            && err.contains(&format!("line {line}"))
-            && err.contains("replies_per_promt"),
-        "{err}"
+        matches!(
+            &err,
+            ConfigError { kind: ConfigErrorKind::UnknownKey, file: Some(file), line: Some(l), .. }
+                if file.ends_with("typo.toml") && *l == line
+        ),
+        "{err:?}"
     );
-    let err = load_config(dir.path(), "", &["algorithm.steps=\"many\""]).unwrap_err().to_string();
-    assert!(err.contains("algorithm.steps"), "{err}");
+    assert!(err.to_string().contains("replies_per_promt"), "{err}");
+    let err = load_config(dir.path(), "", &["algorithm.steps=\"many\""]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::WrongType, "{err}");
+    assert_eq!(err.set.as_deref(), Some("algorithm.steps=\"many\""), "{err}");
     let config = load_config(dir.path(), "", &["data.benign=\"/nonexistent/b.jsonl\""]).unwrap();
-    let err = config.check_files().unwrap_err().to_string();
-    assert!(err.contains("data.benign") && err.contains("/nonexistent/b.jsonl"), "{err}");
+    let err = config.check_files().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError { kind: ConfigErrorKind::MissingFile, field: Some(f), .. }
+                if f == "data.benign"
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("/nonexistent/b.jsonl"), "{err}");
 
     // A rubric component given as the judge: refused, naming the role and the world.
     let rubric = plugin_dir().join("rubric-refusal.wasm");
@@ -253,7 +269,15 @@ fn bad_configs_give_one_precise_error() {
         &[&format!("plugins.paths.judge=\"{}\"", rubric.display()), "plugins.judge=\"judge\""],
     )
     .unwrap();
-    let err = format!("{:#}", plugins::load(&config, None).unwrap_err());
+    let err = plugins::load(&config, None).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<advgame_host::plugin::LoadError>(),
+            Some(advgame_host::plugin::LoadError::WrongWorld { .. })
+        ),
+        "{err:#}"
+    );
+    let err = format!("{err:#}");
     assert!(err.contains("judge") && err.contains("rubric"), "{err}");
 }
 
@@ -420,6 +444,7 @@ fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
     t.run(&mut |_| {}).unwrap();
     let lines = read_metrics(&t.run_dir.join("metrics.jsonl")).unwrap();
     assert_eq!(lines[0].1["curriculum/failures"], 2.0, "one per category");
+    assert_eq!(lines[0].1["curriculum/failures/invalid_output"], 2.0, "counted by kind");
     assert!(lines[0].1["defender/replies"] > 0.0);
 
     // `stop`: the run ends with a message naming the curriculum's answer.
@@ -427,7 +452,16 @@ fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
     strict.push("plugins.failure_policy.curriculum=\"stop\"");
     let config = load_config(dir.path(), "", &strict).unwrap();
     let mut t = trainer(&config, None).unwrap();
-    let err = format!("{:#}", t.run(&mut |_| {}).unwrap_err());
+    let err = t.run(&mut |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<PolicyStop>(),
+            Some(PolicyStop::Curriculum { failure, .. })
+                if failure.kind == FailureKind::InvalidOutput
+        ),
+        "{err:#}"
+    );
+    let err = format!("{err:#}");
     assert!(err.contains("999999") && err.contains("stop"), "{err}");
 }
 

@@ -1,7 +1,7 @@
 //! Generation behaviour beyond greedy parity: seeded sampling, stop strings, prefill.
 
 use advgame_host::llm::{ChatRequest, FinishReason, Generator, SamplingParams};
-use advgame_host::model::{ChatModel, Completion};
+use advgame_host::model::{ChatModel, Completion, LoadError};
 use tch::{Device, Kind};
 
 use crate::model_support::fixture;
@@ -149,13 +149,31 @@ fn unset_pad_ids_fall_back_to_eos_and_bad_ones_name_the_field() {
         assert_eq!(m.pad_token_id(), 2);
     }
     let dir = tiny_case_model(Some(serde_json::json!({"pad_token_id": "x"})), |_| {});
-    let err = format!("{:#}", ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err());
+    let err = ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err();
+    assert!(
+        matches!(
+            LoadError::of(&err),
+            Some(LoadError::Field { path, error })
+                if path.ends_with("generation_config.json") && error.field == "pad_token_id"
+        ),
+        "{err:#}"
+    );
+    let err = format!("{err:#}");
     assert!(
         err.contains("generation_config.json: field `pad_token_id`: expected a token id"),
         "{err}"
     );
     let dir = tiny_case_model(Some(serde_json::json!({"pad_token_id": 999})), |_| {});
-    let err = format!("{:#}", ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err());
+    let err = ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err();
+    assert!(
+        matches!(
+            LoadError::of(&err),
+            Some(LoadError::Field { path, error })
+                if path.ends_with("generation_config.json") && error.field == "pad_token_id"
+        ),
+        "{err:#}"
+    );
+    let err = format!("{err:#}");
     assert!(err.contains("generation_config.json: field `pad_token_id`: 999 is outside"), "{err}");
 }
 

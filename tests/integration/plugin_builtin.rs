@@ -327,6 +327,7 @@ fn uniform_curriculum_is_deterministic_and_resumes() {
     d.init(&seeds, 43).unwrap();
     assert_ne!(d.next_batch(Category::Harmful, 6).unwrap(), epoch);
     let err = d.load_state(&state).unwrap_err();
+    assert_eq!(err.kind, FailureKind::Invalid, "{err:#}");
     assert!(err.to_string().contains("rng seed 42"), "{err:#}");
     assert!(d.load_state(b"garbage").is_err());
 

@@ -148,10 +148,10 @@ impl JudgeSetup {
         }
         overrides.push(format!("models.device={}", quoted(&self.device)));
         overrides.extend(self.set.iter().cloned());
-        match &self.config {
-            Some(file) => Config::load(file, &overrides),
-            None => Config::parse("", "defaults", &overrides),
-        }
+        Ok(match &self.config {
+            Some(file) => Config::load(file, &overrides)?,
+            None => Config::parse("", "defaults", &overrides)?,
+        })
     }
 
     /// Loads the judge with `rubrics` (and the judge model, if any).

@@ -196,14 +196,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         };
         return print_memory_plan(&args, &config);
     }
-    let (config, run_dir) = match &args.resume {
-        Some(dir) => {
-            let config = Config::load(&dir.join("config.toml"), &overrides)?;
-            (config, Some(dir.clone()))
-        }
-        None => (Config::load(args.config.as_ref().expect("clap requires it"), &overrides)?, None),
+    let (config_file, run_dir) = match &args.resume {
+        Some(dir) => (dir.join("config.toml"), Some(dir.clone())),
+        None => (args.config.clone().expect("clap requires it"), None),
     };
-    config.check_files()?;
+    let config = Config::load(&config_file, &overrides)?;
+    config.check_files().map_err(|e| e.placed_in(&config_file, &overrides))?;
     // Seed files are read (and read again by the trainer) before any model loads, so a bad
     // line or a colliding id costs no model load.
     RunSeeds::load(&config.data)?;

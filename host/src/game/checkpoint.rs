@@ -10,12 +10,15 @@
 //! RNG state: the loop derives every random stream from `(algorithm.seed, step)`, so the
 //! step and seed are the whole RNG state; the generators are re-seeded per batch.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-const FORMAT: u32 = 1;
+/// The `state.json` format this build writes and reads.
+pub const FORMAT: u32 = 1;
 const STATE_FILE: &str = "state.json";
 
 /// Test hook: when set to a step number, the process aborts in the middle of writing that
@@ -23,19 +26,144 @@ const STATE_FILE: &str = "state.json";
 /// would. Used by the checkpoint-safety integration test.
 pub const ABORT_ENV: &str = "ADVGAME_TEST_ABORT_IN_CHECKPOINT";
 
+/// Why a checkpoint cannot be read, listed or resumed from. Every variant names the file or
+/// folder concerned, so callers and tests match on what went wrong, not on wording; through
+/// `anyhow` it is reached with `err.downcast_ref::<CheckpointError>()`. (The model folders
+/// inside a checkpoint fail with [`crate::model::LoadError`], which names its path too.)
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The checkpoint folder does not exist, or is not a folder.
+    #[error("{}: no such checkpoint folder", path.display())]
+    NotFound {
+        /// The folder asked for.
+        path: PathBuf,
+    },
+    /// A step folder lacks a file or folder every complete checkpoint holds: it was not
+    /// written by this program, or was altered after the atomic rename.
+    #[error(
+        "{}: incomplete checkpoint: {missing} is missing (a complete step folder holds \
+         state.json, attacker/, defender/ and both optimizer-*.safetensors)",
+        dir.display()
+    )]
+    Incomplete {
+        /// The step folder.
+        dir: PathBuf,
+        /// The missing entry, relative to `dir`.
+        missing: String,
+    },
+    /// A file or folder could not be read, written, listed or removed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `state.json` is not valid JSON, or lacks a field.
+    #[error("{}:{line}:{column}: invalid checkpoint state: {source}", path.display())]
+    Json {
+        /// The `state.json` file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// `serde_json`'s error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `state.json` was written by a build with another checkpoint format.
+    #[error("{}: checkpoint format {found} (this build reads {supported})", path.display())]
+    Version {
+        /// The `state.json` file.
+        path: PathBuf,
+        /// The format the file declares.
+        found: u32,
+        /// The format this build reads ([`FORMAT`]).
+        supported: u32,
+    },
+    /// A field of `state.json` has a value that cannot be used.
+    #[error("{}: field `{field}`: {message}", path.display())]
+    Field {
+        /// The `state.json` file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A safetensors state file (optimiser state, EMA masters) cannot be parsed.
+    #[error("{}: not a readable safetensors file: {message}", path.display())]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// libtorch's message.
+        message: String,
+    },
+    /// A tensor of a state file does not fit the model being resumed: unknown name, another
+    /// shape or dtype, or its companion tensor missing.
+    #[error("{}: tensor `{tensor}`: {message}", path.display())]
+    Tensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name in the file.
+        tensor: String,
+        /// What does not fit, and what was expected.
+        message: String,
+    },
+}
+
+impl CheckpointError {
+    /// The file or folder the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            CheckpointError::NotFound { path }
+            | CheckpointError::Io { path, .. }
+            | CheckpointError::Json { path, .. }
+            | CheckpointError::Version { path, .. }
+            | CheckpointError::Field { path, .. }
+            | CheckpointError::Safetensors { path, .. }
+            | CheckpointError::Tensor { path, .. } => path,
+            CheckpointError::Incomplete { dir, .. } => dir,
+        }
+    }
+
+    /// An [`CheckpointError::Io`] about `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        CheckpointError::Io { path: path.to_path_buf(), source }
+    }
+
+    /// A [`CheckpointError::Tensor`] about `tensor` of `path`.
+    pub fn tensor(path: &Path, tensor: impl Into<String>, message: impl Into<String>) -> Self {
+        CheckpointError::Tensor {
+            path: path.to_path_buf(),
+            tensor: tensor.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What `state.json` holds: where the run stands, beyond the model and optimiser files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
+    /// The checkpoint format ([`FORMAT`]).
     pub format: u32,
     /// Completed steps.
     pub step: u64,
+    /// The run's `algorithm.seed`: with `step`, the whole RNG state.
     pub seed: u64,
+    /// Failed judgments since the run started.
     pub total_failures: u64,
+    /// Failed curriculum calls since the run started.
     pub curriculum_failures: u64,
     /// The curriculum plugin's `save-state` bytes, hex.
     pub curriculum_state: String,
 }
 
 impl TrainState {
+    /// The state of step `step` of a run with seed `seed`; `curriculum` is the curriculum's
+    /// `save-state` bytes.
     pub fn new(
         step: u64,
         seed: u64,
@@ -53,36 +181,111 @@ impl TrainState {
         }
     }
 
-    pub fn read(checkpoint: &Path) -> anyhow::Result<Self> {
-        let path = checkpoint.join(STATE_FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let state: Self = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid checkpoint state", path.display()))?;
-        if state.format != FORMAT {
-            bail!(
-                "{}: checkpoint format {} (this build reads {FORMAT})",
-                path.display(),
-                state.format
-            );
+    /// Reads `checkpoint/state.json`.
+    ///
+    /// # Errors
+    /// [`CheckpointError::NotFound`] (no such folder), [`CheckpointError::Incomplete`] (no
+    /// `state.json`), [`CheckpointError::Io`], [`CheckpointError::Json`] (with line and
+    /// column), [`CheckpointError::Version`], or [`CheckpointError::Field`] for a
+    /// `curriculum_state` that is not hex.
+    pub fn read(checkpoint: &Path) -> Result<Self, CheckpointError> {
+        if !checkpoint.is_dir() {
+            return Err(CheckpointError::NotFound { path: checkpoint.to_path_buf() });
         }
+        let path = checkpoint.join(STATE_FILE);
+        if !path.exists() {
+            return Err(CheckpointError::Incomplete {
+                dir: checkpoint.to_path_buf(),
+                missing: STATE_FILE.into(),
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::io(&path, e))?;
+        // The format first, so a file of another format is reported as such even when its
+        // other fields differ.
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text)
+            && let Some(found) = map.get("format").and_then(serde_json::Value::as_u64)
+            && found != u64::from(FORMAT)
+        {
+            return Err(CheckpointError::Version {
+                path,
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+                supported: FORMAT,
+            });
+        }
+        let state: Self = serde_json::from_str(&text).map_err(|source| CheckpointError::Json {
+            line: source.line(),
+            column: source.column(),
+            path: path.clone(),
+            source,
+        })?;
+        state.curriculum_bytes(&path)?;
         Ok(state)
     }
 
-    pub fn curriculum_state(&self) -> anyhow::Result<Vec<u8>> {
-        hex::decode(&self.curriculum_state).context("checkpoint state: curriculum_state is not hex")
+    /// The curriculum's `save-state` bytes.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Field`] when `curriculum_state` is not hex (the path is the
+    /// `state.json` of `checkpoint`).
+    pub fn curriculum_state(&self, checkpoint: &Path) -> Result<Vec<u8>, CheckpointError> {
+        self.curriculum_bytes(&checkpoint.join(STATE_FILE))
+    }
+
+    fn curriculum_bytes(&self, state_file: &Path) -> Result<Vec<u8>, CheckpointError> {
+        hex::decode(&self.curriculum_state).map_err(|e| CheckpointError::Field {
+            path: state_file.to_path_buf(),
+            field: "curriculum_state",
+            message: format!("expected the curriculum's state as hex: {e}"),
+        })
     }
 }
 
-/// The model folders inside a checkpoint.
+/// Checks that a step folder holds what every complete checkpoint holds (`state.json`, both
+/// players' folders and optimiser states), before any model is loaded from it.
+///
+/// # Errors
+/// [`CheckpointError::NotFound`] or [`CheckpointError::Incomplete`] naming the first entry
+/// missing.
+pub fn check_complete(checkpoint: &Path) -> Result<(), CheckpointError> {
+    if !checkpoint.is_dir() {
+        return Err(CheckpointError::NotFound { path: checkpoint.to_path_buf() });
+    }
+    let dirs = player_dirs(checkpoint);
+    let (fa, fd) = player_files(checkpoint);
+    let required = [
+        (checkpoint.join(STATE_FILE), false),
+        (dirs.attacker, true),
+        (dirs.defender, true),
+        (fa.optimizer, false),
+        (fd.optimizer, false),
+    ];
+    for (path, dir) in required {
+        let present = if dir { path.is_dir() } else { path.is_file() };
+        if !present {
+            let name = path.strip_prefix(checkpoint).unwrap_or(&path).display().to_string();
+            return Err(CheckpointError::Incomplete {
+                dir: checkpoint.to_path_buf(),
+                missing: if dir { format!("{name}/") } else { name },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The model folders inside a checkpoint (Hugging Face layout; adapters only for LoRA runs).
 #[derive(Debug, Clone)]
 pub struct PlayerDirs {
+    /// `attacker/`: the attacker's current weights.
     pub attacker: PathBuf,
+    /// `defender/`: the defender's current weights.
     pub defender: PathBuf,
+    /// `attacker-ema/`: the attacker's EMA copy (when `algorithm.ema_decay` keeps one).
     pub attacker_ema: PathBuf,
+    /// `defender-ema/`: the defender's EMA copy.
     pub defender_ema: PathBuf,
 }
 
+/// The model folders of the checkpoint folder `checkpoint`.
 pub fn player_dirs(checkpoint: &Path) -> PlayerDirs {
     PlayerDirs {
         attacker: checkpoint.join("attacker"),
@@ -121,36 +324,45 @@ fn name_of(step: u64) -> String {
 
 /// Writes a checkpoint: `fill` writes the model and optimiser files into the temporary
 /// folder it is given; then the state is written and the folder renamed into place.
+///
+/// # Errors
+/// `fill`'s error (with the folder as context), or a [`CheckpointError::Io`] naming the file
+/// or folder that could not be written, synced or renamed.
 pub fn write(
     run_dir: &Path,
     state: &TrainState,
     fill: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<PathBuf> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e| CheckpointError::Io { path, source: e }
+    };
     let root = root(run_dir);
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    std::fs::create_dir_all(&root).map_err(io(&root))?;
     let name = name_of(state.step);
     let tmp = root.join(format!(".tmp-{name}"));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
-    std::fs::create_dir_all(&tmp)?;
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     fill(&tmp).with_context(|| format!("writing checkpoint {}", tmp.display()))?;
     if std::env::var(ABORT_ENV).ok().and_then(|s| s.parse::<u64>().ok()) == Some(state.step) {
         eprintln!("{ABORT_ENV}: aborting inside the checkpoint of step {}", state.step);
         std::process::abort();
     }
     let state_path = tmp.join(STATE_FILE);
-    std::fs::write(&state_path, serde_json::to_string_pretty(state)? + "\n")?;
+    std::fs::write(&state_path, serde_json::to_string_pretty(state)? + "\n")
+        .map_err(io(&state_path))?;
     sync_tree(&tmp)?;
     let final_dir = root.join(&name);
     if final_dir.exists() {
         // Re-saving a step (a resumed run) replaces the old copy; the new one is complete.
         let old = root.join(format!(".old-{name}"));
-        std::fs::rename(&final_dir, &old)?;
-        std::fs::rename(&tmp, &final_dir)?;
-        std::fs::remove_dir_all(&old)?;
+        std::fs::rename(&final_dir, &old).map_err(io(&final_dir))?;
+        std::fs::rename(&tmp, &final_dir).map_err(io(&tmp))?;
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
     } else {
-        std::fs::rename(&tmp, &final_dir)?;
+        std::fs::rename(&tmp, &final_dir).map_err(io(&tmp))?;
     }
     if let Ok(d) = std::fs::File::open(&root) {
         let _ = d.sync_all();
@@ -159,27 +371,32 @@ pub fn write(
 }
 
 /// Flushes every file under `dir` to disk so the rename never exposes unwritten data.
-fn sync_tree(dir: &Path) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+fn sync_tree(dir: &Path) -> Result<(), CheckpointError> {
+    for entry in std::fs::read_dir(dir).map_err(|e| CheckpointError::io(dir, e))? {
+        let path = entry.map_err(|e| CheckpointError::io(dir, e))?.path();
         if path.is_dir() {
             sync_tree(&path)?;
         } else {
-            std::fs::File::open(&path)?.sync_all()?;
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| CheckpointError::io(&path, e))?;
         }
     }
     Ok(())
 }
 
-/// Complete checkpoints of a run, oldest first.
-pub fn list(run_dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
+/// Complete checkpoints of a run (step folders holding `state.json`), oldest first.
+///
+/// # Errors
+/// [`CheckpointError::Io`] when the `checkpoints/` folder cannot be listed.
+pub fn list(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
     let root = root(run_dir);
     let mut out = Vec::new();
     if !root.exists() {
         return Ok(out);
     }
-    for entry in std::fs::read_dir(&root)? {
-        let path = entry?.path();
+    for entry in std::fs::read_dir(&root).map_err(|e| CheckpointError::io(&root, e))? {
+        let path = entry.map_err(|e| CheckpointError::io(&root, e))?.path();
         let step = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -196,15 +413,18 @@ pub fn list(run_dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
 }
 
 /// The newest complete checkpoint; leftovers of interrupted writes are removed.
-pub fn latest(run_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+///
+/// # Errors
+/// [`CheckpointError::Io`] naming the folder that could not be listed or removed.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
     let root = root(run_dir);
     if root.exists() {
-        for entry in std::fs::read_dir(&root)? {
-            let path = entry?.path();
+        for entry in std::fs::read_dir(&root).map_err(|e| CheckpointError::io(&root, e))? {
+            let path = entry.map_err(|e| CheckpointError::io(&root, e))?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             if name.starts_with(".tmp-") || name.starts_with(".old-") {
                 tracing::warn!("removing an interrupted checkpoint write: {}", path.display());
-                std::fs::remove_dir_all(&path)?;
+                std::fs::remove_dir_all(&path).map_err(|e| CheckpointError::io(&path, e))?;
             }
         }
     }
@@ -212,15 +432,17 @@ pub fn latest(run_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
 }
 
 /// Keeps the newest `keep` checkpoints (0 = keep all).
-pub fn prune(run_dir: &Path, keep: usize) -> anyhow::Result<()> {
+///
+/// # Errors
+/// [`CheckpointError::Io`] naming the folder that could not be listed or removed.
+pub fn prune(run_dir: &Path, keep: usize) -> Result<(), CheckpointError> {
     if keep == 0 {
         return Ok(());
     }
     let all = list(run_dir)?;
     let excess = all.len().saturating_sub(keep);
     for (_, path) in all.into_iter().take(excess) {
-        std::fs::remove_dir_all(&path)
-            .with_context(|| format!("cannot remove {}", path.display()))?;
+        std::fs::remove_dir_all(&path).map_err(|e| CheckpointError::io(&path, e))?;
     }
     Ok(())
 }
@@ -246,7 +468,7 @@ mod tests {
         let latest_dir = latest(run.path()).unwrap().unwrap();
         let state = TrainState::read(&latest_dir).unwrap();
         assert_eq!(state.step, 6);
-        assert_eq!(state.curriculum_state().unwrap(), vec![1, 2, 255]);
+        assert_eq!(state.curriculum_state(&latest_dir).unwrap(), vec![1, 2, 255]);
         prune(run.path(), 2).unwrap();
         let steps: Vec<u64> = list(run.path()).unwrap().into_iter().map(|(s, _)| s).collect();
         assert_eq!(steps, vec![4, 6]);
@@ -258,7 +480,7 @@ mod tests {
         write(run.path(), &TrainState::new(1, 0, 0, 0, &[]), fill_ok).unwrap();
         let err = write(run.path(), &TrainState::new(2, 0, 0, 0, &[]), |dir| {
             fill_ok(dir)?;
-            bail!("disk full")
+            anyhow::bail!("disk full")
         })
         .unwrap_err();
         assert!(format!("{err:#}").contains("disk full"));
@@ -267,6 +489,58 @@ mod tests {
         let latest_dir = latest(run.path()).unwrap().unwrap();
         assert!(latest_dir.ends_with("step-000001"));
         assert!(!run.path().join("checkpoints/.tmp-step-000002").exists());
+    }
+
+    #[test]
+    fn bad_checkpoints_are_typed_errors_naming_the_path() {
+        let run = tempfile::tempdir().unwrap();
+        let missing = run.path().join("checkpoints/step-000009");
+        let err = TrainState::read(&missing).unwrap_err();
+        assert!(matches!(&err, CheckpointError::NotFound { path } if path == &missing), "{err}");
+        assert_eq!(err.path(), missing);
+
+        let dir = write(run.path(), &TrainState::new(1, 0, 0, 0, &[7]), fill_ok).unwrap();
+        let state_file = dir.join(STATE_FILE);
+        // A step folder without its players or optimiser states is incomplete.
+        let err = check_complete(&dir).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Incomplete { dir: d, missing } if d == &dir
+                && missing == "defender/"),
+            "{err}"
+        );
+        std::fs::remove_file(&state_file).unwrap();
+        let err = TrainState::read(&dir).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Incomplete { missing, .. } if missing == STATE_FILE),
+            "{err}"
+        );
+        // Malformed JSON: the line is named.
+        std::fs::write(&state_file, "{\n  \"format\": 1,\n  \"step\": oops\n}\n").unwrap();
+        let err = TrainState::read(&dir).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Json { path, line: 3, .. } if path == &state_file),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with(&format!("{}:3:", state_file.display())), "{err}");
+        // Another format.
+        let mut other = serde_json::to_value(TrainState::new(1, 0, 0, 0, &[])).unwrap();
+        other["format"] = 99.into();
+        std::fs::write(&state_file, other.to_string()).unwrap();
+        let err = TrainState::read(&dir).unwrap_err();
+        assert!(
+            matches!(err, CheckpointError::Version { found: 99, supported: FORMAT, .. }),
+            "{err}"
+        );
+        // A curriculum state that is not hex.
+        let mut bad = serde_json::to_value(TrainState::new(1, 0, 0, 0, &[])).unwrap();
+        bad["curriculum_state"] = "zz".into();
+        std::fs::write(&state_file, bad.to_string()).unwrap();
+        let err = TrainState::read(&dir).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Field { path, field: "curriculum_state", .. }
+                if path == &state_file),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,26 +15,31 @@
 //! is also how the resolved config writes "none"; on the command line `--set KEY=null` does it.
 
 #![warn(missing_docs)]
+#![allow(
+    clippy::result_large_err,
+    reason = "a ConfigError is built once, when a run is refused; its size costs nothing, and \
+              boxing it would hide its fields from the `matches!` patterns callers use"
+)]
 
 mod algorithm;
 mod check;
 mod data;
 mod docs;
+mod error;
 mod game;
 mod models;
 mod overrides;
 mod plugins;
 mod run;
 
-use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
 use serde::{Deserialize, Serialize};
 
 pub use algorithm::{Algorithm, Baseline, Method, Sampler, UpdateOrder};
 pub use data::Data;
 pub use docs::FIELDS;
+pub use error::{ConfigError, ConfigErrorKind};
 pub use game::{Game, JudgeContext};
 pub use models::{Adapter, Dtype, Lora, Models};
 pub use plugins::{CurriculumFallback, FailurePolicy, PluginLimits, Plugins, Rubrics};
@@ -78,27 +83,38 @@ pub struct Config {
 impl Config {
     /// Reads `path`, applies `overrides` (`dotted.key=value`, value in TOML syntax or a bare
     /// string), and validates the result.
-    pub fn load(path: &Path, overrides: &[String]) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string(), overrides)
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file, line, column and field: [`ConfigErrorKind::Read`]
+    /// when the file cannot be read, otherwise as [`Config::parse`].
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(ConfigErrorKind::Read, format!("cannot read the config file: {e}"))
+                .in_file(&origin)
+        })?;
+        Self::parse(&text, &origin, overrides)
     }
 
     /// Parses config text; `origin` names the source in errors. `overrides` are `--set`
     /// items (see [`overrides`]: TOML values, bare strings, `null` to unset).
-    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> anyhow::Result<Self> {
+    ///
+    /// # Errors
+    /// A [`ConfigError`] in `origin`: TOML syntax, an unknown or duplicate key, a wrong type
+    /// or value (with line and column), a malformed or misplaced `--set` item, or a value out
+    /// of range ([`Config::check`]).
+    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
         // First pass straight from the text, so errors carry the line and the field path.
-        let config: Config = from_toml_text(text).map_err(|e| {
-            let renamed = RENAMED.iter().find(|(_, new)| {
-                let leaf = new.rsplit_once('.').map_or(*new, |(_, l)| l);
-                e.inner.message().contains(&format!("duplicate field `{leaf}`"))
-            });
-            match renamed {
-                Some((old, new)) => {
-                    anyhow!("{origin}: {e}\n(`{old}` is the old name of `{new}`: keep one)")
-                }
-                None => anyhow!("{origin}: {e}"),
+        let config: Config = from_toml_text(text).map_err(|mut e| {
+            if e.kind == ConfigErrorKind::DuplicateKey
+                && let Some((old, new)) = RENAMED.iter().find(|(_, new)| {
+                    let leaf = new.rsplit_once('.').map_or(*new, |(_, l)| l);
+                    e.message.contains(&format!("duplicate field `{leaf}`"))
+                })
+            {
+                e.message.push_str(&format!(" (`{old}` is the old name of `{new}`: keep one)"));
             }
+            e.in_file(origin)
         })?;
         let mut config = if overrides.is_empty() {
             config
@@ -107,19 +123,25 @@ impl Config {
                 .iter()
                 .map(|o| overrides::Override::parse(o))
                 .collect::<Result<_, _>>()?;
-            let mut value: toml::Value =
-                toml::from_str(text).map_err(|e| anyhow!("{origin}: {e}"))?;
+            let mut value: toml::Value = toml::from_str(text)
+                .map_err(|e| ConfigError::from_toml(&e, "", text, true).in_file(origin))?;
             overrides::canonical_tree(&mut value);
             for o in &overrides {
                 o.apply(&mut value)?;
             }
-            let text = toml::to_string(&value)?;
+            let merged = toml::to_string(&value).map_err(|e| {
+                ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    format!("the overridden configuration is not TOML: {e}"),
+                )
+                .in_file(origin)
+            })?;
             let config =
-                from_toml_text(&text).map_err(|e| overrides::explain(origin, &overrides, &e))?;
+                from_toml_text(&merged).map_err(|e| overrides::explain(origin, &overrides, e))?;
             overrides::unset(config, origin, &overrides)?
         };
         grpo_group_sizes(&mut config, text, overrides);
-        config.check().map_err(|e| anyhow!("{origin}: {e}"))?;
+        config.check().map_err(|e| place(e, text, origin, overrides))?;
         Ok(config)
     }
 
@@ -163,38 +185,43 @@ fn grpo_group_sizes(config: &mut Config, text: &str, overrides: &[String]) {
     }
 }
 
-/// A config error: the toml message (with line and snippet) plus the serde field path.
-#[derive(Debug)]
-struct ConfigError {
-    path: String,
-    inner: toml::de::Error,
+/// The typed step over config text; errors carry the field path and the position.
+fn from_toml_text(text: &str) -> Result<Config, ConfigError> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|inner| ConfigError::from_toml(&inner, "", text, true))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError::from_toml(e.inner(), &path, text, false)
+    })
 }
 
 impl ConfigError {
-    fn message_only(&self) -> String {
-        format!("field `{}`: {}", self.path, self.inner.message())
+    /// The same problem placed in the config file `path` that was loaded with `overrides`:
+    /// the file is named, and the line and column of the field's value when the file sets it
+    /// and no `--set` item replaced it (else the item is named). For the checks that run
+    /// after loading ([`Config::check_files`], [`Plugins::path_of`]), where the file is known
+    /// only to the caller.
+    pub fn placed_in(self, path: &Path, overrides: &[String]) -> Self {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        place(self, &text, &path.display().to_string(), overrides)
     }
 }
 
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut out = String::new();
-        if self.path.is_empty() || self.path == "." {
-            write!(out, "{}", self.inner)?;
-        } else {
-            write!(out, "field `{}`: {}", self.path, self.inner)?;
-        }
-        write!(f, "{}", out.trim_end())
+/// Places [`Config::check`]'s problems: in `origin`, at the line of the field's value in
+/// `text`, or at the `--set` item that gave the value.
+fn place(mut e: ConfigError, text: &str, origin: &str, overrides: &[String]) -> ConfigError {
+    let set = e.field.as_deref().and_then(|field| {
+        overrides
+            .iter()
+            .rev()
+            .find(|o| overrides::Override::parse(o).is_ok_and(|parsed| parsed.dotted() == field))
+    });
+    match (set, e.field.as_deref().and_then(|f| error::locate(text, f))) {
+        (Some(item), _) => e.set = Some(item.clone()),
+        (None, Some(offset)) => e = e.at_offset(text, offset),
+        (None, None) => {}
     }
-}
-
-fn from_toml_text(text: &str) -> Result<Config, ConfigError> {
-    let de = toml::Deserializer::parse(text)
-        .map_err(|inner| ConfigError { path: String::new(), inner })?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        ConfigError { path, inner: e.into_inner() }
-    })
+    e.in_file(origin)
 }
 
 /// `Option<T>` of a field whose default is set: TOML has no null, so the empty string spells

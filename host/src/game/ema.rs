@@ -20,6 +20,8 @@ use anyhow::{Context, bail};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
+use crate::game::checkpoint::CheckpointError;
+
 /// The f32 EMA masters of one player's EMA copy (empty when every EMA variable is f32).
 ///
 /// Saved next to the EMA model in a checkpoint ([`EmaMasters::save`]); a resumed run loads them
@@ -120,27 +122,39 @@ impl EmaMasters {
 
     /// Restores what [`EmaMasters::save`] wrote (no file = no masters), on `ema`'s device.
     ///
-    /// Errors: a tensor that is not f32, names no variable of `ema`, or differs in shape.
-    pub fn load(&mut self, path: &Path, ema: &VarStore) -> anyhow::Result<()> {
+    /// # Errors
+    /// [`CheckpointError::Safetensors`] when the file cannot be read;
+    /// [`CheckpointError::Tensor`] for a tensor that is not f32, names no variable of `ema`,
+    /// or differs in shape.
+    pub fn load(&mut self, path: &Path, ema: &VarStore) -> Result<(), CheckpointError> {
         self.masters.clear();
         if !path.exists() {
             return Ok(());
         }
-        let named = Tensor::read_safetensors(path)
-            .with_context(|| format!("cannot read EMA masters {}", path.display()))?;
+        let named = Tensor::read_safetensors(path).map_err(|e| CheckpointError::Safetensors {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let vars = ema.variables();
         for (name, t) in named {
             let Some(var) = vars.get(&name) else {
-                bail!("{}: EMA master for unknown variable {name}", path.display());
+                return Err(CheckpointError::tensor(
+                    path,
+                    &name,
+                    "EMA master for unknown variable",
+                ));
             };
             if t.kind() != Kind::Float || t.size() != var.size() {
-                bail!(
-                    "{}: EMA master {name} is {:?} {:?}, expected Float {:?}",
-                    path.display(),
-                    t.kind(),
-                    t.size(),
-                    var.size()
-                );
+                return Err(CheckpointError::tensor(
+                    path,
+                    &name,
+                    format!(
+                        "EMA master {name} is {:?} {:?}, expected Float {:?}",
+                        t.kind(),
+                        t.size(),
+                        var.size()
+                    ),
+                ));
             }
             self.masters.insert(name, t.to_device(ema.device()));
         }
@@ -341,7 +355,13 @@ mod tests {
 
         // Bad files are precise errors.
         let (other, _) = store_of(&[1.0], Kind::BFloat16);
-        let err = EmaMasters::new().load(&file, &other).unwrap_err().to_string();
+        let err = EmaMasters::new().load(&file, &other).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Tensor { path, tensor, .. }
+                if path == &file && tensor == "w"),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(err.contains("EMA master w") && err.contains("[1]"), "{err}");
         // No file: no masters (an f32 copy, or a checkpoint before the first update).
         let mut none = EmaMasters::new();

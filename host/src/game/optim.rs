@@ -9,9 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
+
+use crate::game::checkpoint::CheckpointError;
 
 #[derive(Debug)]
 pub struct AdamW {
@@ -137,38 +139,75 @@ impl AdamW {
     }
 
     /// Restores what [`AdamW::save`] wrote, moving the moments to `vs`'s device.
-    pub fn load(&mut self, path: &Path, vs: &VarStore) -> anyhow::Result<()> {
-        let named = Tensor::read_safetensors(path)
-            .with_context(|| format!("cannot read optimiser state {}", path.display()))?;
+    ///
+    /// # Errors
+    /// [`CheckpointError::Safetensors`] when the file cannot be read;
+    /// [`CheckpointError::Tensor`] for a tensor of an unknown name or variable, a moment or
+    /// master that is not f32 or not of its variable's shape, or a first moment without its
+    /// second.
+    pub fn load(&mut self, path: &Path, vs: &VarStore) -> Result<(), CheckpointError> {
+        let named = Tensor::read_safetensors(path).map_err(|e| CheckpointError::Safetensors {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let device = vs.device();
         let known: BTreeMap<String, Tensor> = trainable(vs).into_iter().collect();
         let mut m_of = BTreeMap::new();
         let mut v_of = BTreeMap::new();
-        self.masters.clear();
-        self.steps = 0;
+        let mut masters = BTreeMap::new();
+        let mut steps = 0;
         for (name, t) in named {
             if name == "__steps__" {
-                self.steps = t.int64_value(&[0]) as u64;
-            } else if let Some(var) = name.strip_prefix("m.") {
-                m_of.insert(var.to_string(), t.to_device(device));
+                steps = t.int64_value(&[0]) as u64;
+                continue;
+            }
+            let (table, var) = if let Some(var) = name.strip_prefix("m.") {
+                (&mut m_of, var)
             } else if let Some(var) = name.strip_prefix("v.") {
-                v_of.insert(var.to_string(), t.to_device(device));
+                (&mut v_of, var)
             } else if let Some(var) = name.strip_prefix("w.") {
-                self.masters.insert(var.to_string(), t.to_device(device));
+                (&mut masters, var)
             } else {
-                bail!("{}: unexpected tensor {name}", path.display());
+                return Err(CheckpointError::tensor(
+                    path,
+                    &name,
+                    "unexpected tensor (expected __steps__, m.VAR, v.VAR or w.VAR)",
+                ));
+            };
+            let Some(param) = known.get(var) else {
+                return Err(CheckpointError::tensor(
+                    path,
+                    &name,
+                    format!("state for unknown variable {var}"),
+                ));
+            };
+            if t.kind() != Kind::Float || t.size() != param.size() {
+                return Err(CheckpointError::tensor(
+                    path,
+                    &name,
+                    format!(
+                        "is {:?} {:?}, expected Float {:?} (the shape of {var})",
+                        t.kind(),
+                        t.size(),
+                        param.size()
+                    ),
+                ));
             }
+            table.insert(var.to_string(), t.to_device(device));
         }
-        self.moments.clear();
+        let mut moments = BTreeMap::new();
         for (var, m) in m_of {
-            if !known.contains_key(&var) {
-                bail!("{}: state for unknown variable {var}", path.display());
-            }
-            let v = v_of
-                .remove(&var)
-                .with_context(|| format!("{}: no second moment for {var}", path.display()))?;
-            self.moments.insert(var, (m, v));
+            let v = v_of.remove(&var).ok_or_else(|| {
+                CheckpointError::tensor(path, format!("m.{var}"), "no second moment v.{var}")
+            })?;
+            moments.insert(var, (m, v));
         }
+        if let Some(var) = v_of.into_keys().next() {
+            return Err(CheckpointError::tensor(path, format!("v.{var}"), "no first moment"));
+        }
+        self.moments = moments;
+        self.masters = masters;
+        self.steps = steps;
         Ok(())
     }
 }
@@ -248,5 +287,37 @@ mod tests {
         assert_eq!(opt2.steps, 1);
         run(&mut opt2, &vs2, &w2);
         assert!((w2.double_value(&[0]) - expected).abs() < 1e-7);
+    }
+
+    #[test]
+    fn state_that_does_not_fit_the_model_is_a_typed_error_naming_file_and_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("opt.safetensors");
+        let (vs, w) = one_param(1.0);
+        let mut opt = AdamW::new(0.9, 0.95, 0.1);
+        (&w * 2.0).sum(Kind::Float).backward();
+        opt.step(&vs, 0.1).unwrap();
+        opt.save(&file).unwrap();
+        // Another shape.
+        let other = VarStore::new(Device::Cpu);
+        let _ = other.root().var("w", &[2], nn::Init::Const(0.0));
+        let err = AdamW::new(0.9, 0.95, 0.1).load(&file, &other).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Tensor { path, tensor, .. }
+                if path == &file && tensor.ends_with(".w")),
+            "{err:?}"
+        );
+        // Another variable name.
+        let renamed = VarStore::new(Device::Cpu);
+        let _ = renamed.root().var("u", &[1], nn::Init::Const(0.0));
+        let err = AdamW::new(0.9, 0.95, 0.1).load(&file, &renamed).unwrap_err();
+        assert!(matches!(err, CheckpointError::Tensor { .. }), "{err:?}");
+        // Not a safetensors file.
+        std::fs::write(&file, b"not safetensors").unwrap();
+        let err = AdamW::new(0.9, 0.95, 0.1).load(&file, &vs).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Safetensors { path, .. } if path == &file),
+            "{err:?}"
+        );
     }
 }

@@ -133,7 +133,14 @@ impl<P: Policy> Player<P> {
     }
 
     /// Restores what [`Player::save_state`] wrote.
-    pub fn load_state(&mut self, files: &PlayerFiles) -> anyhow::Result<()> {
+    ///
+    /// # Errors
+    /// A [`crate::game::checkpoint::CheckpointError`] naming the state file and the tensor
+    /// that does not fit this player's model.
+    pub fn load_state(
+        &mut self,
+        files: &PlayerFiles,
+    ) -> Result<(), crate::game::checkpoint::CheckpointError> {
         self.optimizer.load(&files.optimizer, self.current.var_store())?;
         match &self.ema {
             Some(e) => self.ema_masters.load(&files.ema_masters, e.var_store()),

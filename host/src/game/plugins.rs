@@ -216,7 +216,7 @@ pub fn load(
     let curriculum_path = p.path_of("curriculum", &p.curriculum)?;
     let curriculum =
         CurriculumPlugin::load(&engine, &curriculum_path, p.settings_of(&p.curriculum))
-            .map_err(|e| anyhow::anyhow!("curriculum `{}`: {e}", p.curriculum))?;
+            .with_context(|| format!("curriculum `{}`", p.curriculum))?;
     records.push(PluginRecord::of("curriculum", curriculum.identity()));
     Ok(LoadedPlugins { judge, curriculum, records })
 }
@@ -253,7 +253,7 @@ fn load_judge_with(
     for name in &rubric_names {
         let path = p.path_of("rubric", name)?;
         let rubric = RubricPlugin::load(engine, &path, p.settings_of(name))
-            .map_err(|e| anyhow::anyhow!("rubric `{name}`: {e}"))?;
+            .with_context(|| format!("rubric `{name}`"))?;
         records.push(PluginRecord::of("rubric", rubric.identity()));
         registry.insert(Some(name), rubric)?;
     }
@@ -284,7 +284,7 @@ fn load_judge_with(
         seed: config.algorithm.seed,
     };
     let plugin = JudgePlugin::load(engine, &judge_path, registry, generator, judge_options)
-        .map_err(|e| anyhow::anyhow!("judge `{}`: {e}", p.judge))?;
+        .with_context(|| format!("judge `{}`", p.judge))?;
     records.push(PluginRecord::of("judge", plugin.identity()));
     Ok((PluginJudge { plugin, generation, backend }, records))
 }

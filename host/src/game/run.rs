@@ -122,6 +122,9 @@ impl<P: Policy> Trainer<P> {
         let val_seeds = validation_seeds(&config, harmful_val, benign_val);
         let settings = rollout_settings(&config)?;
 
+        if let Some(c) = &checkpoint {
+            checkpoint::check_complete(c)?;
+        }
         let state = checkpoint.as_ref().map(|c| TrainState::read(c)).transpose()?;
         let dirs = checkpoint.as_ref().map(|c| checkpoint::player_dirs(c));
         let (attacker, defender) = if config.models.adapter == Adapter::Lora {
@@ -178,7 +181,7 @@ impl<P: Policy> Trainer<P> {
             };
             trainer
                 .curriculum
-                .load_state(&state.curriculum_state()?)
+                .load_state(&state.curriculum_state(&dir)?)
                 .context("curriculum load-state")?;
             let (fa, fd) = checkpoint::player_files(&dir);
             trainer.attacker.load_state(&fa)?;

@@ -265,7 +265,8 @@ impl RunJudge for TableJudge {}
 
 /// Uniform sampling with its own RNG, whose state is its save-state (a step counter: each
 /// draw's RNG derives from the init seed and the counter). `bad_from` makes it answer
-/// out-of-range indices from that call on.
+/// out-of-range indices from that call on; `failing_observe` makes every `observe` fail
+/// with that kind.
 #[derive(Debug, Default)]
 pub struct CountingCurriculum {
     pub pools: BTreeMap<bool, Vec<u32>>,
@@ -273,10 +274,11 @@ pub struct CountingCurriculum {
     pub draws: u64,
     pub observed: usize,
     pub bad_from: Option<u64>,
+    pub failing_observe: Option<FailureKind>,
 }
 
 impl Curriculum for CountingCurriculum {
-    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> anyhow::Result<()> {
+    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> Result<(), Failure> {
         self.seed = rng_seed;
         self.pools.clear();
         for (i, s) in seeds.iter().enumerate() {
@@ -284,7 +286,7 @@ impl Curriculum for CountingCurriculum {
         }
         Ok(())
     }
-    fn next_batch(&mut self, category: Category, size: u32) -> anyhow::Result<Vec<u32>> {
+    fn next_batch(&mut self, category: Category, size: u32) -> Result<Vec<u32>, Failure> {
         self.draws += 1;
         if self.bad_from.is_some_and(|b| self.draws >= b) {
             return Ok(vec![u32::MAX; size as usize]);
@@ -293,16 +295,26 @@ impl Curriculum for CountingCurriculum {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ self.draws.wrapping_mul(0x9E37_79B9));
         Ok((0..size).map(|_| pool[rng.random_range(0..pool.len())]).collect())
     }
-    fn observe(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    fn observe(&mut self, outcomes: &[Outcome]) -> Result<(), Failure> {
+        if let Some(kind) = self.failing_observe {
+            return Err(Failure { kind, plugin: self.label(), message: "observe failed".into() });
+        }
         self.observed += outcomes.len();
         Ok(())
     }
-    fn save_state(&mut self) -> anyhow::Result<Vec<u8>> {
+    fn save_state(&mut self) -> Result<Vec<u8>, Failure> {
         Ok(self.draws.to_le_bytes().to_vec())
     }
-    fn load_state(&mut self, state: &[u8]) -> anyhow::Result<()> {
-        self.draws =
-            u64::from_le_bytes(state.try_into().map_err(|_| anyhow::anyhow!("bad state"))?);
+    fn load_state(&mut self, state: &[u8]) -> Result<(), Failure> {
+        let bytes = state.try_into().map_err(|_| Failure {
+            kind: FailureKind::Invalid,
+            plugin: self.label(),
+            message: format!("a state is 8 bytes, not {}", state.len()),
+        })?;
+        self.draws = u64::from_le_bytes(bytes);
         Ok(())
+    }
+    fn label(&self) -> String {
+        "counting-curriculum".into()
     }
 }

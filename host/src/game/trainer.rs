@@ -214,7 +214,7 @@ impl<P: Policy> Trainer<P> {
             t,
             self.last_checkpoint.as_deref(),
         )?;
-        self.curriculum_call().observe(&rollout)?;
+        self.curriculum_call().observe(&rollout, t, &mut m)?;
 
         // Both players learn from the same rollout, then both EMA copies move.
         let a = &self.config.algorithm;

@@ -6,6 +6,8 @@
 //! `anyhow::Result` (the game and CLI work in `anyhow`); the root cause of their errors is a
 //! [`LoadError`], reachable with `err.downcast_ref::<LoadError>()`.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 
 /// A `config.json`-level problem: which field, and what is wrong with it. Produced by the
@@ -17,10 +19,12 @@ pub struct FieldError {
     /// The field as a JSON path (`rope_scaling.rope_type`, `layer_types[0]`, `.` for the
     /// whole object).
     pub field: String,
+    /// What is wrong with the value and what was expected.
     pub message: String,
 }
 
 impl FieldError {
+    /// A problem with `field` (a JSON path), described by `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { field: field.into(), message: message.into() }
     }
@@ -40,19 +44,28 @@ pub enum LoadError {
     /// A file exists (or must exist) but could not be read.
     #[error("cannot read {what} {}: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
         /// What the file is for (`model config`, `weight file`, ...).
         what: &'static str,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// A required file (or entry) is missing.
     #[error("{}: {what}", path.display())]
-    Missing { path: PathBuf, what: String },
+    Missing {
+        /// The folder or file looked for.
+        path: PathBuf,
+        /// What is missing (and where else it was looked for).
+        what: String,
+    },
     /// A JSON file does not parse.
     #[error("{}: invalid JSON: {source}", path.display())]
     Json {
+        /// The JSON file.
         path: PathBuf,
+        /// `serde_json`'s error, with line and column.
         #[source]
         source: serde_json::Error,
     },
@@ -60,19 +73,31 @@ pub enum LoadError {
     /// cannot honour: an unsupported value, a wrong type, or settings that contradict each
     /// other. Refused rather than run differently from transformers.
     #[error("{}: {error}", path.display())]
-    Field { path: PathBuf, error: FieldError },
+    Field {
+        /// The JSON file.
+        path: PathBuf,
+        /// The field and what is wrong with it.
+        error: FieldError,
+    },
     /// A weight file is malformed or truncated, or a tensor is missing, unexpected or has
     /// another shape or dtype than `config.json` implies.
     #[error("{}: {message}", path.display())]
     Weights {
+        /// The weight file (or the folder, when no weight file is found).
         path: PathBuf,
         /// The tensor concerned, when there is one.
         tensor: Option<String>,
+        /// What is wrong and what was expected.
         message: String,
     },
     /// The tokenizer cannot be loaded or does not fit the model.
     #[error("{}: {message}", path.display())]
-    Tokenizer { path: PathBuf, message: String },
+    Tokenizer {
+        /// The tokenizer file (or the folder).
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// The requested dtype is not one the engine computes in.
     #[error("model dtype {0:?} is not supported (use f32, bf16 or f16)")]
     Dtype(tch::Kind),

@@ -1,6 +1,13 @@
 //! A loaded curriculum plugin behind the [`Curriculum`] facade. Batches are validated
 //! (size, index range, category); the plugin's state is snapshotted after every change so a
 //! replacement instance (after a trap) is restored to exactly where the old one was.
+//!
+//! Every call answers `Result<_, Failure>`: a trap, deadline or budget overrun comes from the
+//! sandbox already counted; what the host finds wrong afterwards (a refusal by the plugin, a
+//! batch of the wrong size or category, an oversized state) is counted here under its
+//! [`FailureKind`], so [`CurriculumPlugin::failures`] holds every failure by kind.
+
+#![warn(missing_docs)]
 
 use super::bindings::curriculum::CurriculumPlugin as Bindings;
 use super::bindings::curriculum::exports::advgame::plugin::curriculum as wit;
@@ -13,6 +20,8 @@ use super::sandbox::Sandbox;
 use crate::judging::{Category, Curriculum, Failure, FailureKind, Outcome, Seed};
 use std::path::Path;
 
+/// A curriculum component in its sandbox, with what it needs to bring a replacement instance
+/// (after a trap) back to the same state: the `init` arguments and the last state snapshot.
 pub struct CurriculumPlugin {
     sandbox: Sandbox<Bindings>,
     /// The seeds and rng seed given to `init`, to re-initialise a replacement instance.
@@ -39,6 +48,11 @@ fn wit_category(c: Category) -> WitCategory {
 }
 
 impl CurriculumPlugin {
+    /// Loads a `curriculum-plugin` component from `path`; `config` is what its
+    /// `host.config()` returns.
+    ///
+    /// # Errors
+    /// A [`LoadError`] when the file is not a curriculum component or its `info` fails.
     pub fn load(
         engine: &PluginEngine,
         path: &Path,
@@ -59,14 +73,17 @@ impl CurriculumPlugin {
         })
     }
 
+    /// The component's name, version and hash.
     pub fn identity(&self) -> &Identity {
         &self.sandbox.identity
     }
 
+    /// Failures of this plugin so far, by kind (sandbox and host-detected alike).
     pub fn failures(&self) -> &FailureCounts {
         &self.sandbox.failures
     }
 
+    /// Instances started so far (1 plus one per restart after a failure).
     pub fn instances(&self) -> u64 {
         self.sandbox.instances
     }
@@ -77,9 +94,23 @@ impl CurriculumPlugin {
         self.sandbox.restart()
     }
 
-    fn err(&mut self, kind: FailureKind, message: String) -> anyhow::Error {
+    /// A host-detected failure of `kind`, counted.
+    fn err(&mut self, kind: FailureKind, message: String) -> Failure {
         self.sandbox.count(kind, 1);
-        anyhow::Error::new(self.sandbox.fail(kind, message))
+        self.sandbox.fail(kind, message)
+    }
+
+    /// The failure of a call made out of order (before `init`): the host's mistake, so it is
+    /// returned as [`FailureKind::Invalid`] input but not counted against the plugin.
+    fn before_init(&self, call: &str) -> Result<(), Failure> {
+        if self.initialised {
+            Ok(())
+        } else {
+            Err(self.sandbox.fail(
+                FailureKind::Invalid,
+                format!("{call} before init: call init with the run's seeds first"),
+            ))
+        }
     }
 
     fn call_init(&mut self) -> Result<Result<(), String>, Failure> {
@@ -89,7 +120,7 @@ impl CurriculumPlugin {
     }
 
     /// Brings a replacement instance back to the last snapshot.
-    fn resync(&mut self) -> anyhow::Result<()> {
+    fn resync(&mut self) -> Result<(), Failure> {
         if self.sandbox.instances == self.synced_instance || !self.initialised {
             return Ok(());
         }
@@ -110,7 +141,7 @@ impl CurriculumPlugin {
         Ok(())
     }
 
-    fn snapshot(&mut self) -> anyhow::Result<()> {
+    fn snapshot(&mut self) -> Result<(), Failure> {
         let state = self
             .sandbox
             .call("save-state", |b, s| b.advgame_plugin_curriculum().call_save_state(s))?;
@@ -127,7 +158,7 @@ impl CurriculumPlugin {
 }
 
 impl Curriculum for CurriculumPlugin {
-    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> anyhow::Result<()> {
+    fn init(&mut self, seeds: &[Seed], rng_seed: u64) -> Result<(), Failure> {
         self.seeds = seeds
             .iter()
             .map(|s| WitSeed {
@@ -145,8 +176,8 @@ impl Curriculum for CurriculumPlugin {
         self.snapshot()
     }
 
-    fn next_batch(&mut self, category: Category, size: u32) -> anyhow::Result<Vec<u32>> {
-        anyhow::ensure!(self.initialised, "next_batch before init");
+    fn next_batch(&mut self, category: Category, size: u32) -> Result<Vec<u32>, Failure> {
+        self.before_init("next_batch")?;
         self.resync()?;
         let cat = wit_category(category);
         let batch = self.sandbox.call("next-batch", |b, s| {
@@ -184,8 +215,8 @@ impl Curriculum for CurriculumPlugin {
         Ok(batch)
     }
 
-    fn observe(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()> {
-        anyhow::ensure!(self.initialised, "observe before init");
+    fn observe(&mut self, outcomes: &[Outcome]) -> Result<(), Failure> {
+        self.before_init("observe")?;
         self.resync()?;
         let wire: Vec<wit::Outcome> = outcomes
             .iter()
@@ -201,17 +232,14 @@ impl Curriculum for CurriculumPlugin {
         self.snapshot()
     }
 
-    fn save_state(&mut self) -> anyhow::Result<Vec<u8>> {
+    fn save_state(&mut self) -> Result<Vec<u8>, Failure> {
         self.resync()?;
         self.snapshot()?;
         Ok(self.snapshot.clone().unwrap_or_default())
     }
 
-    fn load_state(&mut self, state: &[u8]) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.initialised,
-            "load_state before init: call init with the run's seeds first"
-        );
+    fn load_state(&mut self, state: &[u8]) -> Result<(), Failure> {
+        self.before_init("load_state")?;
         self.resync()?;
         let r = self
             .sandbox
@@ -223,5 +251,9 @@ impl Curriculum for CurriculumPlugin {
         }
         self.snapshot = Some(state.to_vec());
         Ok(())
+    }
+
+    fn label(&self) -> String {
+        self.sandbox.identity.label()
     }
 }

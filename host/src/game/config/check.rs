@@ -3,19 +3,22 @@
 
 use std::path::Path;
 
-use anyhow::bail;
-
-use super::Config;
+use super::{Config, ConfigError, ConfigErrorKind};
 
 impl Config {
     /// Semantic checks serde cannot express (ranges, consistency).
-    pub fn check(&self) -> anyhow::Result<()> {
+    ///
+    /// # Errors
+    /// A [`ConfigErrorKind::OutOfRange`] [`ConfigError`] naming the first field out of its
+    /// range and what the range is; any further ones are in its `more`. [`Config::parse`]
+    /// adds the file and the line.
+    pub fn check(&self) -> Result<(), ConfigError> {
         let g = &self.game;
         let a = &self.algorithm;
         let mut problems = Vec::new();
         let mut need = |ok: bool, field: &str, what: &str| {
             if !ok {
-                problems.push(format!("field `{field}`: {what}"));
+                problems.push(ConfigError::new(ConfigErrorKind::OutOfRange, what).field(field));
             }
         };
         need(g.attacks_per_seed >= 1, "game.attacks_per_seed", "must be at least 1");
@@ -64,13 +67,26 @@ impl Config {
         if let Err(e) = lora.config().targets() {
             let what = format!("{e:#}");
             let what = what.strip_prefix("target_modules: ").unwrap_or(&what).to_string();
-            problems.push(format!("field `models.lora.target_modules`: {what}"));
+            problems.push(
+                ConfigError::new(ConfigErrorKind::InvalidValue, what)
+                    .field("models.lora.target_modules"),
+            );
         }
-        if problems.is_empty() { Ok(()) } else { bail!("{}", problems.join("; ")) }
+        let mut problems = problems.into_iter();
+        match problems.next() {
+            None => Ok(()),
+            Some(first) => Err(ConfigError { more: problems.collect(), ..first }),
+        }
     }
 
     /// Checks that every file and folder the run reads exists, naming the field otherwise.
-    pub fn check_files(&self) -> anyhow::Result<()> {
+    ///
+    /// # Errors
+    /// A [`ConfigErrorKind::MissingFile`] [`ConfigError`] naming the field and the path (and
+    /// the working directory relative paths are resolved against); an
+    /// [`ConfigErrorKind::InvalidValue`] one for a remote judge model whose settings do not
+    /// hold together.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
         let mut entries: Vec<(&str, &Path)> = vec![
             ("models.attacker", &self.models.attacker),
             ("models.defender", &self.models.defender),
@@ -82,7 +98,7 @@ impl Config {
         match &self.models.judge {
             Some(crate::openai::ModelRef::Local(p)) => entries.push(("models.judge", p)),
             Some(crate::openai::ModelRef::Remote(r)) => {
-                r.validate("models.judge")?;
+                r.validate("models.judge").map_err(remote_error)?;
                 if let Some(t) = &r.tokenizer {
                     entries.push(("models.judge.tokenizer", t));
                 }
@@ -109,14 +125,31 @@ impl Config {
         for (field, path) in entries {
             if !path.exists() {
                 let cwd = std::env::current_dir().map(|d| d.display().to_string());
-                bail!(
-                    "field `{field}`: {} does not exist (relative paths are resolved against \
-                     the working directory {})",
-                    path.display(),
-                    cwd.unwrap_or_default()
-                );
+                return Err(ConfigError::new(
+                    ConfigErrorKind::MissingFile,
+                    format!(
+                        "{} does not exist (relative paths are resolved against the working \
+                         directory {})",
+                        path.display(),
+                        cwd.unwrap_or_default()
+                    ),
+                )
+                .field(field));
             }
         }
         Ok(())
+    }
+}
+
+/// `RemoteModel::validate`'s `field `F`: what` as a typed error about `F`.
+fn remote_error(e: anyhow::Error) -> ConfigError {
+    let text = format!("{e:#}");
+    let split = text
+        .strip_prefix("field `")
+        .and_then(|rest| rest.split_once("`: "))
+        .map(|(field, what)| (field.to_string(), what.to_string()));
+    match split {
+        Some((field, what)) => ConfigError::new(ConfigErrorKind::InvalidValue, what).field(field),
+        None => ConfigError::new(ConfigErrorKind::InvalidValue, text).field("models.judge"),
     }
 }

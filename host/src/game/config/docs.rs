@@ -258,7 +258,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "plugins.failure_policy.curriculum",
-        "When the curriculum fails or returns invalid indices: `uniform` samples that batch uniformly instead (counted), `stop` ends the run.",
+        "When the curriculum fails or returns invalid indices: `uniform` samples that batch uniformly instead (counted in `curriculum/failures` and `curriculum/failures/<kind>`), `stop` ends the run.",
     ),
     (
         "plugins.failure_policy.max_consecutive_call_failures",

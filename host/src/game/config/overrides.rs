@@ -11,9 +11,12 @@
 //! refused for a text field with the quoting fix), so one `--set` means the same TOML value
 //! wherever it lands. Old key names (see [`super::RENAMED`]) are accepted and mean the new key.
 
-use anyhow::{anyhow, bail};
+use super::{Config, ConfigError, ConfigErrorKind, RENAMED};
 
-use super::{Config, ConfigError, RENAMED};
+/// A [`ConfigErrorKind::BadOverride`] about the item `item`.
+fn bad(item: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(ConfigErrorKind::BadOverride, message).from_set(item)
+}
 
 /// One parsed `--set` item.
 #[derive(Debug, Clone)]
@@ -31,19 +34,21 @@ const NULL_WORDS: [&str; 2] = ["null", "none"];
 
 impl Override {
     /// Parses `dotted.key=value` (see the module docs).
-    pub(super) fn parse(item: &str) -> anyhow::Result<Self> {
-        let (key, raw) = item
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--set {item}: expected dotted.key=value"))?;
+    pub(super) fn parse(item: &str) -> Result<Self, ConfigError> {
+        let (key, raw) =
+            item.split_once('=').ok_or_else(|| bad(item, "expected dotted.key=value"))?;
         let (key, raw) = (key.trim(), raw.trim());
         if key.is_empty() || key.split('.').any(|s| s.trim().is_empty()) {
-            bail!("--set {item}: empty key segment");
+            return Err(bad(item, "empty key segment"));
         }
         if raw.is_empty() {
-            bail!(
-                "--set {item}: no value; write {key}=null to unset an optional field, or \
-                 {key}='\"\"' for empty text"
-            );
+            return Err(bad(
+                item,
+                format!(
+                    "no value; write {key}=null to unset an optional field, or {key}='\"\"' \
+                     for empty text"
+                ),
+            ));
         }
         let value = if NULL_WORDS.iter().any(|w| raw.eq_ignore_ascii_case(w)) {
             None
@@ -65,20 +70,20 @@ impl Override {
 
     /// Applies the override to a TOML tree. An unset removes the key (the typed step,
     /// [`unset`], then sets the field to none).
-    pub(super) fn apply(&self, root: &mut toml::Value) -> anyhow::Result<()> {
+    pub(super) fn apply(&self, root: &mut toml::Value) -> Result<(), ConfigError> {
         let item = &self.item;
         let (leaf, parents) = self.key.split_last().expect("a key has at least one segment");
         let mut node = root;
         for (i, part) in parents.iter().enumerate() {
             let table = node.as_table_mut().ok_or_else(|| {
-                anyhow!("--set {item}: `{}` is not a table", self.key[..i].join("."))
+                bad(item, format!("`{}` is not a table", self.key[..i].join(".")))
             })?;
             node =
                 table.entry(part.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
         }
         let table = node
             .as_table_mut()
-            .ok_or_else(|| anyhow!("--set {item}: `{}` is not a table", parents.join(".")))?;
+            .ok_or_else(|| bad(item, format!("`{}` is not a table", parents.join("."))))?;
         match &self.value {
             Some(v) => {
                 table.insert(leaf.clone(), v.clone());
@@ -93,7 +98,7 @@ impl Override {
     /// Explains a deserialization error at this override's key, with the quoting fix when a
     /// bare value was not the text the field wants.
     fn explain(&self, message: &str) -> String {
-        let mut out = format!("field `{}`: {message} (from --set {})", self.dotted(), self.item);
+        let mut out = format!("{message} (from --set {})", self.item);
         let wants_text = message.contains("expected a string") || message.contains("path string");
         if wants_text && !matches!(self.value, Some(toml::Value::String(_))) {
             let raw = self.item.split_once('=').map_or("", |(_, r)| r.trim());
@@ -140,14 +145,28 @@ pub(super) fn canonical_tree(root: &mut toml::Value) {
     }
 }
 
-/// The error of deserializing the overridden tree: at an override's key it names the
-/// override; elsewhere it lists them all.
-pub(super) fn explain(origin: &str, overrides: &[Override], e: &ConfigError) -> anyhow::Error {
-    match overrides.iter().rev().find(|o| o.dotted() == e.path) {
-        Some(o) => anyhow!("{origin}: {}", o.explain(e.inner.message())),
+/// The error of deserializing the overridden tree (`e`, placed in that tree's text, whose
+/// lines mean nothing to the user): at an override's key it names the override; elsewhere
+/// it lists them all.
+pub(super) fn explain(origin: &str, overrides: &[Override], e: ConfigError) -> ConfigError {
+    let e = ConfigError { line: None, column: None, ..e };
+    // The item that set the field, or a key inside it (`--set game.top_p.x=1` makes
+    // `game.top_p` a table).
+    let at = |o: &&Override| {
+        let key = o.dotted();
+        e.field.as_deref().is_some_and(|f| {
+            key == f || key.strip_prefix(f).is_some_and(|rest| rest.starts_with('.'))
+        })
+    };
+    match overrides.iter().rev().find(at) {
+        Some(o) => {
+            let message = o.explain(&e.message);
+            ConfigError { message, ..e }.from_set(&o.item).in_file(origin)
+        }
         None => {
             let items: Vec<&str> = overrides.iter().map(|o| o.item.as_str()).collect();
-            anyhow!("{origin} with --set {}: {}", items.join(" --set "), e.message_only())
+            let message = format!("{} (with --set {})", e.message, items.join(" --set "));
+            ConfigError { message, ..e }.in_file(origin)
         }
     }
 }
@@ -160,7 +179,7 @@ pub(super) fn unset(
     config: Config,
     origin: &str,
     overrides: &[Override],
-) -> anyhow::Result<Config> {
+) -> Result<Config, ConfigError> {
     let nulls: Vec<&Override> = overrides
         .iter()
         .enumerate()
@@ -172,7 +191,10 @@ pub(super) fn unset(
     if nulls.is_empty() {
         return Ok(config);
     }
-    let mut json = serde_json::to_value(&config)?;
+    let mut json = serde_json::to_value(&config).map_err(|e| {
+        ConfigError::new(ConfigErrorKind::InvalidValue, format!("cannot unset: {e}"))
+            .in_file(origin)
+    })?;
     // Keys absent from the serialized config are map entries (already removed from the tree)
     // or typos; deserializing with a null there tells which.
     let mut absent = Vec::new();
@@ -182,15 +204,13 @@ pub(super) fn unset(
         for part in parents {
             node = node
                 .as_object_mut()
-                .ok_or_else(|| {
-                    anyhow!("--set {}: `{part}` is inside a value, not a table", o.item)
-                })?
+                .ok_or_else(|| bad(&o.item, format!("`{part}` is inside a value, not a table")))?
                 .entry(part.clone())
                 .or_insert_with(|| serde_json::Value::Object(Default::default()));
         }
         let table = node
             .as_object_mut()
-            .ok_or_else(|| anyhow!("--set {}: `{}` is not a table", o.item, parents.join(".")))?;
+            .ok_or_else(|| bad(&o.item, format!("`{}` is not a table", parents.join("."))))?;
         if table.insert(leaf.clone(), serde_json::Value::Null).is_none() {
             absent.push(o.key.clone());
         }
@@ -202,7 +222,12 @@ pub(super) fn unset(
                 let path = e.path().to_string();
                 let message = e.inner().to_string();
                 let Some(o) = nulls.iter().find(|o| o.dotted() == path) else {
-                    bail!("{origin}: field `{path}`: {message}");
+                    return Err(ConfigError::new(
+                        super::error::kind_of_serde_message(&message),
+                        message,
+                    )
+                    .field(path)
+                    .in_file(origin));
                 };
                 if let Some(i) = absent.iter().position(|k| *k == o.key)
                     && message.starts_with("invalid type: null")
@@ -212,12 +237,24 @@ pub(super) fn unset(
                     remove(&mut json, &o.key);
                     continue;
                 }
+                if message.starts_with("unknown field") {
+                    return Err(ConfigError::new(ConfigErrorKind::UnknownKey, message)
+                        .field(path)
+                        .from_set(&o.item)
+                        .in_file(origin));
+                }
                 let raw = o.item.split_once('=').map_or("", |(_, r)| r.trim());
-                bail!(
-                    "{origin}: field `{path}` cannot be unset: it is not optional ({message}; \
-                     from --set {}); to set the text, quote it: --set '{path}=\"{raw}\"'",
-                    o.item
-                );
+                return Err(ConfigError::new(
+                    ConfigErrorKind::NotOptional,
+                    format!(
+                        "cannot be unset: it is not optional ({message}; from --set {}); to set \
+                         the text, quote it: --set '{path}=\"{raw}\"'",
+                        o.item
+                    ),
+                )
+                .field(path)
+                .from_set(&o.item)
+                .in_file(origin));
             }
         }
     }

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail};
 use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, ConfigErrorKind};
 
 /// The rubric used in each of the six judging roles (plugin names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,23 +164,42 @@ impl Plugins {
     }
 
     /// The component file of the named plugin of the given kind (`judge`, `rubric`,
-    /// `curriculum`), or an error naming every place looked at.
-    pub fn path_of(&self, kind: &str, name: &str) -> anyhow::Result<PathBuf> {
+    /// `curriculum`).
+    ///
+    /// # Errors
+    /// A [`ConfigErrorKind::MissingFile`] [`ConfigError`]: about `plugins.paths.NAME` when
+    /// that entry is not a file, otherwise about `plugins.dir`, naming every place looked at.
+    pub fn path_of(&self, kind: &str, name: &str) -> Result<PathBuf, ConfigError> {
         if let Some(p) = self.paths.get(name) {
             if p.is_file() {
                 return Ok(p.clone());
             }
-            bail!("plugin `{name}`: {} (from plugins.paths / --plugin) is not a file", p.display());
+            return Err(ConfigError::new(
+                ConfigErrorKind::MissingFile,
+                format!(
+                    "plugin `{name}`: {} (from plugins.paths / --plugin) is not a file",
+                    p.display()
+                ),
+            )
+            .field(format!("plugins.paths.{name}")));
         }
         let dir = self.plugin_dir();
         let candidates =
             [dir.join(format!("{name}.wasm")), dir.join(format!("{kind}-{name}.wasm"))];
         candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-            anyhow!(
-                "{kind} plugin `{name}`: none of {} exists (build the built-in plugins with \
-                 scripts/build-plugins.sh, or pass --plugin {name}=PATH)",
-                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ConfigError::new(
+                ConfigErrorKind::MissingFile,
+                format!(
+                    "{kind} plugin `{name}`: none of {} exists (build the built-in plugins with \
+                     scripts/build-plugins.sh, or pass --plugin {name}=PATH)",
+                    candidates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             )
+            .field("plugins.dir")
         })
     }
 

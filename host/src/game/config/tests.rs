@@ -30,18 +30,54 @@ fn empty_file_gives_paper_defaults() {
 #[test]
 fn unknown_key_names_line_and_field() {
     let text = "[game]\nattacks_per_seed = 4\nattack_per_seed = 2\n";
-    let err = Config::parse(text, "run.toml", &[]).unwrap_err().to_string();
-    assert!(err.contains("run.toml"), "{err}");
-    assert!(err.contains("line 3"), "{err}");
-    assert!(err.contains("attack_per_seed"), "{err}");
+    let err = Config::parse(text, "run.toml", &[]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError {
+                kind: ConfigErrorKind::UnknownKey,
+                file: Some(file),
+                line: Some(3),
+                column: Some(1),
+                ..
+            } if file == "run.toml"
+        ),
+        "{err:?}"
+    );
+    assert!(err.message.contains("attack_per_seed"), "{err}");
+    assert_eq!(err.to_string().lines().count(), 1, "one line: {err}");
+    assert!(err.to_string().starts_with("run.toml:3:1: "), "{err}");
 }
 
 #[test]
 fn wrong_type_names_line_and_field() {
     let text = "[algorithm]\nmethod = \"dpo\"\nlr = \"fast\"\n";
-    let err = Config::parse(text, "run.toml", &[]).unwrap_err().to_string();
-    assert!(err.contains("line 3"), "{err}");
-    assert!(err.contains("algorithm.lr"), "{err}");
+    let err = Config::parse(text, "run.toml", &[]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError { kind: ConfigErrorKind::WrongType, line: Some(3), field: Some(f), .. }
+                if f == "algorithm.lr"
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn syntax_errors_and_unreadable_files_are_typed() {
+    let err = Config::parse("[game\ntop_p = 0.5\n", "run.toml", &[]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError { kind: ConfigErrorKind::Syntax, line: Some(1), .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string().lines().count(), 1, "one line: {err}");
+    let err = Config::load(Path::new("/nonexistent/run.toml"), &[]).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError { kind: ConfigErrorKind::Read, file: Some(f), .. }
+            if f == "/nonexistent/run.toml"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -65,27 +101,94 @@ fn overrides_apply_before_deserialising() {
 
 #[test]
 fn bad_override_names_the_field() {
+    let err = Config::parse("", "t.toml", &["game.temperature=hot".into()]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError { kind: ConfigErrorKind::WrongType, field: Some(f), set: Some(s), .. }
+                if f == "game.temperature" && s == "game.temperature=hot"
+        ),
+        "{err:?}"
+    );
+    let err = Config::parse("", "t.toml", &["game.nope=1".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::UnknownKey, "{err:?}");
+    assert!(err.to_string().contains("nope"), "{err}");
+    let err = Config::parse("", "t.toml", &["novalue".into()]).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError { kind: ConfigErrorKind::BadOverride, set: Some(s), .. }
+            if s == "novalue"),
+        "{err:?}"
+    );
     let err =
-        Config::parse("", "t.toml", &["game.temperature=hot".into()]).unwrap_err().to_string();
-    assert!(err.contains("game.temperature"), "{err}");
-    let err = Config::parse("", "t.toml", &["game.nope=1".into()]).unwrap_err().to_string();
-    assert!(err.contains("nope"), "{err}");
-    assert!(Config::parse("", "t.toml", &["novalue".into()]).is_err());
+        Config::parse("[game]\ntop_p = 0.5\n", "t.toml", &["game.top_p.x=1".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
+    let err = Config::parse("", "t.toml", &["game.top_p.x=1".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::WrongType, "{err:?}");
+    assert_eq!(err.set.as_deref(), Some("game.top_p.x=1"), "{err:?}");
 }
 
 #[test]
 fn range_checks_name_the_field() {
-    let err = Config::parse("[game]\ntop_p = 1.5\n", "t.toml", &[]).unwrap_err().to_string();
-    assert!(err.contains("game.top_p"), "{err}");
-    let err = Config::parse("[models]\ndevice = \"tpu\"\n", "t.toml", &[]).unwrap_err().to_string();
-    assert!(err.contains("models.device"), "{err}");
+    let err = Config::parse("[game]\ntop_p = 1.5\n", "t.toml", &[]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError { kind: ConfigErrorKind::OutOfRange, line: Some(2), field: Some(f), .. }
+                if f == "game.top_p"
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "t.toml:2:9: field `game.top_p`: must be in (0, 1]");
+    // Every out-of-range field is reported, the first one typed; an old key name is found
+    // at its line; a value from `--set` names the item instead of a line.
+    let err =
+        Config::parse("[algorithm]\nlr = -1.0\n", "t.toml", &["game.top_p=2".into()]).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("game.top_p"), "{err:?}");
+    assert_eq!((err.line, err.set.as_deref()), (None, Some("game.top_p=2")), "{err:?}");
+    assert!(
+        matches!(&err.more[..], [ConfigError { kind: ConfigErrorKind::OutOfRange, field: Some(f), .. }]
+            if f == "algorithm.learning_rate"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("; field `algorithm.learning_rate`: must be >= 0"), "{err}");
+    let err = Config::parse("[models]\ndevice = \"tpu\"\n", "t.toml", &[]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError { kind: ConfigErrorKind::InvalidValue, line: Some(2), field: Some(f), .. }
+                if f == "models.device"
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn missing_file_names_the_field() {
     let c = Config::parse("[data]\nharmful = \"/nonexistent/h.jsonl\"\n", "t.toml", &[]).unwrap();
-    let err = c.check_files().unwrap_err().to_string();
-    assert!(err.contains("models.attacker") || err.contains("data.harmful"), "{err}");
+    let err = c.check_files().unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::MissingFile, "{err:?}");
+    let field = err.field.as_deref();
+    assert!(field == Some("models.attacker") || field == Some("data.harmful"), "{err:?}");
+    // The caller that knows the file places the error in it, at the field's line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    std::fs::write(&file, "[data]\n\nbenign = \"/nonexistent/b.jsonl\"\n").unwrap();
+    let c = Config::load(&file, &[]).unwrap();
+    let c = Config {
+        models: Models { attacker: file.clone(), defender: file.clone(), ..c.models },
+        ..c
+    };
+    let c = Config { data: Data { harmful: file.clone(), ..c.data }, ..c };
+    let err = c.check_files().unwrap_err().placed_in(&file, &[]);
+    assert!(
+        matches!(&err, ConfigError { kind: ConfigErrorKind::MissingFile, line: Some(3), field: Some(f), file: Some(p), .. }
+            if f == "data.benign" && p == &file.display().to_string()),
+        "{err:?}"
+    );
+    let set = vec!["data.benign=/nonexistent/c.jsonl".to_string()];
+    let c = Config { data: Data { benign: "/nonexistent/c.jsonl".into(), ..c.data }, ..c };
+    let err = c.check_files().unwrap_err().placed_in(&file, &set);
+    assert_eq!((err.line, err.set.as_deref()), (None, Some(set[0].as_str())), "{err:?}");
 }
 
 #[test]
@@ -137,10 +240,19 @@ fn plugin_names_resolve_to_files() {
     let mut p = Plugins { dir: Some(dir.path().into()), ..Plugins::default() };
     assert_eq!(p.path_of("rubric", "refusal").unwrap(), dir.path().join("rubric-refusal.wasm"));
     assert_eq!(p.path_of("judge", "mine").unwrap(), dir.path().join("mine.wasm"));
-    let err = p.path_of("judge", "llm").unwrap_err().to_string();
+    let err = p.path_of("judge", "llm").unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::MissingFile, "{err:?}");
+    assert_eq!(err.field.as_deref(), Some("plugins.dir"), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("judge-llm.wasm") && err.contains("--plugin llm=PATH"), "{err}");
     p.paths.insert("llm".into(), dir.path().join("nope.wasm"));
-    assert!(p.path_of("judge", "llm").unwrap_err().to_string().contains("not a file"));
+    let err = p.path_of("judge", "llm").unwrap_err();
+    assert!(
+        matches!(&err, ConfigError { kind: ConfigErrorKind::MissingFile, field: Some(f), .. }
+            if f == "plugins.paths.llm"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not a file"), "{err}");
 }
 
 #[test]
@@ -206,20 +318,29 @@ fn case_14_null_unsets_optional_fields() {
 
 #[test]
 fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
-    let err = Config::parse("", "t.toml", &["output.name=none".into()]).unwrap_err().to_string();
+    let not_optional = |err: &ConfigError, field: &str| {
+        matches!(
+            err,
+            ConfigError { kind: ConfigErrorKind::NotOptional, file: Some(file), field: Some(f), .. }
+                if file == "t.toml" && f == field
+        )
+    };
+    let err = Config::parse("", "t.toml", &["output.name=none".into()]).unwrap_err();
+    assert!(not_optional(&err, "output.name"), "{err:?}");
     assert!(
-        err.starts_with("t.toml: field `output.name` cannot be unset: it is not optional"),
+        err.to_string()
+            .starts_with("t.toml: field `output.name`: cannot be unset: it is not optional"),
         "{err}"
     );
-    assert!(err.contains("--set 'output.name=\"none\"'"), "{err}");
-    let err =
-        Config::parse("", "t.toml", &["algorithm.steps=null".into()]).unwrap_err().to_string();
-    assert!(err.contains("`algorithm.max_steps` cannot be unset"), "{err}");
-    let err =
-        Config::parse("", "t.toml", &["game.attacker_prefil=null".into()]).unwrap_err().to_string();
-    assert!(err.contains("attacker_prefil"), "{err}");
-    let err =
-        Config::parse("", "t.toml", &["game.attacker_prefill=".into()]).unwrap_err().to_string();
+    assert!(err.to_string().contains("--set 'output.name=\"none\"'"), "{err}");
+    let err = Config::parse("", "t.toml", &["algorithm.steps=null".into()]).unwrap_err();
+    assert!(not_optional(&err, "algorithm.max_steps"), "{err:?}");
+    let err = Config::parse("", "t.toml", &["game.attacker_prefil=null".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::UnknownKey, "{err:?}");
+    assert!(err.to_string().contains("attacker_prefil"), "{err}");
+    let err = Config::parse("", "t.toml", &["game.attacker_prefill=".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("no value") && err.contains("game.attacker_prefill=null"), "{err}");
 }
 
@@ -227,9 +348,11 @@ fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
 /// quoting fix; the quoted value is accepted.
 #[test]
 fn case_14_a_bare_number_for_a_text_field_names_the_quoting_fix() {
-    let err = Config::parse("", "q.toml", &["output.name=2024".into()]).unwrap_err().to_string();
+    let err = Config::parse("", "q.toml", &["output.name=2024".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::WrongType, "{err:?}");
+    assert_eq!(err.set.as_deref(), Some("output.name=2024"), "{err:?}");
     assert_eq!(
-        err,
+        err.to_string(),
         "q.toml: field `output.name`: invalid type: integer `2024`, expected a string (from \
          --set output.name=2024); to pass it as text, quote it: --set 'output.name=\"2024\"'"
     );
@@ -269,9 +392,11 @@ fn old_key_names_mean_the_new_keys() {
             .unwrap();
     assert_eq!((c.checkpoint.keep, c.validation.every), (0, 0));
     // Both names in one file is one field given twice.
-    let err = Config::parse("[algorithm]\nlr = 1.0\nlearning_rate = 2.0\n", "t.toml", &[])
-        .unwrap_err()
-        .to_string();
+    let err =
+        Config::parse("[algorithm]\nlr = 1.0\nlearning_rate = 2.0\n", "t.toml", &[]).unwrap_err();
+    assert_eq!((err.kind, err.line), (ConfigErrorKind::DuplicateKey, Some(3)), "{err:?}");
+    assert_eq!(err.field.as_deref(), Some("algorithm.learning_rate"), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("duplicate field `learning_rate`"), "{err}");
     assert!(err.contains("`algorithm.lr` is the old name of `algorithm.learning_rate`"), "{err}");
     // The resolved config writes the new names.
@@ -281,7 +406,15 @@ fn old_key_names_mean_the_new_keys() {
         assert!(text.contains(&format!("\n{leaf} = ")), "{leaf}: {text}");
     }
     // A wrong type under an old name still names what the user typed.
-    let err =
-        Config::parse("", "t.toml", &["algorithm.steps=\"many\"".into()]).unwrap_err().to_string();
+    let err = Config::parse("", "t.toml", &["algorithm.steps=\"many\"".into()]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError { kind: ConfigErrorKind::WrongType, field: Some(f), set: Some(s), .. }
+                if f == "algorithm.max_steps" && s == "algorithm.steps=\"many\""
+        ),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("algorithm.steps") && err.contains("algorithm.max_steps"), "{err}");
 }

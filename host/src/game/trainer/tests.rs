@@ -4,9 +4,11 @@
 use std::path::Path;
 
 use super::*;
+use crate::game::failures::PolicyStop;
 use crate::game::metrics::read_metrics;
 use crate::game::run_dir::create_run_dir;
 use crate::game::testkit::{CountingCurriculum, MenuPolicy, TableJudge};
+use crate::judging::FailureKind;
 use tch::{Kind, Tensor};
 
 const REFUSE: &str = "REFUSE";
@@ -183,7 +185,15 @@ fn judge_failures_stop_the_run_by_policy_and_keep_what_was_written() {
     // Calls 1-3 are step 1 (faithfulness, defender, attacker); step 2's calls all trap.
     let j = TableJudge { fail_calls: vec![4, 5, 6], ..judge() };
     let mut t = trainer(&config, &run, j, CountingCurriculum::default(), false).unwrap();
-    let err = format!("{:#}", t.run(&mut |_| {}).unwrap_err());
+    let err = t.run(&mut |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<PolicyStop>(),
+            Some(PolicyStop::StepFailureShare { step: 2, kinds, .. }) if kinds.contains_key("trap")
+        ),
+        "{err:#}"
+    );
+    let err = format!("{err:#}");
     assert!(err.contains("step 2") && err.contains("max_step_failure_share"), "{err}");
     assert!(err.contains("trap"), "{err}");
     let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
@@ -219,6 +229,7 @@ fn bad_curriculum_indices_fall_back_or_stop() {
     let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
     assert!(!lines[0].1.contains_key("curriculum/failures"));
     assert_eq!(lines[1].1["curriculum/failures"], 2.0);
+    assert_eq!(lines[1].1["curriculum/failures/invalid_output"], 2.0, "counted by kind");
     assert!(lines[1].1["defender/replies"].is_finite());
 
     let config = setup(
@@ -228,8 +239,50 @@ fn bad_curriculum_indices_fall_back_or_stop() {
     let run = create_run_dir(&config).unwrap();
     let c = CountingCurriculum { bad_from: Some(1), ..Default::default() };
     let mut t = trainer(&config, &run, judge(), c, false).unwrap();
-    let err = format!("{:#}", t.run(&mut |_| {}).unwrap_err());
+    let err = t.run(&mut |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<PolicyStop>(),
+            Some(PolicyStop::Curriculum { step: 1, call: "next_batch", failure })
+                if failure.kind == FailureKind::InvalidOutput
+        ),
+        "{err:#}"
+    );
+    let err = format!("{err:#}");
     assert!(err.contains("out of range") && err.contains("stop"), "{err}");
+}
+
+#[test]
+fn failed_curriculum_observe_is_counted_by_kind_or_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &["algorithm.steps=2", "validation.every=0"]);
+    let run = create_run_dir(&config).unwrap();
+    let c = CountingCurriculum { failing_observe: Some(FailureKind::Trap), ..Default::default() };
+    let mut t = trainer(&config, &run, judge(), c, false).unwrap();
+    t.run(&mut |_| {}).unwrap();
+    let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
+    for (step, m) in &lines {
+        assert_eq!(m["curriculum/failures"], 1.0, "step {step}");
+        assert_eq!(m["curriculum/failures/trap"], 1.0, "step {step}");
+    }
+    assert_eq!(t.failures.curriculum, 2);
+
+    let config = setup(
+        dir.path(),
+        &["algorithm.steps=2", "validation.every=0", "plugins.failure_policy.curriculum=stop"],
+    );
+    let run = create_run_dir(&config).unwrap();
+    let c = CountingCurriculum { failing_observe: Some(FailureKind::Trap), ..Default::default() };
+    let mut t = trainer(&config, &run, judge(), c, false).unwrap();
+    let err = t.run(&mut |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<PolicyStop>(),
+            Some(PolicyStop::Curriculum { step: 1, call: "observe", failure })
+                if failure.kind == FailureKind::Trap && failure.plugin == "counting-curriculum"
+        ),
+        "{err:#}"
+    );
 }
 
 /// Sets every menu logit of the model in `dir` to `value`.
