@@ -7,7 +7,8 @@
 //! Keys use the names people know from transformers' `TrainingArguments` and TRL
 //! (`learning_rate`, `max_grad_norm`, `max_steps`, `per_device_train_batch_size`, `eval_steps`,
 //! `save_steps`, `save_total_limit`, `beta`, `warmup_steps`, `weight_decay`, `seed`); the
-//! project's earlier names stay accepted ([`RENAMED`]). Every key's meaning, unit, default and
+//! project's earlier names stay accepted ([`RENAMED`]; the old pair `betas = [b1, b2]` means
+//! `adam_beta1 = b1` and `adam_beta2 = b2`). Every key's meaning, unit, default and
 //! range is in [`docs`], which `train --print-config` prints above each key.
 //!
 //! TOML has no null: an optional file or text whose default is set (`data.harmful_val`,
@@ -88,7 +89,7 @@ impl Config {
     /// items (see [`overrides`]: TOML values, bare strings, `null` to unset).
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> anyhow::Result<Self> {
         // First pass straight from the text, so errors carry the line and the field path.
-        let config: Config = from_toml_text(text).map_err(|e| {
+        let mut config: Config = from_toml_text(text).map_err(|e| {
             let renamed = RENAMED.iter().find(|(_, new)| {
                 let leaf = new.rsplit_once('.').map_or(*new, |(_, l)| l);
                 e.inner.message().contains(&format!("duplicate field `{leaf}`"))
@@ -100,6 +101,9 @@ impl Config {
                 None => anyhow!("{origin}: {e}"),
             }
         })?;
+        let file: toml::Value = toml::from_str(text).map_err(|e| anyhow!("{origin}: {e}"))?;
+        let in_file = algorithm::gives_adam_betas(&file);
+        config.algorithm.fold_old_betas(in_file).map_err(|e| anyhow!("{origin}: {e}"))?;
         let mut config = if overrides.is_empty() {
             config
         } else {
@@ -114,8 +118,10 @@ impl Config {
                 o.apply(&mut value)?;
             }
             let text = toml::to_string(&value)?;
-            let config =
+            let mut config =
                 from_toml_text(&text).map_err(|e| overrides::explain(origin, &overrides, &e))?;
+            let in_overrides = overrides::sets_adam_betas(&overrides);
+            config.algorithm.fold_old_betas(in_overrides).map_err(|e| anyhow!("{origin}: {e}"))?;
             overrides::unset(config, origin, &overrides)?
         };
         grpo_group_sizes(&mut config, text, overrides);
