@@ -131,11 +131,11 @@ pub fn rollout_metrics(r: &StepRollout) -> Metrics {
     }
     let n_attacks = attacks().count();
     let parse_failures = attacks()
-        .filter(|(_, a)| a.parse_error.is_some_and(|e| e != ParseError::Truncated))
+        .filter(|(_, a)| a.rewrite.parse_error.is_some_and(|e| e != ParseError::Truncated))
         .count();
     let truncated = attacks().filter(|(_, a)| a.finish == FinishReason::Length).count();
-    let verdicts = attacks().filter(|(_, a)| a.faithful.is_some()).count();
-    let faithful = attacks().filter(|(_, a)| a.faithful == Some(true)).count();
+    let verdicts = attacks().filter(|(_, a)| a.rewrite.faithful.is_some()).count();
+    let faithful = attacks().filter(|(_, a)| a.rewrite.faithful == Some(true)).count();
     let valid = attacks().filter(|(_, a)| a.slot == Slot::Judged).count();
     put(&mut m, "attacker/parse_failure_rate", ratio(parse_failures, n_attacks));
     put(&mut m, "attacker/truncated_rate", ratio(truncated, n_attacks));
