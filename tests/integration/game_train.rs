@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use advgame_host::game::config::Config;
-use advgame_host::game::metrics::{Metrics, read_metrics};
+use advgame_host::game::metrics::{read_metrics, reproducible_at};
 use advgame_host::game::plugins;
 use advgame_host::game::run;
 use advgame_host::game::trainer::Trainer;
@@ -106,10 +106,6 @@ fn trainer(config: &Config, run_dir: Option<&Path>) -> anyhow::Result<Trainer<Ch
     }
 }
 
-fn without_timings(m: &Metrics) -> Metrics {
-    m.iter().filter(|(k, _)| !k.starts_with("time/")).map(|(k, v)| (k.clone(), *v)).collect()
-}
-
 fn tensors(path: &Path) -> Vec<(String, tch::Tensor)> {
     let mut t = tch::Tensor::read_safetensors(path).unwrap();
     t.sort_by(|a, b| a.0.cmp(&b.0));
@@ -202,13 +198,10 @@ fn game_trains_tiny_models_and_resumes_exactly() {
     b.run(&mut |_| {}).unwrap();
     let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
     assert_eq!(lines_b.iter().map(|l| l.0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
-    for step in [3, 4] {
-        assert_eq!(
-            without_timings(&lines[step].1),
-            without_timings(&lines_b[step].1),
-            "step {step}"
-        );
-    }
+    assert_eq!(
+        reproducible_at(&lines, &[3, 4]).unwrap(),
+        reproducible_at(&lines_b, &[3, 4]).unwrap()
+    );
     let ckpt_b = run_b.join("checkpoints/step-000004");
     assert_eq!(
         max_abs_diff(
@@ -538,13 +531,10 @@ fn lora_players_share_one_frozen_base_and_resume_exactly() {
     assert_eq!(b.step(), 2);
     b.run(&mut |_| {}).unwrap();
     let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
-    for step in [3, 4] {
-        assert_eq!(
-            without_timings(&lines[step].1),
-            without_timings(&lines_b[step].1),
-            "step {step}"
-        );
-    }
+    assert_eq!(
+        reproducible_at(&lines, &[3, 4]).unwrap(),
+        reproducible_at(&lines_b, &[3, 4]).unwrap()
+    );
     let ckpt_b = run_b.join("checkpoints/step-000004");
     for who in ["attacker", "defender-ema"] {
         let (x, y) = (file(who), ckpt_b.join(who).join("adapter_model.safetensors"));

@@ -4,6 +4,7 @@
 use advgame_host::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
 use advgame_host::plugin::{EngineOptions, Limits, PluginEngine};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +26,47 @@ pub fn test_limits() -> Limits {
 /// An engine with test limits and no compile cache (fixtures are rebuilt every run).
 pub fn engine() -> PluginEngine {
     PluginEngine::new(EngineOptions { limits: test_limits(), cache_dir: None }).expect("engine")
+}
+
+/// Runs the `advgame-host` binary with `args` in the repository root (so the repo's relative
+/// paths, `examples/...`, resolve), capturing its output.
+pub fn host(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_advgame-host"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+/// Standard output then standard error of a finished command, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The built-in heuristic judge (`judge-refusal-heuristic`), no rubrics, default options.
+pub fn heuristic_judge() -> advgame_host::plugin::JudgePlugin {
+    advgame_host::plugin::JudgePlugin::load(
+        &engine(),
+        &builtin("judge-refusal-heuristic"),
+        advgame_host::plugin::RubricRegistry::new(),
+        None,
+        advgame_host::plugin::JudgeOptions::default(),
+    )
+    .unwrap()
+}
+
+/// `advgame-host judge` with the built-in heuristic judge over `input`, results to `output`.
+pub fn judge_with_heuristic(input: &Path, output: &Path) -> Output {
+    let judge = builtin("judge-refusal-heuristic");
+    host(&[
+        "judge",
+        "--judge",
+        judge.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ])
 }
 
 /// Where `scripts/build-plugins.sh` put the built-in components.

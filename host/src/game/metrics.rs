@@ -181,6 +181,28 @@ pub fn read_metrics(path: &Path) -> anyhow::Result<Vec<(u64, Metrics)>> {
     Ok(out)
 }
 
+/// The lines of `lines` (as [`read_metrics`] returns them) at each of `steps`, in that order,
+/// without their `time/*` keys: what two runs of one config and seed (one of them interrupted
+/// and resumed) must agree on exactly, wall-clock timings being the only nondeterminism.
+///
+/// # Errors
+/// A step with no line.
+pub fn reproducible_at(lines: &[(u64, Metrics)], steps: &[u64]) -> anyhow::Result<Vec<Metrics>> {
+    steps
+        .iter()
+        .map(|&step| {
+            let (_, m) = lines
+                .iter()
+                .find(|(s, _)| *s == step)
+                .with_context(|| format!("no metrics line for step {step}"))?;
+            Ok(m.iter()
+                .filter(|(k, _)| !k.starts_with("time/"))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
