@@ -35,7 +35,8 @@ pub struct CausalLm {
 fn read_config(dir: &Path) -> Result<(ModelConfig, serde_json::Value, DecoderSpec), LoadError> {
     let path = dir.join("config.json");
     let (config, raw_config) = ModelConfig::from_file(&path)?;
-    let spec = config.decoder_spec().map_err(|error: FieldError| LoadError::Field { path, error })?;
+    let spec =
+        config.decoder_spec().map_err(|error: FieldError| LoadError::Field { path, error })?;
     Ok((config, raw_config, spec))
 }
 

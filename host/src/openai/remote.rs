@@ -774,7 +774,6 @@ async fn attempt_once<B: Serialize>(
     }
 }
 
-
 /// The first choice of an answer (requests ask for one).
 fn first_choice<T>(choices: Vec<T>) -> Result<T, RemoteFailure> {
     choices
