@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use advgame_host::game::config::Config;
-use advgame_host::game::metrics::{read_metrics, reproducible_at};
+use advgame_host::game::metrics::{Metrics, read_metrics, reproducible_at};
 use advgame_host::game::plugins;
 use advgame_host::game::run;
 use advgame_host::game::trainer::Trainer;
@@ -106,6 +106,20 @@ fn trainer(config: &Config, run_dir: Option<&Path>) -> anyhow::Result<Trainer<Ch
     }
 }
 
+/// A fresh run of `config` stopped after step 2, then resumed to the end: its run folder and
+/// metrics lines.
+fn interrupted_at_2_and_resumed(config: &Config) -> (PathBuf, Vec<(u64, Metrics)>) {
+    let mut b = trainer(config, None).unwrap();
+    b.run_until(2, &mut |_| {}).unwrap();
+    let run_b = b.run_dir.clone();
+    drop(b);
+    let mut b = trainer(config, Some(&run_b)).unwrap();
+    assert_eq!(b.step(), 2);
+    b.run(&mut |_| {}).unwrap();
+    let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
+    (run_b, lines_b)
+}
+
 fn tensors(path: &Path) -> Vec<(String, tch::Tensor)> {
     let mut t = tch::Tensor::read_safetensors(path).unwrap();
     t.sort_by(|a, b| a.0.cmp(&b.0));
@@ -189,14 +203,7 @@ fn game_trains_tiny_models_and_resumes_exactly() {
     );
 
     // Interrupted after step 2 (k), resumed: step 4 (k+2) matches the uninterrupted run.
-    let mut b = trainer(&config, None).unwrap();
-    b.run_until(2, &mut |_| {}).unwrap();
-    let run_b = b.run_dir.clone();
-    drop(b);
-    let mut b = trainer(&config, Some(&run_b)).unwrap();
-    assert_eq!(b.step(), 2);
-    b.run(&mut |_| {}).unwrap();
-    let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
+    let (run_b, lines_b) = interrupted_at_2_and_resumed(&config);
     assert_eq!(lines_b.iter().map(|l| l.0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     assert_eq!(
         reproducible_at(&lines, &[3, 4]).unwrap(),
@@ -523,14 +530,7 @@ fn lora_players_share_one_frozen_base_and_resume_exactly() {
     drop(a);
 
     // Interrupted after step 2, resumed: steps 3 and 4 match the uninterrupted run.
-    let mut b = trainer(&config, None).unwrap();
-    b.run_until(2, &mut |_| {}).unwrap();
-    let run_b = b.run_dir.clone();
-    drop(b);
-    let mut b = trainer(&config, Some(&run_b)).unwrap();
-    assert_eq!(b.step(), 2);
-    b.run(&mut |_| {}).unwrap();
-    let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
+    let (run_b, lines_b) = interrupted_at_2_and_resumed(&config);
     assert_eq!(
         reproducible_at(&lines, &[3, 4]).unwrap(),
         reproducible_at(&lines_b, &[3, 4]).unwrap()
