@@ -154,6 +154,19 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// The memory (one page) and the bump `cabi_realloc` (8-byte aligned, heap from 32 KiB,
+/// growing 16 pages when full) of the hand-written judge core modules: spliced where their
+/// WAT says `ALLOCATOR`.
+pub const ALLOCATOR_WAT: &str = r#"(memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 32768))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.and (i32.add (i32.add (local.get $p) (local.get 3)) (i32.const 7)) (i32.const -8)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))))
+    (local.get $p))"#;
+
 /// A rubric core module (canonical ABI by hand). `parse-pointwise` runs `BODY` (which must
 /// leave the return-area address 2176 on the stack after writing a `result<f32, failure>`
 /// there), `pointwise-prompt` runs `PROMPT` (leaving a `chat` address), `IMPORTS` and
