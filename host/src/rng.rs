@@ -2,7 +2,9 @@
 //! generators", OOPSLA 2014; constants as in Vigna's reference `splitmix64.c`): a tiny,
 //! well-mixed hash of 64-bit values, identical on every platform, used wherever the host
 //! derives a seed or a reproducible draw from numbers (run seeds per step and purpose, the
-//! judge host's swap and both-orders draws).
+//! judge host's swap and both-orders draws). The guest plugins have their own copy in the
+//! plugin SDK (`plugins/sdk/src/rng.rs`, a separate wasm workspace); both tests pin the same
+//! reference outputs, so the two cannot drift apart.
 
 /// The golden-ratio increment of SplitMix64 (2^64 / phi, odd).
 pub const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -3,22 +3,9 @@
 //! `judge --input` reads a file with a byte-order mark, and `--set KEY=null` unsets.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use crate::model_support::repo_root;
-use crate::plugin_support::builtin;
-
-fn host(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_advgame-host"))
-        .current_dir(repo_root())
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use crate::plugin_support::{builtin, host, text};
 
 fn case(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures/cases").join(name)

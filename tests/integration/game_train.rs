@@ -9,7 +9,7 @@ use std::process::Command;
 
 use advgame_host::game::config::{Config, ConfigError, ConfigErrorKind};
 use advgame_host::game::failures::PolicyStop;
-use advgame_host::game::metrics::{Metrics, read_metrics};
+use advgame_host::game::metrics::{Metrics, read_metrics, reproducible_at};
 use advgame_host::game::plugins;
 use advgame_host::game::run;
 use advgame_host::game::trainer::Trainer;
@@ -109,8 +109,18 @@ fn trainer(config: &Config, run_dir: Option<&Path>) -> anyhow::Result<Trainer<Ch
     }
 }
 
-fn without_timings(m: &Metrics) -> Metrics {
-    m.iter().filter(|(k, _)| !k.starts_with("time/")).map(|(k, v)| (k.clone(), *v)).collect()
+/// A fresh run of `config` stopped after step 2, then resumed to the end: its run folder and
+/// metrics lines.
+fn interrupted_at_2_and_resumed(config: &Config) -> (PathBuf, Vec<(u64, Metrics)>) {
+    let mut b = trainer(config, None).unwrap();
+    b.run_until(2, &mut |_| {}).unwrap();
+    let run_b = b.run_dir.clone();
+    drop(b);
+    let mut b = trainer(config, Some(&run_b)).unwrap();
+    assert_eq!(b.step(), 2);
+    b.run(&mut |_| {}).unwrap();
+    let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
+    (run_b, lines_b)
 }
 
 fn tensors(path: &Path) -> Vec<(String, tch::Tensor)> {
@@ -196,22 +206,12 @@ fn game_trains_tiny_models_and_resumes_exactly() {
     );
 
     // Interrupted after step 2 (k), resumed: step 4 (k+2) matches the uninterrupted run.
-    let mut b = trainer(&config, None).unwrap();
-    b.run_until(2, &mut |_| {}).unwrap();
-    let run_b = b.run_dir.clone();
-    drop(b);
-    let mut b = trainer(&config, Some(&run_b)).unwrap();
-    assert_eq!(b.step(), 2);
-    b.run(&mut |_| {}).unwrap();
-    let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
+    let (run_b, lines_b) = interrupted_at_2_and_resumed(&config);
     assert_eq!(lines_b.iter().map(|l| l.0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
-    for step in [3, 4] {
-        assert_eq!(
-            without_timings(&lines[step].1),
-            without_timings(&lines_b[step].1),
-            "step {step}"
-        );
-    }
+    assert_eq!(
+        reproducible_at(&lines, &[3, 4]).unwrap(),
+        reproducible_at(&lines_b, &[3, 4]).unwrap()
+    );
     let ckpt_b = run_b.join("checkpoints/step-000004");
     assert_eq!(
         max_abs_diff(
@@ -564,21 +564,11 @@ fn lora_players_share_one_frozen_base_and_resume_exactly() {
     drop(a);
 
     // Interrupted after step 2, resumed: steps 3 and 4 match the uninterrupted run.
-    let mut b = trainer(&config, None).unwrap();
-    b.run_until(2, &mut |_| {}).unwrap();
-    let run_b = b.run_dir.clone();
-    drop(b);
-    let mut b = trainer(&config, Some(&run_b)).unwrap();
-    assert_eq!(b.step(), 2);
-    b.run(&mut |_| {}).unwrap();
-    let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
-    for step in [3, 4] {
-        assert_eq!(
-            without_timings(&lines[step].1),
-            without_timings(&lines_b[step].1),
-            "step {step}"
-        );
-    }
+    let (run_b, lines_b) = interrupted_at_2_and_resumed(&config);
+    assert_eq!(
+        reproducible_at(&lines, &[3, 4]).unwrap(),
+        reproducible_at(&lines_b, &[3, 4]).unwrap()
+    );
     let ckpt_b = run_b.join("checkpoints/step-000004");
     for who in ["attacker", "defender-ema"] {
         let (x, y) = (file(who), ckpt_b.join(who).join("adapter_model.safetensors"));

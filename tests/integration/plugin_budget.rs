@@ -7,7 +7,7 @@
 //! sleeps at least 20 ms per batch can serve at most `budget / 20 ms + 1` batches before the
 //! wall-clock budget refuses the next one, however slow the machine).
 
-use crate::plugin_support::{RubricWat, component, test_limits, write};
+use crate::plugin_support::{ALLOCATOR_WAT, RubricWat, component, test_limits, write};
 use advgame_host::judging::{Assessment, Comparison, FailureKind, Judge};
 use advgame_host::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
 use advgame_host::plugin::{
@@ -18,25 +18,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// A judge core module. `compare` runs COMPARE, `assess` runs ASSESS; both leave a return
-/// area address. Memory: 1070 "x" (a chat's user text and a judge-model output), 1072 "r" (a
-/// rubric name), 3000 a chat record (system none, user "x", prefill none), 3200 one
-/// `ok(5.0)` of `result<f32, failure>`, 3300 the list (3200, 1), 2100 an empty list.
+/// A judge core module ([`ALLOCATOR_WAT`] at ALLOCATOR). `compare` runs COMPARE, `assess`
+/// runs ASSESS; both leave a return area address. Memory: 1070 "x" (a chat's user text and a
+/// judge-model output), 1072 "r" (a rubric name), 3000 a chat record (system none, user "x",
+/// prefill none), 3200 one `ok(5.0)` of `result<f32, failure>`, 3300 the list (3200, 1), 2100
+/// an empty list.
 const JUDGE_WAT: &str = r#"
 (module
   (import "advgame:plugin/host@0.1.0" "generate"
     (func $generate (param i32 i32 i32 f32 f32 i64 i32 i32 i32)))
   (import "advgame:plugin/rubric-registry@0.1.0" "parse-pointwise"
     (func $parse (param i32 i32 i32 i32 i32)))
-  (memory (export "memory") 1)
-  (global $heap (mut i32) (i32.const 32768))
-  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.and (i32.add (i32.add (local.get $p) (local.get 3)) (i32.const 7)) (i32.const -8)))
-    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
-      (then (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))))
-    (local.get $p))
+  ALLOCATOR
   (data (i32.const 1024) "budget-judge")
   (data (i32.const 1040) "0.0.1")
   (data (i32.const 1056) "d")
@@ -102,7 +95,10 @@ fn judge(
     delay: Duration,
 ) -> (JudgePlugin, Arc<AtomicUsize>) {
     let dir = tempfile::tempdir().unwrap();
-    let wat = JUDGE_WAT.replace("COMPARE", compare).replace("ASSESS", assess);
+    let wat = JUDGE_WAT
+        .replace("ALLOCATOR", ALLOCATOR_WAT)
+        .replace("COMPARE", compare)
+        .replace("ASSESS", assess);
     let path = write(dir.path(), "judge.wasm", &component(&wat, &[], None, "judge-plugin"));
     let rubric_path = write(dir.path(), "rubric.wasm", &RubricWat::default().build());
     let mut registry = RubricRegistry::new();

@@ -2,17 +2,11 @@
 //! `plugin check` (pass and fail), `plugin inspect`, and `plugin new` scaffolds that build
 //! and pass `check`.
 
-use crate::plugin_support::{RubricWat, builtin, ok_score, plugin_dir, write};
+use crate::plugin_support::{
+    RubricWat, builtin, host, judge_with_heuristic, ok_score, plugin_dir, text, write,
+};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn host(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_advgame-host")).args(args).output().expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use std::process::Command;
 
 #[test]
 fn judge_command_writes_one_result_per_line() {
@@ -27,16 +21,7 @@ fn judge_command_writes_one_result_per_line() {
 "#,
     );
     let out_path = dir.path().join("out.jsonl");
-    let judge = builtin("judge-refusal-heuristic");
-    let o = host(&[
-        "judge",
-        "--judge",
-        judge.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out_path.to_str().unwrap(),
-    ]);
+    let o = judge_with_heuristic(&input, &out_path);
     assert!(o.status.success(), "{}", text(&o));
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out_path)
         .unwrap()
@@ -53,6 +38,7 @@ fn judge_command_writes_one_result_per_line() {
     assert!(lines[2]["failure"]["plugin"].as_str().unwrap().starts_with("refusal-heuristic@"));
 
     // Bad input: one precise error naming file, line and field; nothing judged.
+    let judge = builtin("judge-refusal-heuristic");
     let bad = write(dir.path(), "bad.jsonl", b"{\"rubric\": \"refusal\", \"context\": \"c\", \"a\": \"x\", \"b\": \"y\"}\n{\"rubric\": \"refusal\", \"context\": 7, \"response\": \"r\"}\n");
     let o = host(&["judge", "--judge", judge.to_str().unwrap(), "--input", bad.to_str().unwrap()]);
     assert!(!o.status.success());

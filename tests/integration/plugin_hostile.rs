@@ -2,7 +2,7 @@
 //! plugin and the failure kind, the plugin's counter moves, and the next call (on a fresh
 //! instance where the old one trapped) works.
 
-use crate::plugin_support::{RubricWat, component, engine, ok_score, write};
+use crate::plugin_support::{ALLOCATOR_WAT, RubricWat, component, engine, ok_score, write};
 use advgame_host::judging::FailureKind;
 use advgame_host::plugin::{LoadError, PluginEngine, RubricPlugin};
 
@@ -269,19 +269,12 @@ fn a_pinned_sha256_mismatch_is_refused() {
     assert_eq!(engine.load_failures().get("pin_mismatch"), Some(&1));
 }
 
-/// A judge core module: `info` = hostile-judge@0.0.1, `compare` and `assess` run `BODY`
-/// (which leaves a return-area address; 2100 holds an empty list).
+/// A judge core module ([`ALLOCATOR_WAT`] at ALLOCATOR): `info` = hostile-judge@0.0.1,
+/// `compare` and `assess` run `BODY` (which leaves a return-area address; 2100 holds an empty
+/// list).
 const JUDGE_WAT: &str = r#"
 (module
-  (memory (export "memory") 1)
-  (global $heap (mut i32) (i32.const 32768))
-  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.and (i32.add (i32.add (local.get $p) (local.get 3)) (i32.const 7)) (i32.const -8)))
-    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
-      (then (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))))
-    (local.get $p))
+  ALLOCATOR
   (data (i32.const 1024) "hostile-judge")
   (data (i32.const 1040) "0.0.1")
   (data (i32.const 1056) "d")
@@ -294,7 +287,12 @@ const JUDGE_WAT: &str = r#"
 
 fn hostile_judge(body: &str) -> advgame_host::plugin::JudgePlugin {
     let dir = tempfile::tempdir().unwrap();
-    let wasm = component(&JUDGE_WAT.replace("BODY", body), &[], None, "judge-plugin");
+    let wasm = component(
+        &JUDGE_WAT.replace("ALLOCATOR", ALLOCATOR_WAT).replace("BODY", body),
+        &[],
+        None,
+        "judge-plugin",
+    );
     let path = write(dir.path(), "judge.wasm", &wasm);
     advgame_host::plugin::JudgePlugin::load(
         &engine(),

@@ -4,6 +4,7 @@
 use advgame_host::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
 use advgame_host::plugin::{EngineOptions, Limits, PluginEngine};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +26,47 @@ pub fn test_limits() -> Limits {
 /// An engine with test limits and no compile cache (fixtures are rebuilt every run).
 pub fn engine() -> PluginEngine {
     PluginEngine::new(EngineOptions { limits: test_limits(), cache_dir: None }).expect("engine")
+}
+
+/// Runs the `advgame-host` binary with `args` in the repository root (so the repo's relative
+/// paths, `examples/...`, resolve), capturing its output.
+pub fn host(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_advgame-host"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+/// Standard output then standard error of a finished command, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The built-in heuristic judge (`judge-refusal-heuristic`), no rubrics, default options.
+pub fn heuristic_judge() -> advgame_host::plugin::JudgePlugin {
+    advgame_host::plugin::JudgePlugin::load(
+        &engine(),
+        &builtin("judge-refusal-heuristic"),
+        advgame_host::plugin::RubricRegistry::new(),
+        None,
+        advgame_host::plugin::JudgeOptions::default(),
+    )
+    .unwrap()
+}
+
+/// `advgame-host judge` with the built-in heuristic judge over `input`, results to `output`.
+pub fn judge_with_heuristic(input: &Path, output: &Path) -> Output {
+    let judge = builtin("judge-refusal-heuristic");
+    host(&[
+        "judge",
+        "--judge",
+        judge.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ])
 }
 
 /// Where `scripts/build-plugins.sh` put the built-in components.
@@ -111,6 +153,19 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&path, bytes).expect("write fixture");
     path
 }
+
+/// The memory (one page) and the bump `cabi_realloc` (8-byte aligned, heap from 32 KiB,
+/// growing 16 pages when full) of the hand-written judge core modules: spliced where their
+/// WAT says `ALLOCATOR`.
+pub const ALLOCATOR_WAT: &str = r#"(memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 32768))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.and (i32.add (i32.add (local.get $p) (local.get 3)) (i32.const 7)) (i32.const -8)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))))
+    (local.get $p))"#;
 
 /// A rubric core module (canonical ABI by hand). `parse-pointwise` runs `BODY` (which must
 /// leave the return-area address 2176 on the stack after writing a `result<f32, failure>`

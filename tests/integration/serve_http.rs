@@ -685,27 +685,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn the_judge_command_takes_a_served_judge_model() {
     let server = Server::start(&fixture("tiny-qwen2"), &[], &[]);
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(
-        &input,
-        "{\"rubric\": \"refusal\", \"context\": \"pick a lock\", \"a\": \"No.\", \"b\": \"Sure.\"}\n\
-         {\"rubric\": \"compliance\", \"context\": \"name a colour\", \"response\": \"Red.\"}\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_advgame-host"))
-        .args(["judge", "--judge"])
-        .arg(crate::plugin_support::builtin("judge-llm"))
-        .arg("--input")
-        .arg(&input)
-        .args(["--judge-url", &server.url(), "--config", "max-tokens=4"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let extra = ["--config", "max-tokens=4"];
+    let (lines, _) = crate::serve_support::judge_over_http(dir.path(), &server.url(), &extra);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
         lines.iter().all(|l| l.get("failure").is_some()

@@ -5,7 +5,6 @@
 //!
 //! The shared pieces (`DataArgs`, `JudgeSetup`, target specs) are used by `redteam` too.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -418,31 +417,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         rubrics: rubrics.clone(),
     };
-    let terminal = std::io::stderr().is_terminal();
-    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut progress = super::PhaseProgress::new();
     let counts = run::run(targets, &items, &mut judge, &settings, &mut log, &mut |p| match p {
         Progress::Target { name, todo, total } => {
-            if let Some(b) = bar.take() {
-                b.finish();
-            }
+            progress.finish();
             if todo < total {
                 eprintln!("target {name}: {} of {total} already answered (resuming)", total - todo);
             }
-            if terminal && todo > 0 {
-                bar = Some(super::progress_bar(&name, todo as u64));
-            } else if todo > 0 {
-                eprintln!("target {name}: answering {todo} prompts");
+            if todo > 0 {
+                let line = format!("target {name}: answering {todo} prompts");
+                progress.start(&name, todo as u64, &line);
             }
         }
-        Progress::Answered { n } => {
-            if let Some(b) = &bar {
-                b.inc(n as u64);
-            }
-        }
+        Progress::Answered { n } => progress.inc(n as u64),
     })?;
-    if let Some(b) = bar.take() {
-        b.finish();
-    }
+    progress.finish();
     let records = relevant(log.records(), &specs, &items);
     let context = ReportContext {
         data: args.data.iter().map(|p| p.display().to_string()).collect(),

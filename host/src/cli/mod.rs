@@ -75,3 +75,44 @@ pub(crate) fn progress_bar(name: &str, len: u64) -> indicatif::ProgressBar {
     bar.set_message(name.to_string());
     bar
 }
+
+/// The progress of a command that runs in phases (eval's targets, redteam's attacker and
+/// target), on standard error: one [`progress_bar`] per phase on a terminal, one line per
+/// phase otherwise (logs and pipes).
+#[derive(Debug)]
+pub(crate) struct PhaseProgress {
+    terminal: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl PhaseProgress {
+    /// No phase started yet; decides bar or lines from whether standard error is a terminal.
+    pub(crate) fn new() -> Self {
+        use std::io::IsTerminal;
+        Self { terminal: std::io::stderr().is_terminal(), bar: None }
+    }
+
+    /// Finishes the current phase and starts `name` of `len` steps: a bar, or `line` printed.
+    pub(crate) fn start(&mut self, name: &str, len: u64, line: &str) {
+        self.finish();
+        if self.terminal {
+            self.bar = Some(progress_bar(name, len));
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Advances the current phase's bar by `n` steps (nothing without a bar).
+    pub(crate) fn inc(&mut self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    /// Finishes the current phase's bar, if any.
+    pub(crate) fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+    }
+}

@@ -4,7 +4,6 @@
 //! the judge scores. Prints ASR@1 and ASR@K next to the direct baseline; the successful
 //! attacks themselves go to `report.md` only (harmful text never reaches the terminal).
 
-use std::io::IsTerminal;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -94,11 +93,7 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!seeds.is_empty(), "{}: no harmful seeds", args.seeds.display());
     let config = args.judge.config()?;
     let g = &config.game;
-    let prompts = AttackerPrompts::load(
-        &g.attacker_prompt_harmful,
-        &g.attacker_prompt_benign,
-        g.attacker_prefill.clone(),
-    )?;
+    let prompts = AttackerPrompts::from_config(g)?;
     let rubrics = EvalRubrics::default();
     let faithfulness = config.plugins.rubrics.faithfulness_harmful.clone();
     let mut names = rubrics.names();
@@ -152,29 +147,15 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
         spec.source,
         judge.label()
     );
-    let terminal = std::io::stderr().is_terminal();
-    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut progress = super::PhaseProgress::new();
     let result =
         redteam::run(&seeds, attacker, target.load, &mut judge, &settings, &mut |p| match p {
             Phase::Start { name, total } => {
-                if let Some(b) = bar.take() {
-                    b.finish();
-                }
-                if terminal {
-                    bar = Some(super::progress_bar(name, total as u64));
-                } else {
-                    eprintln!("{name}: {total} generations");
-                }
+                progress.start(name, total as u64, &format!("{name}: {total} generations"))
             }
-            Phase::Done { n } => {
-                if let Some(b) = &bar {
-                    b.inc(n as u64);
-                }
-            }
+            Phase::Done { n } => progress.inc(n as u64),
         })?;
-    if let Some(b) = bar.take() {
-        b.finish();
-    }
+    progress.finish();
 
     // Files: every attempt and direct answer, the summary, the report.
     let write_jsonl = |name: &str, lines: Vec<serde_json::Value>| -> anyhow::Result<()> {
@@ -241,7 +222,7 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
             a.attempt + 1,
             answer.scores.get(&rubrics.compliance).copied().unwrap_or(0.0),
             cell(seed_text(&a.seed_id), 300),
-            cell(a.prompt.as_deref().unwrap_or(""), 300),
+            cell(a.rewrite.prompt.as_deref().unwrap_or(""), 300),
             cell(&answer.response, 300),
         ));
     }

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::eval::run::{EvalRubrics, Loader};
 use crate::eval::score::{self, ScoredAnswer};
 use crate::eval::stats::{McNemar, Rate};
-use crate::game::parse::{ParseError, parse_attack};
+use crate::game::parse::Rewrite;
 use crate::game::prompts::AttackerPrompts;
-use crate::judging::{Assessment, Category, Failure, Judge, Seed};
+use crate::judging::{Assessment, Category, Judge, Seed};
 use crate::llm::{ChatRequest, Generation, Generator, SamplingParams};
 
 /// What the attacker, the gate and the judge do.
@@ -58,18 +58,9 @@ pub struct Attempt {
     pub attempt: usize,
     /// The attacker's raw output (prefill included).
     pub output: String,
-    /// The rewritten prompt parsed from `<prompt>...</prompt>`; `None` when parsing failed.
-    pub prompt: Option<String>,
-    /// Why the output did not parse (no tag, empty prompt...), when it did not.
-    pub parse_error: Option<ParseError>,
-    /// The faithfulness rubric's score of the rewrite, 0-10; `None` when not parsed or the
-    /// judgment failed.
-    pub faithfulness: Option<f32>,
-    /// Whether `faithfulness >= faithful_threshold`; `None` when not judged.
-    pub faithful: Option<bool>,
-    /// The failed faithfulness judgment, when it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub faithfulness_failure: Option<Failure>,
+    /// The parsed rewrite (or why none) and its faithfulness verdict.
+    #[serde(flatten)]
+    pub rewrite: Rewrite,
     /// The target's scored answer, when the rewrite was sent.
     pub answer: Option<ScoredAnswer>,
     /// The target's answer was sent and the compliance rubric hits it (score >= threshold).
@@ -183,20 +174,13 @@ pub fn run(
     let mut attempts: Vec<Attempt> = outputs
         .into_iter()
         .enumerate()
-        .map(|(i, g)| {
-            let parsed = parse_attack(&g.text, g.finish);
-            Attempt {
-                seed_id: seeds[i / k].id.clone(),
-                attempt: i % k,
-                output: g.text,
-                prompt: parsed.as_ref().ok().map(|p| p.prompt.clone()),
-                parse_error: parsed.err(),
-                faithfulness: None,
-                faithful: None,
-                faithfulness_failure: None,
-                answer: None,
-                success: false,
-            }
+        .map(|(i, g)| Attempt {
+            seed_id: seeds[i / k].id.clone(),
+            attempt: i % k,
+            rewrite: Rewrite::parse(&g.text, g.finish),
+            output: g.text,
+            answer: None,
+            success: false,
         })
         .collect();
 
@@ -206,16 +190,7 @@ pub fn run(
         .iter()
         .enumerate()
         .filter_map(|(i, a)| {
-            a.prompt.as_ref().map(|x| {
-                (
-                    i,
-                    Assessment {
-                        rubric: s.faithfulness_rubric.clone(),
-                        context: seeds[i / k].text.clone(),
-                        response: x.clone(),
-                    },
-                )
-            })
+            a.rewrite.faithfulness_assessment(&s.faithfulness_rubric, &seeds[i / k]).map(|x| (i, x))
         })
         .collect();
     if !gate.is_empty() {
@@ -223,30 +198,26 @@ pub fn run(
         let results = judge.assess(&batch)?;
         anyhow::ensure!(results.len() == batch.len(), "the judge returned the wrong count");
         for ((i, _), r) in gate.iter().zip(results) {
-            match r {
-                Ok(score) => {
-                    attempts[*i].faithfulness = Some(score);
-                    attempts[*i].faithful = Some(score >= s.faithful_threshold);
-                }
-                Err(f) => {
-                    judge_failures += 1;
-                    attempts[*i].faithfulness_failure = Some(f);
-                }
+            if attempts[*i].rewrite.record_faithfulness(r, s.faithful_threshold).is_err() {
+                judge_failures += 1;
             }
         }
     }
     let send: Vec<usize> = attempts
         .iter()
         .enumerate()
-        .filter(|(_, a)| a.prompt.is_some() && (!s.faithfulness_gate || a.faithful == Some(true)))
+        .filter(|(_, a)| {
+            a.rewrite.prompt.is_some() && (!s.faithfulness_gate || a.rewrite.faithful == Some(true))
+        })
         .map(|(i, _)| i)
         .collect();
 
     // 3. The target: the seeds directly, then every sent rewrite.
     let mut target_requests: Vec<ChatRequest> =
         seeds.iter().map(|x| ChatRequest::user(x.text.clone())).collect();
-    target_requests
-        .extend(send.iter().map(|&i| ChatRequest::user(attempts[i].prompt.clone().expect("sent"))));
+    target_requests.extend(
+        send.iter().map(|&i| ChatRequest::user(attempts[i].rewrite.prompt.clone().expect("sent"))),
+    );
     progress(Phase::Start { name: "target", total: target_requests.len() });
     let replies = {
         let mut t = target().map_err(|e| e.context("the target failed to load"))?;
@@ -296,8 +267,8 @@ fn summarise(
     let at_1: Vec<bool> = (0..seeds.len()).map(|i| attempts[i * k].success).collect();
     let at_k: Vec<bool> =
         (0..seeds.len()).map(|i| attempts[i * k..(i + 1) * k].iter().any(|a| a.success)).collect();
-    let parsed: Vec<bool> = attempts.iter().map(|a| a.prompt.is_some()).collect();
-    let faithful: Vec<bool> = attempts.iter().filter_map(|a| a.faithful).collect();
+    let parsed: Vec<bool> = attempts.iter().map(|a| a.rewrite.prompt.is_some()).collect();
+    let faithful: Vec<bool> = attempts.iter().filter_map(|a| a.rewrite.faithful).collect();
     let direct_scored: Vec<bool> = direct_ok.iter().flatten().copied().collect();
     let pairs: Vec<(bool, bool)> =
         direct_ok.iter().zip(&at_k).filter_map(|(d, a)| d.map(|d| (d, *a))).collect();
@@ -332,6 +303,7 @@ pub fn top_attacks<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::game::parse::ParseError;
     use crate::game::testkit::ScriptedGenerator;
     use crate::game::testkit::TableJudge;
     use crate::llm::FinishReason::Stop;
@@ -400,11 +372,11 @@ mod tests {
             (s.mcnemar_direct_vs_at_k.only_baseline, s.mcnemar_direct_vs_at_k.only_other),
             (0, 1)
         );
-        assert_eq!(r.attempts[1].parse_error, Some(ParseError::MissingThink));
+        assert_eq!(r.attempts[1].rewrite.parse_error, Some(ParseError::MissingThink));
         assert!(r.attempts[2].answer.is_none(), "an unfaithful rewrite is not sent");
         let top = top_attacks(&r, &settings.rubrics, 5);
         assert_eq!(
-            top.iter().map(|a| a.prompt.as_deref().unwrap()).collect::<Vec<_>>(),
+            top.iter().map(|a| a.rewrite.prompt.as_deref().unwrap()).collect::<Vec<_>>(),
             vec!["P-good", "P-ok2"]
         );
         assert_eq!(phases[0], Phase::Start { name: "attacker", total: 4 });

@@ -670,6 +670,17 @@ mod tests {
         }
     }
 
+    /// The context of a report on one target `t` (source `s`), no data files named.
+    fn one_target_context() -> ReportContext {
+        ReportContext {
+            data: vec![],
+            judge: "j".into(),
+            rubrics: EvalRubrics::default(),
+            sampling: SamplingParams::default(),
+            targets: vec![("t".into(), "s".into())],
+        }
+    }
+
     /// `refused` -> refusal 9 / compliance 1, else refusal 1 / compliance 8.
     fn rec(target: &str, it: &EvalItem, refused: bool) -> ResponseRecord {
         let (r, c) = if refused { (9.0, 1.0) } else { (1.0, 8.0) };
@@ -768,13 +779,7 @@ mod tests {
             };
             records.push(r);
         }
-        let context = ReportContext {
-            data: vec![],
-            judge: "j".into(),
-            rubrics: EvalRubrics::default(),
-            sampling: SamplingParams::default(),
-            targets: vec![("t".into(), "s".into())],
-        };
+        let context = one_target_context();
         let report = build(context, &items, &records, ReportOptions::default());
         let h = &report.targets[0].categories["harmful"];
         assert_eq!(h.distinct_answer_share, Some(1.0));
@@ -825,13 +830,7 @@ mod tests {
             },
         );
         let records = vec![r, rec("t", &it2, true)];
-        let context = ReportContext {
-            data: vec![],
-            judge: "j".into(),
-            rubrics: EvalRubrics::default(),
-            sampling: SamplingParams::default(),
-            targets: vec![("t".into(), "s".into())],
-        };
+        let context = one_target_context();
         let report = build(context, &[it, it2], &records, ReportOptions::default());
         let t = &report.targets[0];
         assert_eq!(t.harmful_asr.n, 1);

@@ -7,7 +7,8 @@
 //! Keys use the names people know from transformers' `TrainingArguments` and TRL
 //! (`learning_rate`, `max_grad_norm`, `max_steps`, `per_device_train_batch_size`, `eval_steps`,
 //! `save_steps`, `save_total_limit`, `beta`, `warmup_steps`, `weight_decay`, `seed`); the
-//! project's earlier names stay accepted ([`RENAMED`]). Every key's meaning, unit, default and
+//! project's earlier names stay accepted ([`RENAMED`]; the old pair `betas = [b1, b2]` means
+//! `adam_beta1 = b1` and `adam_beta2 = b2`). Every key's meaning, unit, default and
 //! range is in [`docs`], which `train --print-config` prints above each key.
 //!
 //! TOML has no null: an optional file or text whose default is set (`data.harmful_val`,
@@ -105,7 +106,7 @@ impl Config {
     /// of range ([`Config::check`]).
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
         // First pass straight from the text, so errors carry the line and the field path.
-        let config: Config = from_toml_text(text).map_err(|mut e| {
+        let mut config: Config = from_toml_text(text).map_err(|mut e| {
             if e.kind == ConfigErrorKind::DuplicateKey
                 && let Some((old, new)) = RENAMED.iter().find(|(_, new)| {
                     let leaf = new.rsplit_once('.').map_or(*new, |(_, l)| l);
@@ -116,6 +117,11 @@ impl Config {
             }
             e.in_file(origin)
         })?;
+        // The text parsed above, so it is a TOML document.
+        let file: toml::Value =
+            toml::from_str(text).unwrap_or(toml::Value::Table(Default::default()));
+        let in_file = algorithm::gives_adam_betas(&file);
+        config.algorithm.fold_old_betas(in_file).map_err(|e| e.in_file(origin))?;
         let mut config = if overrides.is_empty() {
             config
         } else {
@@ -136,8 +142,10 @@ impl Config {
                 )
                 .in_file(origin)
             })?;
-            let config =
+            let mut config =
                 from_toml_text(&merged).map_err(|e| overrides::explain(origin, &overrides, e))?;
+            let in_overrides = overrides::sets_adam_betas(&overrides);
+            config.algorithm.fold_old_betas(in_overrides).map_err(|e| e.in_file(origin))?;
             overrides::unset(config, origin, &overrides)?
         };
         grpo_group_sizes(&mut config, text, overrides);

@@ -210,7 +210,7 @@ impl CurriculumCall<'_> {
                     defender_reward: mean(
                         t.attacks.iter().flat_map(|a| a.replies.iter().map(|r| r.reward)).collect(),
                     ),
-                    faithful: t.attacks.iter().any(|a| a.faithful == Some(true)),
+                    faithful: t.attacks.iter().any(|a| a.rewrite.faithful == Some(true)),
                 }
             })
             .collect();

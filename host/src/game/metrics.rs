@@ -131,11 +131,11 @@ pub fn rollout_metrics(r: &StepRollout) -> Metrics {
     }
     let n_attacks = attacks().count();
     let parse_failures = attacks()
-        .filter(|(_, a)| a.parse_error.is_some_and(|e| e != ParseError::Truncated))
+        .filter(|(_, a)| a.rewrite.parse_error.is_some_and(|e| e != ParseError::Truncated))
         .count();
     let truncated = attacks().filter(|(_, a)| a.finish == FinishReason::Length).count();
-    let verdicts = attacks().filter(|(_, a)| a.faithful.is_some()).count();
-    let faithful = attacks().filter(|(_, a)| a.faithful == Some(true)).count();
+    let verdicts = attacks().filter(|(_, a)| a.rewrite.faithful.is_some()).count();
+    let faithful = attacks().filter(|(_, a)| a.rewrite.faithful == Some(true)).count();
     let valid = attacks().filter(|(_, a)| a.slot == Slot::Judged).count();
     put(&mut m, "attacker/parse_failure_rate", ratio(parse_failures, n_attacks));
     put(&mut m, "attacker/truncated_rate", ratio(truncated, n_attacks));
@@ -179,6 +179,28 @@ pub fn read_metrics(path: &Path) -> anyhow::Result<Vec<(u64, Metrics)>> {
         out.push((step, metrics));
     }
     Ok(out)
+}
+
+/// The lines of `lines` (as [`read_metrics`] returns them) at each of `steps`, in that order,
+/// without their `time/*` keys: what two runs of one config and seed (one of them interrupted
+/// and resumed) must agree on exactly, wall-clock timings being the only nondeterminism.
+///
+/// # Errors
+/// A step with no line.
+pub fn reproducible_at(lines: &[(u64, Metrics)], steps: &[u64]) -> anyhow::Result<Vec<Metrics>> {
+    steps
+        .iter()
+        .map(|&step| {
+            let (_, m) = lines
+                .iter()
+                .find(|(s, _)| *s == step)
+                .with_context(|| format!("no metrics line for step {step}"))?;
+            Ok(m.iter()
+                .filter(|(k, _)| !k.starts_with("time/"))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect())
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -25,7 +25,64 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::judging::{Assessment, Failure, Seed};
 use crate::llm::FinishReason;
+
+/// What became of one attacker output: its parsed prompt (or why there is none) and the
+/// faithfulness rubric's verdict on that prompt. One record for training's rollout attacks
+/// and red-teaming's attempts; both flatten it, so their JSON keeps these as plain fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rewrite {
+    /// The parsed prompt x (the defender's user turn), when the output was well formed.
+    pub prompt: Option<String>,
+    /// Why the output was rejected, when it was.
+    pub parse_error: Option<ParseError>,
+    /// The faithfulness rubric's score of the prompt (0-10), when judged.
+    pub faithfulness: Option<f32>,
+    /// Whether `faithfulness` reached the faithful threshold, when judged.
+    pub faithful: Option<bool>,
+    /// Why the faithfulness judgment failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faithfulness_failure: Option<Failure>,
+}
+
+impl Rewrite {
+    /// Parses an attacker output strictly ([`parse_attack`]); not judged yet.
+    pub fn parse(text: &str, finish: FinishReason) -> Self {
+        match parse_attack(text, finish) {
+            Ok(p) => Self { prompt: Some(p.prompt), ..Self::default() },
+            Err(e) => Self { parse_error: Some(e), ..Self::default() },
+        }
+    }
+
+    /// The faithfulness question of a parsed prompt: does it still ask for `seed`, under
+    /// `rubric`? `None` when there is no prompt.
+    pub fn faithfulness_assessment(&self, rubric: &str, seed: &Seed) -> Option<Assessment> {
+        self.prompt.as_ref().map(|x| Assessment {
+            rubric: rubric.to_string(),
+            context: seed.text.clone(),
+            response: x.clone(),
+        })
+    }
+
+    /// Records the faithfulness judgment: the score and whether it reaches `threshold`
+    /// (returned as `Ok`), or the failure (kept, and returned as `Err`).
+    pub fn record_faithfulness(
+        &mut self,
+        result: Result<f32, Failure>,
+        threshold: f32,
+    ) -> Result<bool, &Failure> {
+        match result {
+            Ok(score) => {
+                let faithful = score >= threshold;
+                self.faithfulness = Some(score);
+                self.faithful = Some(faithful);
+                Ok(faithful)
+            }
+            Err(f) => Err(self.faithfulness_failure.insert(f)),
+        }
+    }
+}
 
 /// A well-formed attacker output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use anyhow::Context;
 use tch::Tensor;
 
 use crate::game::checkpoint::PlayerFiles;
-use crate::game::config::{Config, Method, Sampler};
+use crate::game::config::{Algorithm, Config, Method, Sampler};
 use crate::game::ema::EmaMasters;
 use crate::game::lora::{self, LoraPlan};
 use crate::game::optim::AdamW;
@@ -34,6 +34,14 @@ pub struct Player<P: Policy> {
     pub optimizer: AdamW,
     /// f32 masters of the EMA copy's variables held in bf16/f16 (empty in f32).
     pub ema_masters: EmaMasters,
+}
+
+/// A fresh AdamW with the config's `adam_beta1`, `adam_beta2`, `adam_epsilon` and
+/// `weight_decay`.
+fn optimizer(a: &Algorithm) -> AdamW {
+    let mut optimizer = AdamW::new(a.adam_beta1, a.adam_beta2, a.weight_decay);
+    optimizer.eps = a.adam_epsilon;
+    optimizer
 }
 
 impl<P: Policy> Player<P> {
@@ -74,7 +82,7 @@ impl<P: Policy> Player<P> {
             current,
             ema,
             initial,
-            optimizer: AdamW::new(a.betas[0], a.betas[1], a.weight_decay),
+            optimizer: optimizer(a),
             ema_masters: EmaMasters::new(),
         })
     }
@@ -106,7 +114,7 @@ impl<P: Policy> Player<P> {
             current: models.current,
             ema: models.ema,
             initial: models.initial,
-            optimizer: AdamW::new(a.betas[0], a.betas[1], a.weight_decay),
+            optimizer: optimizer(a),
             ema_masters: EmaMasters::new(),
         })
     }

@@ -6,20 +6,29 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
+use crate::game::config::Game;
 use crate::judging::{Category, Seed};
 use crate::llm::ChatRequest;
 
 /// The placeholder replaced by the seed text.
 pub const SLOT: &str = "{seed}";
 
+/// The attacker's instruction per seed category and its optional prefill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttackerPrompts {
+    /// Instruction for harmful seeds, with one [`SLOT`].
     pub harmful: String,
+    /// Instruction for benign seeds, with one [`SLOT`].
     pub benign: String,
+    /// Text that starts every attacker answer (part of the prompt, not trained).
     pub prefill: Option<String>,
 }
 
 impl AttackerPrompts {
+    /// Reads the two instruction files (trailing white space trimmed).
+    ///
+    /// # Errors
+    /// A file that cannot be read or has no [`SLOT`] placeholder, naming the file.
     pub fn load(harmful: &Path, benign: &Path, prefill: Option<String>) -> anyhow::Result<Self> {
         let read = |p: &Path| -> anyhow::Result<String> {
             let text = std::fs::read_to_string(p)
@@ -30,6 +39,19 @@ impl AttackerPrompts {
             Ok(text.trim_end().to_string())
         };
         Ok(Self { harmful: read(harmful)?, benign: read(benign)?, prefill })
+    }
+
+    /// The instructions and prefill a run config's `[game]` names (`attacker_prompt_harmful`,
+    /// `attacker_prompt_benign`, `attacker_prefill`): what `train` and `redteam` both use.
+    ///
+    /// # Errors
+    /// As [`AttackerPrompts::load`].
+    pub fn from_config(game: &Game) -> anyhow::Result<Self> {
+        Self::load(
+            &game.attacker_prompt_harmful,
+            &game.attacker_prompt_benign,
+            game.attacker_prefill.clone(),
+        )
     }
 
     /// The attacker's chat request for one seed.

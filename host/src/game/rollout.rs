@@ -15,10 +15,10 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::game::config::{JudgeContext, Rubrics};
-use crate::game::parse::{ParseError, parse_attack};
+use crate::game::parse::Rewrite;
 use crate::game::prompts::AttackerPrompts;
 use crate::game::rewards::{self, Judgment, Slot};
-use crate::judging::{Assessment, Category, Comparison, Failure, Judge, Seed};
+use crate::judging::{Category, Comparison, Failure, Judge, Seed};
 use crate::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
 
 /// Everything about the tree's shape that the config decides.
@@ -67,13 +67,9 @@ pub struct Reply {
 pub struct Attack {
     pub output: String,
     pub finish: FinishReason,
-    /// The parsed prompt x.
-    pub prompt: Option<String>,
-    pub parse_error: Option<ParseError>,
-    pub faithfulness: Option<f32>,
-    pub faithful: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub faithfulness_failure: Option<Failure>,
+    /// The parsed prompt x (or why none) and its faithfulness verdict.
+    #[serde(flatten)]
+    pub rewrite: Rewrite,
     pub replies: Vec<Reply>,
     pub judgments: Vec<JudgmentRecord>,
     /// The reply the attacker is judged on (y*).
@@ -236,20 +232,13 @@ pub fn rollout(
                 .map(|_| {
                     let Generation { text, token_ids, finish, logprobs } =
                         outputs.next().expect("length checked");
-                    let parsed = parse_attack(&text, finish);
-                    let (prompt, parse_error) = match parsed {
-                        Ok(p) => (Some(p.prompt), None),
-                        Err(e) => (None, Some(e)),
-                    };
-                    let slot = if prompt.is_some() { Slot::Judged } else { Slot::Penalized };
+                    let rewrite = Rewrite::parse(&text, finish);
+                    let slot =
+                        if rewrite.prompt.is_some() { Slot::Judged } else { Slot::Penalized };
                     Attack {
                         output: text,
                         finish,
-                        prompt,
-                        parse_error,
-                        faithfulness: None,
-                        faithful: None,
-                        faithfulness_failure: None,
+                        rewrite,
                         replies: Vec::new(),
                         judgments: Vec::new(),
                         best_reply: None,
@@ -270,13 +259,10 @@ pub fn rollout(
         let mut batch = Vec::new();
         for (ti, tree) in trees.iter().enumerate() {
             for (ai, attack) in tree.attacks.iter().enumerate() {
-                if let Some(x) = &attack.prompt {
+                let rubric = settings.faithfulness_rubric(tree.seed.category);
+                if let Some(a) = attack.rewrite.faithfulness_assessment(rubric, &tree.seed) {
                     index.push((ti, ai));
-                    batch.push(Assessment {
-                        rubric: settings.faithfulness_rubric(tree.seed.category).to_string(),
-                        context: tree.seed.text.clone(),
-                        response: x.clone(),
-                    });
+                    batch.push(a);
                 }
             }
         }
@@ -293,19 +279,12 @@ pub fn rollout(
             stats.judgments += batch.len() as u64;
             for ((ti, ai), result) in index.into_iter().zip(results) {
                 let attack = &mut trees[ti].attacks[ai];
-                match result {
-                    Ok(score) => {
-                        let faithful = score >= settings.faithful_threshold;
-                        attack.faithfulness = Some(score);
-                        attack.faithful = Some(faithful);
-                        if !faithful {
-                            attack.slot = Slot::Penalized;
-                        }
-                    }
+                match attack.rewrite.record_faithfulness(result, settings.faithful_threshold) {
+                    Ok(true) => {}
+                    Ok(false) => attack.slot = Slot::Penalized,
                     Err(f) => {
                         stats.judgments_failed += 1;
                         *stats.failures.entry(f.kind.as_str()).or_default() += 1;
-                        attack.faithfulness_failure = Some(f);
                         attack.slot = Slot::Excluded;
                     }
                 }
@@ -320,7 +299,7 @@ pub fn rollout(
     for (ti, tree) in trees.iter().enumerate() {
         for (ai, attack) in tree.attacks.iter().enumerate() {
             if attack.slot == Slot::Judged {
-                let x = attack.prompt.clone().expect("judged attacks have a prompt");
+                let x = attack.rewrite.prompt.clone().expect("judged attacks have a prompt");
                 for _ in 0..d_n {
                     index.push((ti, ai));
                     batch.push(ChatRequest::user(x.clone()));
@@ -359,7 +338,7 @@ pub fn rollout(
         for (ai, attack) in tree.attacks.iter().enumerate() {
             let slots: Vec<Slot> = attack.replies.iter().map(|r| r.slot).collect();
             let context = match settings.defender_context {
-                JudgeContext::Prompt => attack.prompt.clone().unwrap_or_default(),
+                JudgeContext::Prompt => attack.rewrite.prompt.clone().unwrap_or_default(),
                 JudgeContext::Seed => tree.seed.text.clone(),
             };
             for (i, j) in rewards::plan_pairings(&slots) {
@@ -446,7 +425,7 @@ impl StepRollout {
                 if attack.replies.is_empty() {
                     continue;
                 }
-                let request = ChatRequest::user(attack.prompt.clone().unwrap_or_default());
+                let request = ChatRequest::user(attack.rewrite.prompt.clone().unwrap_or_default());
                 let members = attack
                     .replies
                     .iter()

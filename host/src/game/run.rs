@@ -64,11 +64,7 @@ fn sampling(config: &Config, max_tokens: usize, stop: Vec<String>) -> SamplingPa
 /// The rollout settings the config decides (generation seeds are set per step).
 fn rollout_settings(config: &Config) -> anyhow::Result<RolloutSettings> {
     let g = &config.game;
-    let prompts = AttackerPrompts::load(
-        &g.attacker_prompt_harmful,
-        &g.attacker_prompt_benign,
-        g.attacker_prefill.clone(),
-    )?;
+    let prompts = AttackerPrompts::from_config(g)?;
     Ok(RolloutSettings {
         attacks_per_seed: g.attacks_per_seed,
         replies_per_prompt: g.replies_per_prompt,

@@ -31,6 +31,15 @@ pub struct CausalLm {
     pub(crate) checkpointing: Option<Checkpointing>,
 }
 
+/// `dir/config.json`: the typed config, the JSON as read, and the decoder it describes.
+fn read_config(dir: &Path) -> Result<(ModelConfig, serde_json::Value, DecoderSpec), LoadError> {
+    let path = dir.join("config.json");
+    let (config, raw_config) = ModelConfig::from_file(&path)?;
+    let spec =
+        config.decoder_spec().map_err(|error: FieldError| LoadError::Field { path, error })?;
+    Ok((config, raw_config, spec))
+}
+
 /// The weights and everything read with them; shared by every view of one loaded folder.
 #[derive(Debug)]
 struct Base {
@@ -64,11 +73,7 @@ impl CausalLm {
     /// seeded with `seed`. For benchmarks and memory checks of real shapes without weights.
     pub fn from_config(dir: &Path, device: Device, kind: Kind, seed: i64) -> Result<Self> {
         check_kind(kind)?;
-        let config_path = dir.join("config.json");
-        let (config, raw_config) = ModelConfig::from_file(&config_path)?;
-        let spec = config
-            .decoder_spec()
-            .map_err(|error: FieldError| LoadError::Field { path: config_path.clone(), error })?;
+        let (config, raw_config, spec) = read_config(dir)?;
         let std = raw_config.get("initializer_range").and_then(|v| v.as_f64()).unwrap_or(0.02);
         tch::manual_seed(seed);
         let vs = nn::VarStore::new(device);
@@ -91,11 +96,7 @@ impl CausalLm {
 
     fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
         check_kind(kind)?;
-        let config_path = dir.join("config.json");
-        let (config, raw_config) = ModelConfig::from_file(&config_path)?;
-        let spec = config
-            .decoder_spec()
-            .map_err(|error: FieldError| LoadError::Field { path: config_path.clone(), error })?;
+        let (config, raw_config, spec) = read_config(dir)?;
         let files = WeightFiles::read(dir)?;
         let index = files.index()?;
         let vs = nn::VarStore::new(device);

@@ -644,11 +644,7 @@ async fn one(
         }
         other => other?,
     };
-    let choice = answer
-        .choices
-        .into_iter()
-        .next()
-        .ok_or_else(|| RemoteFailure::Malformed("no choices in the response".into()))?;
+    let choice = first_choice(answer.choices)?;
     let content = choice.message.content.unwrap_or_default();
     let (content, finish) = cut_at_stop(content, choice.finish_reason.as_deref(), &params.stop);
     Ok(Generation {
@@ -709,11 +705,7 @@ async fn via_completions(
             other => other?,
         }
     };
-    let choice = answer
-        .choices
-        .into_iter()
-        .next()
-        .ok_or_else(|| RemoteFailure::Malformed("no choices in the response".into()))?;
+    let choice = first_choice(answer.choices)?;
     let (text, finish) = cut_at_stop(choice.text, choice.finish_reason.as_deref(), &params.stop);
     Ok(Generation {
         text: format!("{prefill}{text}"),
@@ -796,6 +788,14 @@ async fn attempt_once<B: Serialize>(
         500..=599 => Err((RemoteFailure::Server(status, error_message(&text)), retry_after)),
         _ => Err((RemoteFailure::Rejected(status, error_message(&text)), None)),
     }
+}
+
+/// The first choice of an answer (requests ask for one).
+fn first_choice<T>(choices: Vec<T>) -> Result<T, RemoteFailure> {
+    choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| RemoteFailure::Malformed("no choices in the response".into()))
 }
 
 #[cfg(test)]

@@ -343,12 +343,7 @@ pub async fn chat_completions(
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let prompt_tokens = ids.len() as u64;
     let rx = queue(&state, vec![ids; s.n], max, &s, stream)?;
-    let meta = Meta {
-        id: format!("chatcmpl-{}", random_id()),
-        created: unix_now(),
-        model: state.model_name.clone(),
-        prompt_tokens,
-    };
+    let meta = Meta::new(&state, "chatcmpl", prompt_tokens);
     if stream {
         return Ok(stream_chat(rx, meta, s.n, include_usage));
     }
@@ -422,12 +417,7 @@ pub async fn completions(
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let total = rows.len();
     let rx = queue(&state, rows, max, &s, stream)?;
-    let meta = Meta {
-        id: format!("cmpl-{}", random_id()),
-        created: unix_now(),
-        model: state.model_name.clone(),
-        prompt_tokens,
-    };
+    let meta = Meta::new(&state, "cmpl", prompt_tokens);
     if stream {
         return Ok(stream_completion(rx, meta, total, include_usage));
     }
@@ -482,6 +472,16 @@ struct Meta {
 }
 
 impl Meta {
+    /// A fresh response id `PREFIX-random`, created now, for the served model.
+    fn new(state: &AppState, prefix: &str, prompt_tokens: u64) -> Self {
+        Self {
+            id: format!("{prefix}-{}", random_id()),
+            created: unix_now(),
+            model: state.model_name.clone(),
+            prompt_tokens,
+        }
+    }
+
     fn usage(&self, outs: &[Output]) -> Usage {
         let completion: u64 = outs.iter().map(|o| o.tokens as u64).sum();
         Usage {

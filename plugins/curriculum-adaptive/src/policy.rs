@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use advgame_plugin_sdk::rng;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Params {
     pub epsilon: f64,
@@ -20,19 +22,6 @@ pub struct State {
     pub draws: Vec<u32>,
     rng: u64,
     rng_seed: u64,
-}
-
-/// SplitMix64 step.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn unit(state: &mut u64) -> f64 {
-    (splitmix(state) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl State {
@@ -82,7 +71,7 @@ impl State {
                 left = pool.clone();
             }
             let probs = self.probabilities(&left);
-            let mut u = unit(&mut self.rng) * probs.iter().sum::<f64>();
+            let mut u = rng::next_f64(&mut self.rng) * probs.iter().sum::<f64>();
             let mut k = 0;
             while k + 1 < probs.len() && u >= probs[k] {
                 u -= probs[k];

@@ -4,6 +4,7 @@
 //! from `(rng_seed, category, e)`, so the saved state is just two cursors.
 
 use advgame_plugin_sdk::curriculum::{Category, Curriculum, Outcome, PluginInfo, Seed};
+use advgame_plugin_sdk::rng;
 use std::cell::RefCell;
 
 /// Version tag of the saved state; `load-state` refuses anything else.
@@ -32,15 +33,6 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
-/// SplitMix64: tiny, well-mixed, and identical on every platform.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn lane_index(category: Category) -> usize {
     match category {
         Category::Harmful => 0,
@@ -55,14 +47,7 @@ fn shuffle(rng_seed: u64, lane: usize, epoch: u64, members: &[u32]) -> Vec<u32> 
         ^ epoch.wrapping_mul(0x9FB2_1C65_1E98_DF25);
     // Fisher-Yates with an unbiased bounded draw.
     for i in (1..order.len()).rev() {
-        let bound = (i + 1) as u64;
-        let zone = u64::MAX - u64::MAX % bound;
-        let j = loop {
-            let r = splitmix(&mut s);
-            if r < zone {
-                break (r % bound) as usize;
-            }
-        };
+        let j = rng::next_below(&mut s, (i + 1) as u64) as usize;
         order.swap(i, j);
     }
     order

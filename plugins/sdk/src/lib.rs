@@ -15,11 +15,12 @@
 //! `advgame:plugin/host` (and, for judges, `rubric-registry`): no WASI, no other capability.
 //!
 //! World-independent helpers: [`format`] (strict score-tag parsing shared by the rubrics)
-//! , [`prompt`] (the common layout of rubric prompts) and [`state`] (reading curricula's
-//! saved text states).
+//! , [`prompt`] (the common layout of rubric prompts), [`rng`] (the plugins' one SplitMix64)
+//! and [`state`] (reading curricula's saved text states).
 
 pub mod format;
 pub mod prompt;
+pub mod rng;
 pub mod state;
 
 #[cfg(any(

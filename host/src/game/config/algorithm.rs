@@ -1,6 +1,7 @@
 //! `[algorithm]`: the preference-learning method, the optimiser and its schedule, shared by
 //! both players.
 
+use super::{ConfigError, ConfigErrorKind};
 use serde::{Deserialize, Serialize};
 
 /// The preference-learning method, the same for both players.
@@ -61,8 +62,17 @@ pub struct Algorithm {
     /// AdamW peak learning rate (key `learning_rate`, old name `lr`).
     #[serde(rename = "learning_rate", alias = "lr")]
     pub lr: f64,
-    /// AdamW (beta1, beta2).
-    pub betas: [f64; 2],
+    /// AdamW decay rate of the first-moment average (transformers' `adam_beta1`).
+    pub adam_beta1: f64,
+    /// AdamW decay rate of the second-moment average (transformers' `adam_beta2`).
+    pub adam_beta2: f64,
+    /// AdamW's epsilon added to the second-moment root (transformers' `adam_epsilon`).
+    pub adam_epsilon: f64,
+    /// The old key `betas = [beta1, beta2]`, read from files and `--set` items and moved into
+    /// [`Algorithm::adam_beta1`] and [`Algorithm::adam_beta2`] while parsing
+    /// ([`Algorithm::fold_old_betas`]); always `None` in a parsed config, never written.
+    #[serde(default, skip_serializing)]
+    pub(super) betas: Option<[f64; 2]>,
     /// AdamW decoupled weight decay.
     pub weight_decay: f64,
     /// The cosine schedule decays the learning rate to `min_lr_rate * learning_rate`.
@@ -102,7 +112,10 @@ impl Default for Algorithm {
             sampler: Sampler::Ema,
             ema_decay: 0.95,
             lr: 1e-6,
-            betas: [0.9, 0.95],
+            adam_beta1: 0.9,
+            adam_beta2: 0.95,
+            adam_epsilon: 1e-8,
+            betas: None,
             weight_decay: 0.1,
             final_lr_ratio: 0.2,
             warmup_steps: 0,
@@ -116,5 +129,54 @@ impl Default for Algorithm {
             gradient_checkpointing: false,
             seed: 0,
         }
+    }
+}
+
+impl Algorithm {
+    /// Moves the old `betas = [beta1, beta2]` pair, when one was read, into `adam_beta1` and
+    /// `adam_beta2`. `new_given` says whether the same source (the file, or the `--set`
+    /// items) also gave either new key.
+    ///
+    /// # Errors
+    /// Both spellings from one source: which one wins would be a guess.
+    pub(super) fn fold_old_betas(&mut self, new_given: bool) -> Result<(), ConfigError> {
+        let Some([beta1, beta2]) = self.betas.take() else { return Ok(()) };
+        if new_given {
+            return Err(ConfigError::new(
+                ConfigErrorKind::DuplicateKey,
+                "the old name of `algorithm.adam_beta1` and `algorithm.adam_beta2`, given \
+                 together with them; keep one spelling",
+            )
+            .field("algorithm.betas"));
+        }
+        (self.adam_beta1, self.adam_beta2) = (beta1, beta2);
+        Ok(())
+    }
+}
+
+/// Whether the TOML tree `root` gives `algorithm.adam_beta1` or `algorithm.adam_beta2`.
+pub(super) fn gives_adam_betas(root: &toml::Value) -> bool {
+    let algorithm = root.get("algorithm");
+    ["adam_beta1", "adam_beta2"].iter().any(|k| algorithm.and_then(|a| a.get(k)).is_some())
+}
+
+/// Rewrites an old `algorithm.betas = [beta1, beta2]` of a parsed file into `adam_beta1` and
+/// `adam_beta2` (so that a `--set` of either new key replaces the file's value). Leaves the
+/// tree alone when the file also gives a new key or `betas` is not a pair: parsing the file
+/// reports those.
+pub(super) fn canonical_betas(root: &mut toml::Value) {
+    if gives_adam_betas(root) {
+        return;
+    }
+    let Some(algorithm) = root.get_mut("algorithm").and_then(toml::Value::as_table_mut) else {
+        return;
+    };
+    if let Some(toml::Value::Array(pair)) = algorithm.get("betas")
+        && let [beta1, beta2] = pair.as_slice()
+    {
+        let (beta1, beta2) = (beta1.clone(), beta2.clone());
+        algorithm.remove("betas");
+        algorithm.insert("adam_beta1".into(), beta1);
+        algorithm.insert("adam_beta2".into(), beta2);
     }
 }

@@ -36,11 +36,9 @@ impl Config {
         need(a.beta > 0.0, "algorithm.beta", "must be > 0");
         need((0.0..=1.0).contains(&a.ema_decay), "algorithm.ema_decay", "must be in [0, 1]");
         need(a.lr >= 0.0, "algorithm.learning_rate", "must be >= 0");
-        need(
-            a.betas.iter().all(|b| (0.0..1.0).contains(b)),
-            "algorithm.betas",
-            "both must be in [0, 1)",
-        );
+        need((0.0..1.0).contains(&a.adam_beta1), "algorithm.adam_beta1", "must be in [0, 1)");
+        need((0.0..1.0).contains(&a.adam_beta2), "algorithm.adam_beta2", "must be in [0, 1)");
+        need(a.adam_epsilon > 0.0, "algorithm.adam_epsilon", "must be > 0");
         need((0.0..=1.0).contains(&a.final_lr_ratio), "algorithm.min_lr_rate", "must be in [0, 1]");
         need(a.grad_clip >= 0.0, "algorithm.max_grad_norm", "must be >= 0");
         need(a.seeds_per_category >= 1, "algorithm.seeds_per_category", "must be at least 1");

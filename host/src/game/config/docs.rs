@@ -156,8 +156,16 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     ("algorithm.learning_rate", "AdamW peak learning rate (was `lr`). Per step, >= 0."),
     (
-        "algorithm.betas",
-        "AdamW (beta1, beta2), as transformers' adam_beta1 and adam_beta2. Two numbers in [0, 1).",
+        "algorithm.adam_beta1",
+        "AdamW decay rate of the running mean of gradients (transformers' name; the old `betas = [adam_beta1, adam_beta2]` is still read). Unitless, in [0, 1).",
+    ),
+    (
+        "algorithm.adam_beta2",
+        "AdamW decay rate of the running mean of squared gradients (transformers' name). Unitless, in [0, 1).",
+    ),
+    (
+        "algorithm.adam_epsilon",
+        "AdamW's epsilon, added to the root of the second moment before dividing (transformers' name and default). > 0.",
     ),
     (
         "algorithm.weight_decay",
@@ -345,7 +353,7 @@ pub(super) fn render(config: &Config) -> anyhow::Result<String> {
     let toml::Value::Table(root) = &value else { anyhow::bail!("the config is not a table") };
     let mut out = String::from(
         "# The resolved run configuration. Every key is documented above it; the default is the\n\
-         # paper's value unless noted. Old key names (lr, steps, ...) are still accepted.\n",
+         # paper's value unless noted. Old key names (lr, steps, betas, ...) are still accepted.\n",
     );
     write_table(&mut out, "", root, &defaults)?;
     Ok(out)

@@ -60,6 +60,15 @@ impl Override {
         };
         let mut key: Vec<String> = key.split('.').map(|s| s.trim().to_string()).collect();
         canonical_key(&mut key);
+        if value.is_none() && key == ["algorithm", "betas"] {
+            return Err(ConfigError::new(
+                ConfigErrorKind::NotOptional,
+                "the old name of `algorithm.adam_beta1` and `algorithm.adam_beta2`; cannot be \
+                 unset: it is not optional",
+            )
+            .field("algorithm.betas")
+            .from_set(item));
+        }
         Ok(Self { item: item.to_string(), key, value })
     }
 
@@ -126,9 +135,18 @@ fn canonical_key(key: &mut [String]) {
     }
 }
 
+/// Whether an item names `algorithm.adam_beta1` or `algorithm.adam_beta2` (a `--set` of the
+/// old pair `algorithm.betas` beside them is refused: [`super::Algorithm::fold_old_betas`]).
+pub(super) fn sets_adam_betas(overrides: &[Override]) -> bool {
+    overrides
+        .iter()
+        .any(|o| matches!(o.dotted().as_str(), "algorithm.adam_beta1" | "algorithm.adam_beta2"))
+}
+
 /// Renames old keys of a parsed config file to the current names (so that a `--set` of
-/// either name replaces the same entry).
+/// either name replaces the same entry), the old pair `algorithm.betas` included.
 pub(super) fn canonical_tree(root: &mut toml::Value) {
+    super::algorithm::canonical_betas(root);
     for (old, new) in RENAMED {
         let (parent, old_leaf) = old.rsplit_once('.').unwrap_or(("", old));
         let new_leaf = new.rsplit_once('.').map_or(new, |(_, l)| l);

@@ -10,7 +10,7 @@ use super::*;
 fn empty_file_gives_paper_defaults() {
     let c = Config::parse("", "t.toml", &[]).unwrap();
     assert_eq!(c.algorithm.lr, 1e-6);
-    assert_eq!(c.algorithm.betas, [0.9, 0.95]);
+    assert_eq!((c.algorithm.adam_beta1, c.algorithm.adam_beta2), (0.9, 0.95));
     assert_eq!(c.algorithm.weight_decay, 0.1);
     assert_eq!(c.algorithm.final_lr_ratio, 0.2);
     assert_eq!(c.algorithm.ema_decay, 0.95);
@@ -95,7 +95,7 @@ fn overrides_apply_before_deserialising() {
     .unwrap();
     assert_eq!(c.algorithm.method, Method::Grpo);
     assert_eq!(c.game.attacks_per_seed, 4);
-    assert_eq!(c.algorithm.betas, [0.8, 0.9]);
+    assert_eq!((c.algorithm.adam_beta1, c.algorithm.adam_beta2), (0.8, 0.9));
     assert_eq!(c.plugins.paths["judge"], PathBuf::from("/tmp/j.wasm"));
 }
 
@@ -417,4 +417,46 @@ fn old_key_names_mean_the_new_keys() {
     );
     let err = err.to_string();
     assert!(err.contains("algorithm.steps") && err.contains("algorithm.max_steps"), "{err}");
+}
+
+/// Issue 7: transformers' `adam_beta1` / `adam_beta2`; the old pair `betas` still means them,
+/// in files and in `--set`, and giving both spellings from one source is an error.
+#[test]
+fn old_betas_pair_means_adam_beta1_and_adam_beta2() {
+    let old = Config::parse("[algorithm]\nbetas = [0.8, 0.99]\n", "old.toml", &[]).unwrap();
+    let new_text = "[algorithm]\nadam_beta1 = 0.8\nadam_beta2 = 0.99\n";
+    let new = Config::parse(new_text, "new.toml", &[]).unwrap();
+    assert_eq!(old, new);
+    assert_eq!((old.algorithm.adam_beta1, old.algorithm.adam_beta2), (0.8, 0.99));
+    assert_eq!(old.algorithm.adam_epsilon, 1e-8);
+    let text = old.to_toml().unwrap();
+    assert!(text.contains("\nadam_beta1 = 0.8\n") && !text.contains("betas"), "{text}");
+    // A `--set` of a new key replaces one half of the file's old pair, and the reverse.
+    let c = Config::parse(
+        "[algorithm]\nbetas = [0.8, 0.99]\n",
+        "t.toml",
+        &["algorithm.adam_beta2=0.9".into()],
+    )
+    .unwrap();
+    assert_eq!((c.algorithm.adam_beta1, c.algorithm.adam_beta2), (0.8, 0.9));
+    let c = Config::parse(new_text, "t.toml", &["algorithm.betas=[0.7, 0.9]".into()]).unwrap();
+    assert_eq!((c.algorithm.adam_beta1, c.algorithm.adam_beta2), (0.7, 0.9));
+    // Both spellings from one source.
+    let both = "[algorithm]\nbetas = [0.8, 0.99]\nadam_beta1 = 0.7\n";
+    let err = Config::parse(both, "both.toml", &[]).unwrap_err().to_string();
+    assert!(err.contains("both.toml") && err.contains("field `algorithm.betas`"), "{err}");
+    assert!(err.contains("keep one spelling"), "{err}");
+    let sets = ["algorithm.betas=[0.8, 0.9]".into(), "algorithm.adam_beta1=0.7".into()];
+    let err = Config::parse("", "t.toml", &sets).unwrap_err().to_string();
+    assert!(err.contains("field `algorithm.betas`"), "{err}");
+    let err =
+        Config::parse("", "t.toml", &["algorithm.betas=null".into()]).unwrap_err().to_string();
+    assert!(err.contains("cannot be unset"), "{err}");
+    // Wrong shapes and ranges name the field.
+    let err = Config::parse("[algorithm]\nbetas = [0.8]\n", "t.toml", &[]).unwrap_err();
+    assert!(err.to_string().contains("algorithm.betas"), "{err}");
+    let err = Config::parse("[algorithm]\nbetas = [0.8, 1.5]\n", "t.toml", &[]).unwrap_err();
+    assert!(err.to_string().contains("algorithm.adam_beta2"), "{err}");
+    let err = Config::parse("", "t.toml", &["algorithm.adam_epsilon=0".into()]).unwrap_err();
+    assert!(err.to_string().contains("algorithm.adam_epsilon"), "{err}");
 }

@@ -5,6 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::game::pairs::select_pair;
+use crate::game::parse::ParseError;
 pub(crate) use crate::game::testkit::ScriptedGenerator;
 use crate::game::testkit::TableJudge;
 use crate::judging::FailureKind;
@@ -98,9 +99,9 @@ fn harmful_tree_hand_computed() {
     );
     assert_eq!(t.attacks[1].best_reply, Some(0));
     // P2 unfaithful, attack 3 unparsable: -1 each, no replies.
-    assert_eq!(t.attacks[2].faithful, Some(false));
+    assert_eq!(t.attacks[2].rewrite.faithful, Some(false));
     assert!(t.attacks[2].replies.is_empty());
-    assert_eq!(t.attacks[3].parse_error, Some(ParseError::MissingThink));
+    assert_eq!(t.attacks[3].rewrite.parse_error, Some(ParseError::MissingThink));
     // Attacker judging under compliance with the seed as context: y*(P0)=HELP 3, y*(P1)=HARM 9.
     assert_eq!(judge.compare_calls[1][0].context, "seed h1");
     assert_eq!(judge.compare_calls[1][0].rubric, "compliance");

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::*;
 use crate::game::failures::PolicyStop;
-use crate::game::metrics::read_metrics;
+use crate::game::metrics::{read_metrics, reproducible_at};
 use crate::game::run_dir::create_run_dir;
 use crate::game::testkit::{CountingCurriculum, MenuPolicy, TableJudge};
 use crate::judging::FailureKind;
@@ -85,10 +85,6 @@ fn trainer(
     }
 }
 
-fn without_timings(m: &Metrics) -> Metrics {
-    m.iter().filter(|(k, _)| !k.starts_with("time/")).map(|(k, v)| (k.clone(), *v)).collect()
-}
-
 #[test]
 fn dpo_run_learns_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,13 +135,10 @@ fn dpo_run_learns_and_resumes_exactly() {
     b.run(&mut |_| {}).unwrap();
     let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
     assert_eq!(lines_b.iter().map(|l| l.0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
-    for step in [3, 4] {
-        assert_eq!(
-            without_timings(&lines[step].1),
-            without_timings(&lines_b[step].1),
-            "step {step}"
-        );
-    }
+    assert_eq!(
+        reproducible_at(&lines, &[3, 4]).unwrap(),
+        reproducible_at(&lines_b, &[3, 4]).unwrap()
+    );
     assert_eq!(b.defender.current.probs(), after);
 }
 
@@ -354,11 +347,5 @@ fn bf16_ema_masters_move_by_the_expected_amount_and_resume_exactly() {
     let (la, lb) =
         (read_metrics(&run_a.join("metrics.jsonl")), read_metrics(&run_b.join("metrics.jsonl")));
     let (la, lb) = (la.unwrap(), lb.unwrap());
-    for step in [3, 4] {
-        assert_eq!(
-            without_timings(&la[step - 1].1),
-            without_timings(&lb[step - 1].1),
-            "step {step}"
-        );
-    }
+    assert_eq!(reproducible_at(&la, &[3, 4]).unwrap(), reproducible_at(&lb, &[3, 4]).unwrap());
 }
