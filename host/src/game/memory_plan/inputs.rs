@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::game::config::{Config, Dtype, Method, Sampler};
+use crate::game::config::{Config, Dtype, Method, Sampler, UpdateOrder};
 use crate::model::decoder::DecoderSpec;
 use crate::model::{ChatTemplate, Message, ModelConfig};
 
@@ -99,6 +99,11 @@ pub struct PlanInputs {
     pub adapter: Option<AdapterPlan>,
     /// Activation checkpointing per decoder layer.
     pub gradient_checkpointing: bool,
+    /// `algorithm.update_order`: one update per category (the paper) or one pooled.
+    pub update_order: UpdateOrder,
+    /// Whether validation generates (`validation.every > 0` with validation seeds): with
+    /// full fine-tuning it decodes from the defender's trained weights.
+    pub validation: bool,
     /// `algorithm.per_device_train_batch_size` (pairs for DPO/IPO, samples for GRPO).
     pub micro_batch: usize,
     /// `algorithm.seeds_per_category`.
@@ -203,6 +208,9 @@ impl PlanInputs {
             sampler: config.algorithm.sampler,
             adapter,
             gradient_checkpointing,
+            update_order: config.algorithm.update_order,
+            validation: config.validation.every > 0
+                && (config.data.harmful_val.is_some() || config.data.benign_val.is_some()),
             micro_batch: config.algorithm.micro_batch.max(1),
             seeds_per_category: config.algorithm.seeds_per_category,
             attacks_per_seed: g.attacks_per_seed,

@@ -30,10 +30,12 @@ pub mod probe;
 mod render;
 #[cfg(test)]
 mod tests;
+mod transient;
 
-pub use estimate::{dtype_bytes, layer_activation_bytes, parameter_count};
+pub use estimate::{decode_layout_bytes, dtype_bytes, parameter_count};
 pub use inputs::{AdapterPlan, Lengths, PlanInputs};
 pub use render::device_capacity;
+pub use transient::layer_activation_bytes;
 
 const GIB: f64 = (1u64 << 30) as f64;
 

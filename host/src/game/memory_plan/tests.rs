@@ -1,7 +1,7 @@
 //! Tests of the plan's terms on published model shapes.
 
 use super::*;
-use crate::game::config::{Dtype, Method, Sampler};
+use crate::game::config::{Dtype, Method, Sampler, UpdateOrder};
 use crate::model::decoder::DecoderSpec;
 use crate::model::decoder::RopeKind;
 
@@ -56,6 +56,8 @@ fn inputs(spec: DecoderSpec, dtype: Dtype) -> PlanInputs {
         sampler: Sampler::Ema,
         adapter: None,
         gradient_checkpointing: false,
+        update_order: UpdateOrder::Pooled,
+        validation: false,
         micro_batch: 8,
         seeds_per_category: 3,
         attacks_per_seed: 2,
@@ -176,4 +178,39 @@ fn render_warns_when_it_does_not_fit() {
     assert!(text.contains("attacker AdamW m, v (f32)") && text.contains("peak = "));
     assert_eq!(device_capacity("cuda:0", Some(80.0)).unwrap().bytes, 80 << 30);
     assert!(device_capacity("cpu", None).is_some_and(|c| c.bytes > 0));
+}
+
+#[test]
+fn cpu_plans_count_the_decode_layouts_held() {
+    // SmolLM2-135M: 30 x (2 x 576 x 576 + 2 x 576 x 192 + 3 x 576 x 1536) + 49152 x 576
+    // parameters transposed (538 MB in f32).
+    assert_eq!(decode_layout_bytes(&smollm2(), 4), 4 * (30 * 3_538_944 + 49152 * 576));
+    let layout = |plan: &MemoryPlan| -> u64 {
+        plan.terms.iter().filter(|t| t.what.starts_with("decode layout")).map(|t| t.bytes).sum()
+    };
+    let one = decode_layout_bytes(&smollm2(), 4);
+    // Full fine-tuning: each EMA copy samples; validation decodes from the defender's
+    // trained weights too.
+    let mut x = inputs(smollm2(), Dtype::F32);
+    assert_eq!(layout(&MemoryPlan::compute(&x).unwrap()), 2 * one);
+    x.validation = true;
+    assert_eq!(layout(&MemoryPlan::compute(&x).unwrap()), 3 * one);
+    // LoRA players on one base: one layout, shared.
+    x.adapter = Some(AdapterPlan { r: 16, target_modules: vec!["q_proj".into()] });
+    assert_eq!(layout(&MemoryPlan::compute(&x).unwrap()), one);
+    // None on CUDA.
+    x.device = "cuda".into();
+    assert_eq!(layout(&MemoryPlan::compute(&x).unwrap()), 0);
+}
+
+#[test]
+fn per_category_updates_plan_one_category_per_micro_batch() {
+    let mut x = inputs(smollm2(), Dtype::F32);
+    x.update_order = UpdateOrder::PerCategory;
+    let plan = MemoryPlan::compute(&x).unwrap();
+    // 3 harmful seeds: 3 attacker pairs (6 rows x 198 tokens); the defender's 6 pairs of
+    // 12 rows x 118 tokens = 1416 tokens are the larger batch.
+    let act = term(&plan, "defender activations saved for backward (decoder layers)");
+    assert_eq!(act, Some(12 * 118 * 30 * 53_028));
+    assert!(term(&plan, "attacker activations saved for backward (decoder layers)").is_none());
 }
