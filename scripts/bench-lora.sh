@@ -3,7 +3,8 @@
 # (examples/quickstart.toml) and the same game with LoRA players
 # (examples/quickstart-lora.toml), each for STEPS steps without validation or checkpoints,
 # under /usr/bin/time. Prints peak RSS and the mean step time (metrics.jsonl `time/step`,
-# `time/loss_update`, generation) of each, and the LoRA/full ratios.
+# `time/loss_update`, generation) of each, and the LoRA/full ratios; and the peak that
+# `train --memory-plan` predicts for each, against the measured one.
 #   scripts/bench-lora.sh            # dev build (dependencies opt-level 2), 3 steps each
 #   BENCH_STEPS=5 scripts/bench-lora.sh
 set -euo pipefail
@@ -17,6 +18,8 @@ trap 'rm -rf "$OUTDIR"' EXIT
 
 run() { # NAME CONFIG
   local name="$1" config="$2"
+  "$H" train --config "$config" --memory-plan --set validation.eval_steps=0 \
+    --set checkpoint.save_steps=0 > "$OUTDIR/$name.plan" 2>&1
   /usr/bin/time -f "%M %e" -o "$OUTDIR/$name.time" "$H" train --config "$config" \
     --set algorithm.max_steps="$STEPS" --set validation.eval_steps=0 \
     --set checkpoint.save_steps=0 --set output.dir="$OUTDIR" --set output.name="$name" \
@@ -37,7 +40,9 @@ for name in ["full", "lora"]:
     rows[name] = dict(rss=int(rss_kib) / 1024 / 1024, wall=float(wall), step=mean("time/step"),
                       update=mean("time/loss_update"),
                       gen=mean("time/attacker_generation") + mean("time/defender_generation"),
-                      n=len(steps))
+                      n=len(steps),
+                      plan=float(next(l for l in open(f"{out}/{name}.plan") if l.startswith("peak = "))
+                                 .rsplit("=", 1)[1].split()[0]))
 print(f"steps per run: {rows['full']['n']}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 print("| | full fine-tune | LoRA | LoRA / full |")
 print("|---|---|---|---|")
@@ -47,4 +52,10 @@ for key, label, fmt in [("rss", "peak RSS, GiB", "{:.2f}"), ("step", "mean step,
                         ("wall", "whole process wall, s", "{:.0f}")]:
     f, l = rows["full"][key], rows["lora"][key]
     print(f"| {label} | {fmt.format(f)} | {fmt.format(l)} | {l / f:.2f}x |")
+print()
+print("| | planned peak (`train --memory-plan`), GiB | measured peak RSS, GiB | plan vs measured |")
+print("|---|---|---|---|")
+for name in ["full", "lora"]:
+    r = rows[name]
+    print(f"| {name} | {r['plan']:.2f} | {r['rss']:.2f} | {100 * (r['plan'] / r['rss'] - 1):+.1f}% |")
 PY

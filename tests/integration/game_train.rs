@@ -575,3 +575,51 @@ fn lora_players_share_one_frozen_base_and_resume_exactly() {
         assert_eq!(max_abs_diff(&x, &y), 0.0, "{who} differs after resume");
     }
 }
+
+/// `algorithm.gradient_checkpointing` reaches LoRA players' trained views (it once reached
+/// full fine-tuning only, so a LoRA run kept every layer's activations), and a checkpointed
+/// LoRA step trains like a plain one: same losses and gradient norms within 1e-5.
+#[test]
+fn lora_players_take_gradient_checkpointing() {
+    let dir = tempfile::tempdir().unwrap();
+    seeds(dir.path());
+    let llama = fixture("tiny-llama3");
+    let same_base = format!("models.defender={}", llama.display());
+    let lora = "[models.lora]\nr = 4\nlora_alpha = 8\n";
+    let run = |checkpointing: bool| {
+        let flag = format!("algorithm.gradient_checkpointing={checkpointing}");
+        let overrides = [
+            "models.adapter=lora",
+            same_base.as_str(),
+            "algorithm.learning_rate=5e-3",
+            "validation.every=0",
+            "checkpoint.every=0",
+            flag.as_str(),
+        ];
+        let config = load_config(dir.path(), lora, &overrides).unwrap();
+        let mut t = trainer(&config, None).unwrap();
+        let (attacker, defender) = t.players();
+        for p in [&attacker.current, &defender.current] {
+            assert_eq!(p.lm().gradient_checkpointing(), checkpointing);
+        }
+        for p in [attacker.ema.as_ref().unwrap(), defender.ema.as_ref().unwrap()] {
+            assert!(!p.lm().gradient_checkpointing(), "only the trained view checkpoints");
+        }
+        (0..4)
+            .map(|_| {
+                let m = t.train_step().unwrap();
+                m.into_iter().filter(|(k, _)| !k.starts_with("time/")).collect::<Metrics>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (plain, checkpointed) = (run(false), run(true));
+    assert!(plain.iter().any(|m| m.contains_key("defender/grad_norm")), "nothing trained");
+    for (step, (p, c)) in plain.iter().zip(&checkpointed).enumerate() {
+        assert_eq!(p.keys().collect::<Vec<_>>(), c.keys().collect::<Vec<_>>(), "step {step}");
+        for (key, want) in p {
+            let got = c[key];
+            let close = (got - want).abs() <= 1e-5 * want.abs().max(1.0);
+            assert!(close, "step {}: {key}: {got} vs {want}", step + 1);
+        }
+    }
+}

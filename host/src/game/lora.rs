@@ -26,14 +26,19 @@ use crate::model::LoraConfig;
 /// The models of one LoRA player, all views of one base.
 #[derive(Debug)]
 pub struct LoraPlayer<P> {
+    /// The trained adapter view (model dtype), the only weights AdamW sees.
     pub current: P,
+    /// The f32 EMA adapter view (`sampler = "ema"`): sampler and DPO/IPO reference.
     pub ema: Option<P>,
+    /// The fixed initial policy (on-policy reference, GRPO's KL anchor): the base with
+    /// adapters off, or the starting adapter.
     pub initial: Option<P>,
 }
 
 /// What a player needs besides its base: read from the run config by the trainer.
 #[derive(Debug, Clone, Copy)]
 pub struct LoraPlan<'a> {
+    /// `[models.lora]`: rank, `lora_alpha`, dropout, targets.
     pub config: &'a LoraConfig,
     /// A PEFT adapter to start from instead of a fresh one.
     pub start: Option<&'a Path>,
@@ -45,10 +50,14 @@ pub struct LoraPlan<'a> {
     pub seed: u64,
     /// The model dtype (the players' adapters); EMA adapters are always f32.
     pub kind: Kind,
+    /// Activation checkpointing per decoder layer on the trained view
+    /// (`algorithm.gradient_checkpointing`); the EMA and reference views never run backward.
+    pub gradient_checkpointing: bool,
 }
 
 /// Builds a player's models on `base`; `resumed` holds the checkpoint's `(current, ema)`
-/// adapter folders.
+/// adapter folders. Only `current` gets `plan.gradient_checkpointing` (views start without
+/// it: checkpointing state is per view, not on the shared base).
 pub fn player<P: Policy>(
     name: &str,
     base: &P,
@@ -61,11 +70,12 @@ pub fn player<P: Policy>(
             None => base.with_new_adapter(plan.config, plan.seed),
         }
     };
-    let current = match resumed {
+    let mut current = match resumed {
         Some((dir, _)) => base.load_adapter(dir, plan.kind),
         None => start(plan.kind),
     }
     .with_context(|| format!("the {name}'s LoRA adapter"))?;
+    current.set_gradient_checkpointing(plan.gradient_checkpointing);
     let ema = match (plan.ema, resumed) {
         (false, _) => None,
         (true, Some((_, dir))) => Some(base.load_adapter(dir, Kind::Float)?),

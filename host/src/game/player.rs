@@ -107,6 +107,7 @@ impl<P: Policy> Player<P> {
             initial: a.method == Method::Grpo || a.sampler == Sampler::Current,
             seed,
             kind: config.models.dtype.kind(),
+            gradient_checkpointing: a.gradient_checkpointing,
         };
         let models = lora::player(name, base, &plan, resumed)?;
         Ok(Self {

@@ -15,6 +15,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::game::config::{JudgeContext, Rubrics};
+use crate::game::memory_plan::probe;
 use crate::game::parse::Rewrite;
 use crate::game::prompts::AttackerPrompts;
 use crate::game::rewards::{self, Judgment, Slot};
@@ -217,6 +218,7 @@ pub fn rollout(
     let t = Instant::now();
     let outputs = attacker.generate(&batch, &settings.attacker_sampling)?;
     stats.time_attacker_generation = t.elapsed().as_secs_f64();
+    probe::mark("attacker generation");
     anyhow::ensure!(
         outputs.len() == batch.len(),
         "attacker returned {} of {} outputs",
@@ -311,6 +313,7 @@ pub fn rollout(
         let t = Instant::now();
         let replies = defender.generate(&batch, &settings.defender_sampling)?;
         stats.time_defender_generation = t.elapsed().as_secs_f64();
+        probe::mark("defender generation");
         anyhow::ensure!(
             replies.len() == batch.len(),
             "defender returned {} of {} replies",

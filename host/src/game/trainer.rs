@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::game::checkpoint::{self, TrainState};
 use crate::game::config::Config;
 use crate::game::failures::{self, CurriculumCall, FailureCounts};
+use crate::game::memory_plan::probe;
 use crate::game::metrics::{self, JsonlWriter, Metrics, MetricsLine, RolloutLine};
 use crate::game::player::Player;
 use crate::game::policy::Policy;
@@ -121,10 +122,12 @@ impl<P: Policy> Trainer<P> {
         let every_ckpt = self.config.checkpoint.every as u64;
         let mut first = None;
         let mut last = None;
+        probe::mark("load (models, copies, plugins)");
         if self.step == 0 && every_val > 0 && !self.val_seeds.is_empty() {
             // The baseline: the untrained defender, logged as step 0.
             let t = Instant::now();
             let mut m = self.validate()?;
+            probe::mark("validation");
             m.insert("time/validation".into(), t.elapsed().as_secs_f64());
             self.metrics_log.write(&MetricsLine { step: 0, metrics: &m })?;
             report(StepReport { step: 0, total, metrics: &m });
@@ -139,11 +142,13 @@ impl<P: Policy> Trainer<P> {
             {
                 let t = Instant::now();
                 m.extend(self.validate()?);
+                probe::mark("validation");
                 m.insert("time/validation".into(), t.elapsed().as_secs_f64());
             }
             if (every_ckpt > 0 && step.is_multiple_of(every_ckpt)) || step == total {
                 let t = Instant::now();
                 self.save_checkpoint()?;
+                probe::mark("checkpoint");
                 m.insert("time/checkpoint".into(), t.elapsed().as_secs_f64());
             }
             self.metrics_log.write(&MetricsLine { step, metrics: &m })?;
@@ -199,6 +204,7 @@ impl<P: Policy> Trainer<P> {
                 &mut rng,
             )?
         };
+        probe::mark("judge and the rest of the rollout");
         for tree in &rollout.trees {
             self.rollouts_log.write(&RolloutLine { step: t, tree })?;
         }

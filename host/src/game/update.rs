@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 
 use crate::game::config::{Algorithm, Baseline, Method, UpdateOrder};
 use crate::game::loss::{self, GrpoInputs, GrpoStats, PairLogps, PrefStats};
+use crate::game::memory_plan::probe;
 use crate::game::metrics::Metrics;
 use crate::game::optim::AdamW;
 use crate::game::pairs::select_pair;
@@ -146,6 +147,7 @@ pub fn update<P: Policy>(
         }
     };
     player.update_ema(a.ema_decay)?;
+    probe::mark(&format!("{} EMA update", player.name));
     Ok(m)
 }
 
@@ -200,6 +202,7 @@ fn optimiser_update<P: Policy>(
         m.insert(format!("{name}/grad_norm"), norm);
         player.optimizer.step(player.current.var_store(), lr)?;
         AdamW::zero_grad(player.current.var_store());
+        probe::mark(&format!("{name} clipping and AdamW step"));
     }
     Ok(m)
 }
@@ -242,10 +245,12 @@ fn preference_backward<P: Policy>(
             .collect();
         let t = player.current.token_logprobs(&items)?;
         let policy = sequence_sums(&t.logprobs, &t.mask);
+        probe::mark(&format!("{name} log-prob forward, {} rows", items.len()));
         let reference = tch::no_grad(|| -> anyhow::Result<Tensor> {
             let t = player.reference().token_logprobs(&items)?;
             Ok(sequence_sums(&t.logprobs, &t.mask))
         })?;
+        probe::mark(&format!("{name} reference forward"));
         let (pc, pr) = (policy.narrow(0, 0, k as i64), policy.narrow(0, k as i64, k as i64));
         let (rc, rr) = (reference.narrow(0, 0, k as i64), reference.narrow(0, k as i64, k as i64));
         let logps = PairLogps {
@@ -257,6 +262,7 @@ fn preference_backward<P: Policy>(
         let (l, st) = pair_loss(&logps, a.beta);
         let w = k as f64 / total as f64;
         player.current.backward(&(&l * w))?;
+        probe::mark(&format!("{name} backward"));
         sums.add(l.double_value(&[]), &st, w);
     }
     if total > 0 {

@@ -3,8 +3,9 @@
 //!
 //! Batch layout: prompts are left-padded to a common length `P` and completions right-padded
 //! to `C`, so completion token `j` of every row sits at column `P + j` and is predicted by
-//! column `P - 1 + j`. Only those `C` columns go through the LM head, which keeps the
-//! `[B, C, vocab]` logits (the dominant memory cost) as small as possible.
+//! column `P - 1 + j`. Only those `C` columns go through the LM head, a few rows at a time
+//! ([`LOGIT_CHUNK_ELEMENTS`]), which keeps the `[B, C, vocab]` logits and their backward
+//! temporaries (the head's memory cost) small.
 
 use anyhow::{Result, bail};
 use tch::{Kind, Tensor};
@@ -29,6 +30,16 @@ impl Completion {
         Self { prompt_ids, completion_ids }
     }
 }
+
+/// Logits computed at once by [`CausalLm::token_logprobs`]: rows are taken in chunks of
+/// `max(1, LOGIT_CHUNK_ELEMENTS / (C x vocab))`, so the f32 `[rows, C, vocab]` temporaries of
+/// the head (the logits, `exp(logits - lse)` and the gather's scattered gradient in backward)
+/// exist for one chunk at a time: 8M elements is 32 MiB in f32 (4 rows of SmolLM2's
+/// 49152-word vocabulary at C = 40), instead of ~4 x 94 MiB for its 12-row DPO micro-batch.
+/// With gradients, each chunk's logits are still kept for the log-sum-exp's backward (one
+/// f32 `[B, C, vocab]` in all); without (reference models), only one chunk's. Measured by
+/// `ADVGAME_MEMORY_PROBE` (BENCHMARKS.md, "Memory plan").
+pub const LOGIT_CHUNK_ELEMENTS: i64 = 8 << 20;
 
 /// Per-token log-probs `[B, C]` of the completion tokens and a 0/1 `mask` `[B, C]` (f32) that
 /// marks real (non-padding) completion positions. Padding entries of `logprobs` are 0.
@@ -85,16 +96,105 @@ impl CausalLm {
         let mask = Tensor::from_slice(&mask).view(shape).to_device(device);
         let targets = Tensor::from_slice(&targets).view([b64, c64]).to_device(device);
         let target_mask = Tensor::from_slice(&target_mask).view([b64, c64]).to_device(device);
-        let hidden = self.hidden_states(&ids, &mask);
-        let logits = self.logits(&hidden.narrow(1, p as i64 - 1, c64)).to_kind(Kind::Float);
-        let picked = logits.gather(2, &targets.unsqueeze(-1), false).squeeze_dim(-1);
-        let logprobs = (picked - logits.logsumexp([-1], false)) * &target_mask;
+        let hidden = self.hidden_states(&ids, &mask).narrow(1, p as i64 - 1, c64);
+        let logprobs = self.head_logprobs(&hidden, &targets, LOGIT_CHUNK_ELEMENTS) * &target_mask;
         Ok(TokenLogprobs { logprobs, mask: target_mask })
+    }
+
+    /// Log-prob `[B, C]` of `targets` `[B, C]` under the LM head applied to `hidden`
+    /// `[B, C, hidden]`: per token, the target's logit minus the log-sum-exp over the
+    /// vocabulary (in f32), never a full log-softmax; rows go through the head in chunks of
+    /// `max(1, chunk_elements / (C x vocab))` (see [`LOGIT_CHUNK_ELEMENTS`]).
+    fn head_logprobs(&self, hidden: &Tensor, targets: &Tensor, chunk_elements: i64) -> Tensor {
+        let (b, c) = (hidden.size()[0], hidden.size()[1]);
+        let vocab = self.spec().vocab_size;
+        let rows = (chunk_elements / (c * vocab).max(1)).clamp(1, b.max(1));
+        let mut parts = Vec::with_capacity((b / rows + 1) as usize);
+        let mut start = 0;
+        while start < b {
+            let n = rows.min(b - start);
+            let logits = self.logits(&hidden.narrow(0, start, n)).to_kind(Kind::Float);
+            let target = targets.narrow(0, start, n).unsqueeze(-1);
+            let picked = logits.gather(2, &target, false).squeeze_dim(-1);
+            parts.push(picked - logits.logsumexp([-1], false));
+            start += n;
+        }
+        Tensor::cat(&parts, 0)
     }
 
     /// Sum of completion-token log-probs per item, shape `[B]`, differentiable.
     pub fn sequence_logprobs(&self, items: &[Completion]) -> Result<Tensor> {
         let t = self.token_logprobs(items)?;
         Ok(t.logprobs.sum_dim_intlist(1, false, Kind::Float))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    /// A 2-layer Llama of random weights with an untied head (so the head has its own
+    /// gradient) and a 257-word vocabulary.
+    fn tiny() -> (tempfile::TempDir, CausalLm) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+            "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+            "vocab_size": 257, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+            "tie_word_embeddings": false, "max_position_embeddings": 128
+        });
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let lm = CausalLm::from_config(dir.path(), Device::Cpu, Kind::Float, 3).unwrap();
+        (dir, lm)
+    }
+
+    /// Chunking the head over rows changes neither the log-probs nor the gradients (of the
+    /// hidden states and of the head's weight) against a full `log_softmax` + gather.
+    #[test]
+    fn chunked_head_equals_full_log_softmax_with_gradients() {
+        let (_dir, lm) = tiny();
+        let (b, c, v) = (5i64, 7i64, 257i64);
+        let opts = (Kind::Float, Device::Cpu);
+        tch::manual_seed(11);
+        let hidden = Tensor::randn([b, c, 32], opts).set_requires_grad(true);
+        let targets = Tensor::randint(v, [b, c], (Kind::Int64, Device::Cpu));
+        let weights = Tensor::rand([b, c], opts);
+        let head = lm.var_store().variables()["lm_head.weight"].shallow_clone();
+        let run = |chunk: Option<i64>| -> (Tensor, Tensor, Tensor) {
+            let mut h = hidden.grad();
+            if h.defined() {
+                let _ = h.zero_();
+            }
+            let mut w = head.grad();
+            if w.defined() {
+                let _ = w.zero_();
+            }
+            let lp = match chunk {
+                Some(n) => lm.head_logprobs(&hidden, &targets, n),
+                None => lm
+                    .logits(&hidden)
+                    .log_softmax(-1, Kind::Float)
+                    .gather(2, &targets.unsqueeze(-1), false)
+                    .squeeze_dim(-1),
+            };
+            (&lp * &weights).sum(Kind::Float).backward();
+            (lp.detach(), hidden.grad().copy(), head.grad().copy())
+        };
+        let full = run(None);
+        // 2 rows per chunk (chunks of 2, 2, 1), 1 row per chunk, and all rows at once.
+        for chunk in [2 * c * v, 1, LOGIT_CHUNK_ELEMENTS] {
+            let got = run(Some(chunk));
+            for (what, a, b) in [
+                ("log-probs", &got.0, &full.0),
+                ("d hidden", &got.1, &full.1),
+                ("d lm_head", &got.2, &full.2),
+            ] {
+                let diff = (a - b).abs().max().double_value(&[]);
+                assert!(diff <= 1e-5, "chunk {chunk}: {what} differ by {diff}");
+            }
+        }
+        assert!(full.2.abs().sum(Kind::Float).double_value(&[]) > 0.0);
     }
 }

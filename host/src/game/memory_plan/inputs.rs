@@ -1,0 +1,228 @@
+//! What the plan is computed from: model shapes (`config.json`), LoRA settings, and the
+//! worst-case token lengths of the configured game (tokenised prompts), read from a
+//! [`Config`] without loading any weights.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::game::config::{Config, Dtype, Method, Sampler, UpdateOrder};
+use crate::model::decoder::DecoderSpec;
+use crate::model::{ChatTemplate, Message, ModelConfig};
+
+/// LoRA settings, named as PEFT's `LoraConfig` names them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdapterPlan {
+    /// Rank of each adapter.
+    pub r: i64,
+    /// Adapted projections by leaf name (`q_proj`, ..., `down_proj`).
+    pub target_modules: Vec<String>,
+}
+
+impl AdapterPlan {
+    /// Every attention and MLP projection (the default `target_modules`).
+    pub const ALL_TARGETS: [&'static str; 7] =
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+    /// Adapter parameters of one model: `sum over layers and targets of r * (in + out)`.
+    ///
+    /// Errors: a target that is not one of [`AdapterPlan::ALL_TARGETS`].
+    pub fn parameters(&self, spec: &DecoderSpec) -> Result<u64> {
+        let per_layer: i64 = self
+            .target_modules
+            .iter()
+            .map(|t| projection_shape(spec, t).map(|(out, inp)| self.r * (inp + out)))
+            .sum::<Result<i64>>()?;
+        Ok((per_layer * spec.num_layers) as u64)
+    }
+
+    /// Adapter outputs per token and layer (`r` per target), saved for backward.
+    pub(super) fn ranks_per_layer(&self) -> i64 {
+        self.r * self.target_modules.len() as i64
+    }
+}
+
+/// `(out_features, in_features)` of a decoder projection.
+fn projection_shape(spec: &DecoderSpec, module: &str) -> Result<(i64, i64)> {
+    let (h, i) = (spec.hidden_size, spec.intermediate_size);
+    let (q, kv) = (spec.num_heads * spec.head_dim, spec.num_kv_heads * spec.head_dim);
+    Ok(match module {
+        "q_proj" => (q, h),
+        "k_proj" | "v_proj" => (kv, h),
+        "o_proj" => (h, q),
+        "gate_proj" | "up_proj" => (i, h),
+        "down_proj" => (h, i),
+        other => bail!(
+            "target_modules: `{other}` is not a projection; expected one of {}",
+            AdapterPlan::ALL_TARGETS.join(", ")
+        ),
+    })
+}
+
+/// Token lengths the plan assumes (worst case), and how they were obtained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lengths {
+    /// Longest attacker prompt: chat template + instruction with the longest seed + prefill.
+    pub attacker_prompt: usize,
+    /// Longest defender prompt: chat template around an attacker completion of
+    /// `attacker_completion` tokens.
+    pub defender_prompt: usize,
+    /// `game.attacker_max_tokens`.
+    pub attacker_completion: usize,
+    /// `game.defender_max_tokens`.
+    pub defender_completion: usize,
+    /// How the prompt lengths were measured (tokenizer or estimate).
+    pub source: String,
+}
+
+/// Everything the plan depends on, read from a [`Config`] by [`PlanInputs::from_config`].
+#[derive(Debug, Clone)]
+pub struct PlanInputs {
+    /// `models.device`.
+    pub device: String,
+    /// `models.dtype`.
+    pub dtype: Dtype,
+    /// Attacker shapes (its `config.json`).
+    pub attacker: DecoderSpec,
+    /// Defender shapes.
+    pub defender: DecoderSpec,
+    /// Attacker and defender start from the same folder: with adapters, one frozen base
+    /// serves both.
+    pub same_base: bool,
+    /// The judge model's shapes when it is a local folder (`models.judge`).
+    pub judge: Option<DecoderSpec>,
+    /// `algorithm.method`.
+    pub method: Method,
+    /// `algorithm.sampler`.
+    pub sampler: Sampler,
+    /// LoRA players (`None`: full fine-tuning).
+    pub adapter: Option<AdapterPlan>,
+    /// Activation checkpointing per decoder layer.
+    pub gradient_checkpointing: bool,
+    /// `algorithm.update_order`: one update per category (the paper) or one pooled.
+    pub update_order: UpdateOrder,
+    /// Whether validation generates (`validation.every > 0` with validation seeds): with
+    /// full fine-tuning it decodes from the defender's trained weights.
+    pub validation: bool,
+    /// `algorithm.per_device_train_batch_size` (pairs for DPO/IPO, samples for GRPO).
+    pub micro_batch: usize,
+    /// `algorithm.seeds_per_category`.
+    pub seeds_per_category: usize,
+    /// `game.attacks_per_seed` (A).
+    pub attacks_per_seed: usize,
+    /// `game.replies_per_prompt` (D).
+    pub replies_per_prompt: usize,
+    /// `game.judge_max_tokens`.
+    pub judge_max_tokens: usize,
+    /// Worst-case lengths.
+    pub lengths: Lengths,
+}
+
+fn spec_of(dir: &Path) -> Result<DecoderSpec> {
+    let path = dir.join("config.json");
+    let (config, _) = ModelConfig::from_file(&path)?;
+    config.decoder_spec().with_context(|| format!("{}", path.display()))
+}
+
+/// Tokens of `text` with the tokenizer of `dir`, or ~4 bytes per token without one.
+fn count_tokens(dir: &Path, text: &str) -> Result<(usize, bool)> {
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        return Ok((text.len().div_ceil(4), false));
+    }
+    let tok = tokenizers::Tokenizer::from_file(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let enc = tok.encode(text, false).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((enc.len(), true))
+}
+
+/// The chat-rendered prompt of one user turn (plus prefill), or the bare text plus a fixed
+/// allowance of 32 tokens' worth of bytes when the folder has no template.
+fn render(dir: &Path, user: &str, prefill: Option<&str>) -> Result<String> {
+    let text = match ChatTemplate::from_dir(dir)? {
+        Some(t) => t.render(&[Message::new("user", user)], true)?,
+        None => format!("{}{user}", " ".repeat(128)),
+    };
+    Ok(text + prefill.unwrap_or(""))
+}
+
+impl PlanInputs {
+    /// Reads shapes, lengths and settings from the configuration's files (no weights).
+    ///
+    /// `adapter` and `gradient_checkpointing` are the planned values when the config does
+    /// not carry them.
+    pub fn from_config(
+        config: &Config,
+        adapter: Option<AdapterPlan>,
+        gradient_checkpointing: bool,
+    ) -> Result<Self> {
+        let m = &config.models;
+        let attacker = spec_of(&m.attacker)?;
+        let defender = spec_of(&m.defender)?;
+        let judge = match m.judge.as_ref().and_then(|j| j.local_dir()) {
+            Some(dir) => Some(spec_of(dir)?),
+            None => None,
+        };
+        let same_base = m.attacker.canonicalize().ok() == m.defender.canonicalize().ok()
+            || m.attacker == m.defender;
+        let g = &config.game;
+        let seeds = crate::game::seeds::RunSeeds::load(&config.data)?;
+        let longest = seeds.train.iter().map(|s| s.text.as_str()).max_by_key(|t| t.len());
+        let longest = longest.unwrap_or("");
+        let mut instruction = String::new();
+        for file in [&g.attacker_prompt_harmful, &g.attacker_prompt_benign] {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            if text.len() > instruction.len() {
+                instruction = text;
+            }
+        }
+        let attacker_text = render(
+            &m.attacker,
+            &instruction.replace("{seed}", longest),
+            g.attacker_prefill.as_deref(),
+        )?;
+        let (attacker_prompt, tokenized) = count_tokens(&m.attacker, &attacker_text)?;
+        // The defender sees the attacker's rewrite: at most attacker_max_tokens tokens; its
+        // template overhead is what the template adds around an empty turn.
+        let (overhead, _) = count_tokens(&m.defender, &render(&m.defender, "", None)?)?;
+        let defender_prompt = overhead + g.attacker_max_tokens;
+        let source = if tokenized {
+            format!(
+                "tokenised with {}'s tokenizer: chat template + longest instruction + longest \
+                 seed ({} bytes) + prefill",
+                m.attacker.display(),
+                longest.len()
+            )
+        } else {
+            "estimated at 4 bytes per token (no tokenizer.json next to config.json)".into()
+        };
+        Ok(Self {
+            device: crate::model::device_name(m.device),
+            dtype: m.dtype,
+            attacker,
+            defender,
+            same_base,
+            judge,
+            method: config.algorithm.method,
+            sampler: config.algorithm.sampler,
+            adapter,
+            gradient_checkpointing,
+            update_order: config.algorithm.update_order,
+            validation: config.validation.every > 0
+                && (config.data.harmful_val.is_some() || config.data.benign_val.is_some()),
+            micro_batch: config.algorithm.micro_batch.max(1),
+            seeds_per_category: config.algorithm.seeds_per_category,
+            attacks_per_seed: g.attacks_per_seed,
+            replies_per_prompt: g.replies_per_prompt,
+            judge_max_tokens: g.judge_max_tokens,
+            lengths: Lengths {
+                attacker_prompt,
+                defender_prompt,
+                attacker_completion: g.attacker_max_tokens,
+                defender_completion: g.defender_max_tokens,
+                source,
+            },
+        })
+    }
+}
