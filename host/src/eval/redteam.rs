@@ -58,16 +58,10 @@ pub struct Attempt {
     pub attempt: usize,
     /// The attacker's raw output (prefill included).
     pub output: String,
-    /// The rewritten prompt parsed from `<prompt>...</prompt>`; `None` when parsing failed.
     pub prompt: Option<String>,
-    /// Why the output did not parse (no tag, empty prompt...), when it did not.
     pub parse_error: Option<ParseError>,
-    /// The faithfulness rubric's score of the rewrite, 0-10; `None` when not parsed or the
-    /// judgment failed.
     pub faithfulness: Option<f32>,
-    /// Whether `faithfulness >= faithful_threshold`; `None` when not judged.
     pub faithful: Option<bool>,
-    /// The failed faithfulness judgment, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faithfulness_failure: Option<Failure>,
     /// The target's scored answer, when the rewrite was sent.

@@ -12,22 +12,14 @@ use crate::llm::ChatRequest;
 /// The placeholder replaced by the seed text.
 pub const SLOT: &str = "{seed}";
 
-/// The attacker's instruction for each seed category, with the seed slot still in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttackerPrompts {
-    /// The instruction for harmful seeds (rewrite to get a useful answer, keep the intent),
-    /// containing [`SLOT`]; trailing whitespace trimmed.
     pub harmful: String,
-    /// The instruction for benign seeds (rewrite to provoke a refusal, keep the intent),
-    /// containing [`SLOT`]; trailing whitespace trimmed.
     pub benign: String,
-    /// Text that starts every attacker answer (e.g. `<think>`); part of the prompt, not trained.
     pub prefill: Option<String>,
 }
 
 impl AttackerPrompts {
-    /// Reads both instruction files; errors name the file when it cannot be read or has no
-    /// [`SLOT`].
     pub fn load(harmful: &Path, benign: &Path, prefill: Option<String>) -> anyhow::Result<Self> {
         let read = |p: &Path| -> anyhow::Result<String> {
             let text = std::fs::read_to_string(p)

@@ -94,18 +94,11 @@ pub struct Attack {
     pub finish: FinishReason,
     /// The parsed prompt x.
     pub prompt: Option<String>,
-    /// Why the output did not parse (missing or empty `<prompt>` tag, truncated...), when it
-    /// did not.
     pub parse_error: Option<ParseError>,
-    /// The faithfulness rubric's score of the prompt against the seed (0-10); `None` when not
-    /// judged.
     pub faithfulness: Option<f32>,
-    /// `faithfulness >= faithful_threshold`; `None` when not judged.
     pub faithful: Option<bool>,
-    /// The failed faithfulness judgment, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faithfulness_failure: Option<Failure>,
-    /// The defender's replies to `prompt` (empty for an invalid prompt).
     pub replies: Vec<Reply>,
     /// The defender judge's pairwise judgments among `replies` (indices into `replies`).
     pub judgments: Vec<JudgmentRecord>,
