@@ -13,11 +13,19 @@ use anyhow::{Context, bail};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
+/// AdamW as `torch.optim.AdamW` computes it: bias-corrected first and second moments, and
+/// decoupled weight decay `p -= lr * weight_decay * p` before the Adam step. The learning
+/// rate is passed per step (it follows the schedule).
 #[derive(Debug)]
 pub struct AdamW {
+    /// Decay of the first moment, in [0, 1) (transformers' `adam_beta1`; paper: 0.9).
     pub beta1: f64,
+    /// Decay of the second moment, in [0, 1) (transformers' `adam_beta2`; paper: 0.95).
     pub beta2: f64,
+    /// Added to the square root of the bias-corrected second moment to avoid dividing by
+    /// zero (transformers' `adam_epsilon`; PyTorch's default 1e-8).
     pub eps: f64,
+    /// Decoupled weight decay per unit of learning rate (paper: 0.1).
     pub weight_decay: f64,
     /// Number of updates applied so far (bias correction uses it).
     pub steps: u64,
@@ -35,6 +43,8 @@ fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
 }
 
 impl AdamW {
+    /// An optimiser with no state yet (step 0; moments start at zero on each variable's
+    /// first update) and `eps` 1e-8.
     pub fn new(beta1: f64, beta2: f64, weight_decay: f64) -> Self {
         Self {
             beta1,
