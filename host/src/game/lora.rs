@@ -26,20 +26,14 @@ use crate::model::LoraConfig;
 /// The models of one LoRA player, all views of one base.
 #[derive(Debug)]
 pub struct LoraPlayer<P> {
-    /// The trained adapter (theta).
     pub current: P,
-    /// The EMA adapter: sampling policy and reference under the MD methods; `None` when the
-    /// method has no EMA.
     pub ema: Option<P>,
-    /// A frozen copy of the starting adapter: the reference of on-policy methods and GRPO's KL
-    /// anchor; `None` when the method needs none.
     pub initial: Option<P>,
 }
 
 /// What a player needs besides its base: read from the run config by the trainer.
 #[derive(Debug, Clone, Copy)]
 pub struct LoraPlan<'a> {
-    /// The PEFT LoRA settings (rank, alpha, dropout, target modules).
     pub config: &'a LoraConfig,
     /// A PEFT adapter to start from instead of a fresh one.
     pub start: Option<&'a Path>,
