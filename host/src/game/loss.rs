@@ -8,9 +8,13 @@ use tch::{Kind, Tensor};
 /// policy (with gradients) and under the reference (no gradients needed).
 #[derive(Debug)]
 pub struct PairLogps<'a> {
+    /// `[B]` log pi(y_w | x) of the chosen completions, with gradients.
     pub policy_chosen: &'a Tensor,
+    /// `[B]` log pi(y_l | x) of the rejected completions, with gradients.
     pub policy_rejected: &'a Tensor,
+    /// `[B]` log ref(y_w | x) under the reference policy (detached).
     pub ref_chosen: &'a Tensor,
+    /// `[B]` log ref(y_l | x) under the reference policy (detached).
     pub ref_rejected: &'a Tensor,
 }
 
@@ -19,12 +23,16 @@ pub struct PairLogps<'a> {
 pub struct PrefStats {
     /// `beta * (log pi - log ref)` of the chosen completions (TRL `rewards/chosen`).
     pub reward_chosen: f64,
+    /// `beta * (log pi - log ref)` of the rejected completions (TRL `rewards/rejected`).
     pub reward_rejected: f64,
     /// Share of pairs whose chosen implicit reward exceeds the rejected one.
     pub accuracy: f64,
     /// `reward_chosen - reward_rejected`.
     pub margin: f64,
+    /// Mean sequence log-prob of the chosen completions under the policy (TRL `logps/chosen`).
     pub logp_chosen: f64,
+    /// Mean sequence log-prob of the rejected completions under the policy (TRL
+    /// `logps/rejected`).
     pub logp_rejected: f64,
 }
 
@@ -107,6 +115,7 @@ pub struct GrpoInputs<'a> {
     pub advantages: &'a Tensor,
 }
 
+/// Statistics of a GRPO loss (token means over the batch).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GrpoStats {
     /// Mean per-token k3 KL estimate to the reference.

@@ -42,6 +42,8 @@ impl JsonlWriter {
         Ok(Self { file })
     }
 
+    /// Appends `value` as one JSON line and flushes it, so a crash loses at most the line being
+    /// written.
     pub fn write<T: Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
         let mut line = serde_json::to_string(value)?;
         line.push('\n');
@@ -74,7 +76,10 @@ fn truncate_after_step(path: &Path, step: u64) -> anyhow::Result<()> {
 /// A metrics line: the step and the metrics, flattened.
 #[derive(Debug, Serialize)]
 pub struct MetricsLine<'a> {
+    /// The training step the metrics belong to (1-based; 0 for the validation before the
+    /// first step).
     pub step: u64,
+    /// The step's metrics, by name (written flattened beside `step`).
     #[serde(flatten)]
     pub metrics: &'a Metrics,
 }
@@ -82,7 +87,9 @@ pub struct MetricsLine<'a> {
 /// A rollouts line: one seed's tree at one step.
 #[derive(Debug, Serialize)]
 pub struct RolloutLine<'a> {
+    /// The training step (1-based) the tree was played at.
     pub step: u64,
+    /// The seed's rollout tree (written flattened beside `step`).
     #[serde(flatten)]
     pub tree: &'a SeedTree,
 }

@@ -17,9 +17,14 @@ use crate::game::checkpoint::CheckpointError;
 
 #[derive(Debug)]
 pub struct AdamW {
+    /// Decay of the first moment, in [0, 1) (transformers' `adam_beta1`; paper: 0.9).
     pub beta1: f64,
+    /// Decay of the second moment, in [0, 1) (transformers' `adam_beta2`; paper: 0.95).
     pub beta2: f64,
+    /// Added to the square root of the bias-corrected second moment to avoid dividing by
+    /// zero (transformers' `adam_epsilon`; PyTorch's default 1e-8).
     pub eps: f64,
+    /// Decoupled weight decay per unit of learning rate (paper: 0.1).
     pub weight_decay: f64,
     /// Number of updates applied so far (bias correction uses it).
     pub steps: u64,
@@ -37,6 +42,8 @@ fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
 }
 
 impl AdamW {
+    /// An optimiser with no state yet (step 0; moments start at zero on each variable's
+    /// first update) and `eps` 1e-8.
     pub fn new(beta1: f64, beta2: f64, weight_decay: f64) -> Self {
         Self {
             beta1,

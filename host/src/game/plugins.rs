@@ -35,6 +35,8 @@ impl std::fmt::Debug for TimedGenerator {
 }
 
 impl TimedGenerator {
+    /// Wraps `inner`; also returns the shared counter of seconds spent in its `generate`
+    /// calls, which the judge reports as judge-model time.
     pub fn new(inner: Box<dyn Generator>) -> (Self, Arc<Mutex<f64>>) {
         let spent = Arc::new(Mutex::new(0.0));
         let backend = Arc::new(Mutex::new(Vec::new()));
@@ -157,9 +159,13 @@ impl RunJudge for PluginJudge {
 pub struct PluginRecord {
     /// `judge`, `curriculum` or `rubric`.
     pub role: String,
+    /// The plugin's name from its `info()`.
     pub name: String,
+    /// The plugin's version from its `info()`.
     pub version: String,
+    /// sha256 of the component file, lowercase hex (what a lock file pins).
     pub sha256: String,
+    /// The component file it was loaded from.
     pub path: String,
 }
 
@@ -178,8 +184,11 @@ impl PluginRecord {
 /// Everything the plugin side of a run needs.
 #[derive(Debug)]
 pub struct LoadedPlugins {
+    /// The run's judge with its rubric registry and judge model.
     pub judge: PluginJudge,
+    /// The run's curriculum.
     pub curriculum: CurriculumPlugin,
+    /// Every plugin loaded (judge, rubrics, curriculum), for `plugins.json`.
     pub records: Vec<PluginRecord>,
 }
 

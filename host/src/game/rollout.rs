@@ -25,27 +25,43 @@ use crate::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParam
 /// Everything about the tree's shape that the config decides.
 #[derive(Debug, Clone)]
 pub struct RolloutSettings {
+    /// A: attacker samples per seed (`game.attacks_per_seed`; paper: 2 for DPO, 4 for GRPO).
     pub attacks_per_seed: usize,
+    /// D: defender replies per valid attacker prompt (`game.replies_per_prompt`; paper: 2 for
+    /// DPO, 4 for GRPO).
     pub replies_per_prompt: usize,
+    /// How the attacker samples (max tokens, temperature, top-p, stop strings); the seed is
+    /// derived per step.
     pub attacker_sampling: SamplingParams,
+    /// How the defender samples.
     pub defender_sampling: SamplingParams,
+    /// On: an unfaithful prompt gets reward -1 and no defender replies (`game.faithfulness_gate`).
     pub faithfulness_gate: bool,
     /// A faithfulness score at or above this is "faithful".
     pub faithful_threshold: f32,
+    /// On: the attacker is judged on the defender's best reply to its prompt (y*), as in the
+    /// paper; off: on a random reply.
     pub optimistic_attacker: bool,
+    /// On: a defender reply cut at `defender_max_tokens` gets reward -1 without being judged.
     pub penalize_truncated_replies: bool,
+    /// What the defender judge sees as context: the attacker's prompt x (paper) or the seed.
     pub defender_context: JudgeContext,
+    /// The rubric names for each judging role and category.
     pub rubrics: Rubrics,
+    /// The attacker's instruction per category and its prefill.
     pub prompts: AttackerPrompts,
 }
 
 /// One pairwise judgment in a tree, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JudgmentRecord {
+    /// Index of the member in slot A (a reply of the attack, or an attack of the seed).
     pub a: usize,
+    /// Index of the member in slot B; equal to `a` for a lone judged member paired with itself.
     pub b: usize,
     /// Scores of (a, b); `None` when the judgment failed.
     pub scores: Option<(f32, f32)>,
+    /// Why the judgment failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
 }
@@ -53,12 +69,19 @@ pub struct JudgmentRecord {
 /// One defender reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
+    /// The decoded reply.
     pub text: String,
+    /// `length` when the reply hit the defender's token limit (truncated).
     pub finish: FinishReason,
+    /// Whether the reply was judged, penalised (-1) or left out.
     pub slot: Slot,
+    /// The defender reward: mean of its pairwise scores (0-10), -1 when penalised, `None`
+    /// when every judgment of it failed.
     pub reward: Option<f32>,
+    /// The sampled token ids (not written to `rollouts.jsonl`).
     #[serde(skip)]
     pub token_ids: Vec<i64>,
+    /// Sampler log-probability of each token of `token_ids` (not written to `rollouts.jsonl`).
     #[serde(skip)]
     pub logprobs: Vec<f32>,
 }
@@ -66,19 +89,28 @@ pub struct Reply {
 /// One attacker sample and everything that hangs off it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attack {
+    /// The attacker's raw output, prefill included.
     pub output: String,
+    /// `length` when the output hit the attacker's token limit (then it is invalid).
     pub finish: FinishReason,
     /// The parsed prompt x (or why none) and its faithfulness verdict.
     #[serde(flatten)]
     pub rewrite: Rewrite,
     pub replies: Vec<Reply>,
+    /// The defender judge's pairwise judgments among `replies` (indices into `replies`).
     pub judgments: Vec<JudgmentRecord>,
     /// The reply the attacker is judged on (y*).
     pub best_reply: Option<usize>,
+    /// Whether the attack was judged, penalised (-1: unparsable, truncated or unfaithful) or
+    /// left out.
     pub slot: Slot,
+    /// The attacker reward: mean of its pairwise scores (0-10), -1 when penalised, `None`
+    /// when every judgment of it failed.
     pub reward: Option<f32>,
+    /// The sampled token ids, think part included (not written to `rollouts.jsonl`).
     #[serde(skip)]
     pub token_ids: Vec<i64>,
+    /// Sampler log-probability of each token of `token_ids` (not written to `rollouts.jsonl`).
     #[serde(skip)]
     pub logprobs: Vec<f32>,
 }
@@ -86,8 +118,12 @@ pub struct Attack {
 /// The rollout tree of one seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedTree {
+    /// The seed the tree grew from.
     pub seed: Seed,
+    /// The attacker's A samples for the seed.
     pub attacks: Vec<Attack>,
+    /// The attacker judge's pairwise judgments among `attacks` (indices into `attacks`), with
+    /// the seed as context.
     pub judgments: Vec<JudgmentRecord>,
     /// The attacker's request (rebuilt from the config; not written to `rollouts.jsonl`).
     #[serde(skip)]
@@ -101,23 +137,33 @@ pub struct RolloutStats {
     pub failures: BTreeMap<&'static str, u64>,
     /// Judgments requested (pointwise and pairwise).
     pub judgments: u64,
+    /// Judgments that failed (pointwise and pairwise).
     pub judgments_failed: u64,
+    /// Seconds in attacker generation.
     pub time_attacker_generation: f64,
+    /// Seconds in defender generation.
     pub time_defender_generation: f64,
+    /// Seconds in judging (faithfulness, defender and attacker judgments).
     pub time_judge: f64,
 }
 
+/// One step's rollout: a tree per seed, and its counters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRollout {
+    /// One tree per seed of the step, in the order the seeds were given.
     pub trees: Vec<SeedTree>,
+    /// Counters and timings of the step.
     pub stats: RolloutStats,
 }
 
 /// A completion with its sampler log-probs and reward (a member of a training group).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
+    /// The completion's token ids (prefill excluded; prompt not included).
     pub token_ids: Vec<i64>,
+    /// Sampler log-probability of each token in `token_ids`, same length.
     pub logprobs: Vec<f32>,
+    /// The member's reward; `None` when it has none (excluded or every judgment failed).
     pub reward: Option<f32>,
 }
 
@@ -125,12 +171,17 @@ pub struct Member {
 /// or the A attacks on one seed (attacker).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
+    /// The seed category of the group.
     pub category: Category,
+    /// The request the members answer (the attacker's instruction, or x as the single user
+    /// turn for the defender).
     pub request: ChatRequest,
+    /// The competing completions.
     pub members: Vec<Member>,
 }
 
 impl Group {
+    /// Each member's reward, in member order.
     pub fn rewards(&self) -> Vec<Option<f32>> {
         self.members.iter().map(|m| m.reward).collect()
     }

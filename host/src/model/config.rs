@@ -62,7 +62,8 @@ pub struct RopeFields {
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
     /// RoPE base and scaling together, transformers v5 layout (`rope_parameters`, with
-    /// `rope_theta` and `rope_type` inside); raw JSON, validated by [`crate::model::rope::resolve`].
+    /// `rope_theta` and `rope_type` inside); raw JSON, validated by
+    /// [`crate::model::rope::resolve`].
     #[serde(default)]
     pub rope_parameters: Option<serde_json::Value>,
     /// Share of each head that is rotated (transformers' `partial_rotary_factor`, default 1).

@@ -17,16 +17,27 @@ use crate::model::lora::{LoraAdapter, Target};
 /// Rotary embedding frequencies (transformers' `rope_type`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeKind {
+    /// Plain RoPE: dimension pair `i` of a head of size `d` rotates at `theta^(-2i/d)` radians
+    /// per position (transformers `rope_type = "default"`).
     Default,
     /// Positions divided by `factor`.
     Linear {
+        /// The scale, > 0 (transformers `rope_scaling.factor`).
         factor: f64,
     },
     /// Llama 3.x frequency-dependent scaling.
     Llama3 {
+        /// Overall scale of the low frequencies, > 0 (`rope_scaling.factor`, 8 for Llama 3.1).
         factor: f64,
+        /// Wavelengths longer than `original_max_position / low_freq_factor` are divided by
+        /// `factor` (`rope_scaling.low_freq_factor`, 1 for Llama 3.1).
         low_freq_factor: f64,
+        /// Wavelengths shorter than `original_max_position / high_freq_factor` are kept; between
+        /// the two bounds the scale is interpolated (`rope_scaling.high_freq_factor`, 4 for Llama
+        /// 3.1).
         high_freq_factor: f64,
+        /// The context length, in tokens, the model was pre-trained with before scaling
+        /// (`rope_scaling.original_max_position_embeddings`, 8192 for Llama 3.1).
         original_max_position: i64,
     },
 }
@@ -34,21 +45,38 @@ pub enum RopeKind {
 /// Everything the shared decoder needs to know about one model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecoderSpec {
+    /// Token ids the embedding and LM head cover (`vocab_size`).
     pub vocab_size: i64,
+    /// Width of the residual stream (`hidden_size`).
     pub hidden_size: i64,
+    /// Width of the SwiGLU MLP's inner layer (`intermediate_size`).
     pub intermediate_size: i64,
+    /// Decoder blocks (`num_hidden_layers`).
     pub num_layers: i64,
+    /// Query heads per layer (`num_attention_heads`).
     pub num_heads: i64,
+    /// Key/value heads per layer (`num_key_value_heads`); divides `num_heads`, each group of
+    /// `num_heads / num_kv_heads` query heads shares one (grouped-query attention).
     pub num_kv_heads: i64,
+    /// Width of one attention head (`head_dim`, else `hidden_size / num_attention_heads`); even,
+    /// as the rotary embedding rotates pairs.
     pub head_dim: i64,
+    /// Epsilon inside every RMSNorm (`rms_norm_eps`).
     pub rms_norm_eps: f64,
+    /// RoPE base frequency (`rope_theta`).
     pub rope_theta: f64,
+    /// How RoPE frequencies are scaled (`rope_scaling` / `rope_parameters`).
     pub rope: RopeKind,
+    /// Biases on the q, k and v projections (Qwen2 always; Llama and Qwen3 with
+    /// `attention_bias`).
     pub qkv_bias: bool,
+    /// A bias on the attention output projection (Llama and Qwen3 with `attention_bias`).
     pub o_bias: bool,
+    /// Biases on the gate, up and down projections (Llama's `mlp_bias`).
     pub mlp_bias: bool,
     /// RMSNorm over each query and key head before the rotary embedding (Qwen3).
     pub qk_norm: bool,
+    /// The LM head reuses `model.embed_tokens.weight` (no `lm_head.weight` of its own).
     pub tie_word_embeddings: bool,
     /// Per layer: `Some(w)` when a query may only see the `w` most recent positions (itself
     /// included), `None` for full causal attention. Length `num_layers`.
@@ -232,14 +260,17 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// Positions filled so far (the same for every row: padding occupies positions too).
     pub fn len(&self) -> i64 {
         self.len
     }
 
+    /// True before the first forward pass wrote into the cache.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// Positions the cache holds at most: prompt plus generated tokens.
     pub fn capacity(&self) -> i64 {
         self.capacity
     }
@@ -372,10 +403,12 @@ impl Decoder {
         })
     }
 
+    /// The shape this decoder was built from.
     pub fn spec(&self) -> &DecoderSpec {
         &self.spec
     }
 
+    /// The dtype of the weights and activations (f32 on CPU, bf16 on CUDA by default).
     pub fn kind(&self) -> Kind {
         self.kind
     }
@@ -489,7 +522,10 @@ impl Decoder {
     /// when `None`, from the embeddings of `input_ids`; applies the final norm when
     /// `final_norm`. Activation checkpointing runs the stack one layer at a time with it
     /// (`model::checkpointing`).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the stack's inputs are independent; checkpointing calls it per layer"
+    )]
     pub(crate) fn forward_layers(
         &self,
         input_ids: &Tensor,

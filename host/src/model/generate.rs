@@ -16,10 +16,16 @@ use crate::model::decoder::positions_from_mask;
 /// Decoding settings over token ids (the chat layer maps `SamplingParams` onto this).
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
+    /// New tokens per row at most, stop token included; a row that reaches it ends with
+    /// [`FinishReason::Length`].
     pub max_new_tokens: usize,
     /// 0 means greedy.
     pub temperature: f32,
+    /// Nucleus sampling mass in (0, 1]: sample among the most likely tokens whose probabilities
+    /// sum to at least `top_p`; 1 disables it. Ignored when greedy.
     pub top_p: f32,
+    /// Seed of the one sampling RNG shared by every row of the call: the same seed, prompts and
+    /// weights give the same tokens.
     pub seed: u64,
     /// Tokens that end a sequence (kept as its last token).
     pub stop_token_ids: Vec<i64>,
@@ -34,6 +40,8 @@ pub struct DecodedRow {
     pub tokens: Vec<i64>,
     /// Log-probability of each token under the model (before temperature/top-p).
     pub logprobs: Vec<f32>,
+    /// `Stop` when a stop token ended the row or `stopped` returned true, `Length` when
+    /// `max_new_tokens` was reached.
     pub finish: FinishReason,
 }
 
