@@ -15,6 +15,9 @@ use tch::{Kind, Tensor};
 
 use crate::game::checkpoint::CheckpointError;
 
+/// AdamW as `torch.optim.AdamW` computes it: bias-corrected first and second moments, and
+/// decoupled weight decay `p -= lr * weight_decay * p` before the Adam step. The learning
+/// rate is passed per step (it follows the schedule).
 #[derive(Debug)]
 pub struct AdamW {
     /// Decay of the first moment, in [0, 1) (transformers' `adam_beta1`; paper: 0.9).

@@ -96,6 +96,7 @@ pub struct Attack {
     /// The parsed prompt x (or why none) and its faithfulness verdict.
     #[serde(flatten)]
     pub rewrite: Rewrite,
+    /// The defender's replies to the parsed prompt (empty for an invalid prompt).
     pub replies: Vec<Reply>,
     /// The defender judge's pairwise judgments among `replies` (indices into `replies`).
     pub judgments: Vec<JudgmentRecord>,
