@@ -142,6 +142,7 @@ fn max_abs_diff(a: &Path, b: &Path) -> f64 {
 
 #[test]
 fn game_trains_tiny_models_and_resumes_exactly() {
+    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let config = load_config(dir.path(), "", &[]).unwrap();
@@ -299,6 +300,7 @@ fn flaky_rubric(dir: &Path, name: &str, misbehave: &str) -> PathBuf {
 
 #[test]
 fn trapping_and_slow_rubrics_are_counted_and_the_policy_decides() {
+    let _rng = crate::model_support::torch_global_rng();
     for (misbehave, kind) in [("unreachable", "trap"), ("(loop $l (br $l))", "deadline")] {
         let dir = tempfile::tempdir().unwrap();
         seeds(dir.path());
@@ -355,6 +357,7 @@ fn trapping_and_slow_rubrics_are_counted_and_the_policy_decides() {
 
 #[test]
 fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_usable() {
+    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let path = dir.path().join("run.toml");
@@ -425,6 +428,7 @@ const OUT_OF_RANGE_CURRICULUM: &str = r#"
 
 #[test]
 fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
+    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let bytes =
@@ -467,6 +471,7 @@ fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
 
 #[test]
 fn ipo_grpo_and_on_policy_variants_run_on_tiny_models() {
+    let _rng = crate::model_support::torch_global_rng();
     for variant in [
         &["algorithm.method=\"ipo\""][..],
         &["algorithm.method=\"grpo\"", "game.attacks_per_seed=3", "game.replies_per_prompt=3"][..],
@@ -510,6 +515,7 @@ fn ipo_grpo_and_on_policy_variants_run_on_tiny_models() {
 /// (adapter dropout on, so the seeded masks are part of what must replay).
 #[test]
 fn lora_players_share_one_frozen_base_and_resume_exactly() {
+    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let llama = fixture("tiny-llama3");
@@ -581,6 +587,7 @@ fn lora_players_share_one_frozen_base_and_resume_exactly() {
 /// LoRA step trains like a plain one: same losses and gradient norms within 1e-5.
 #[test]
 fn lora_players_take_gradient_checkpointing() {
+    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let llama = fixture("tiny-llama3");

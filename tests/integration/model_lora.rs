@@ -69,6 +69,7 @@ fn peft_logits(base: &Path, adapter: &Path, ids: &[Vec<i64>], mask: &[Vec<i64>])
 
 /// An adapter with every matrix random (B too, unlike PEFT's zero init), so it moves logits.
 fn random_adapter(lm: &CausalLm, config: &LoraConfig, seed: i64) -> LoraAdapter {
+    let _rng = crate::model_support::torch_global_rng();
     tch::manual_seed(seed);
     LoraAdapter::build(lm.spec(), config, Device::Cpu, Kind::Float, &mut |_, shape| {
         Ok(Tensor::randn(shape, (Kind::Float, Device::Cpu)) * 0.1)

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
 use tch::Tensor;
 
@@ -134,4 +135,14 @@ pub fn clone_dir(src: &Path, skip: &[&str]) -> tempfile::TempDir {
         std::os::unix::fs::symlink(entry.path(), dir.path().join(&name)).unwrap();
     }
     dir
+}
+
+/// Serialises the tests of this process that seed or draw from libtorch's global generator
+/// (the trainer reseeds it per update and LoRA dropout draws from it; `tch::manual_seed`
+/// before random weights): tests run on parallel threads of one process, and a reseed by one
+/// would otherwise change another's dropout masks, so a resumed run would not replay.
+/// Hold the guard for as long as the test's results depend on that generator.
+pub fn torch_global_rng() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
