@@ -148,32 +148,27 @@ fn unset_pad_ids_fall_back_to_eos_and_bad_ones_name_the_field() {
         let m = ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap();
         assert_eq!(m.pad_token_id(), 2);
     }
-    let dir = tiny_case_model(Some(serde_json::json!({"pad_token_id": "x"})), |_| {});
-    let err = ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err();
-    assert!(
-        matches!(
-            LoadError::of(&err),
-            Some(LoadError::Field { path, error })
-                if path.ends_with("generation_config.json") && error.field == "pad_token_id"
-        ),
-        "{err:#}"
-    );
-    let err = format!("{err:#}");
+    // A bad pad id in generation_config.json is a field error naming that file; the message
+    // says what was wrong with the value.
+    let pad_error = |pad: serde_json::Value| {
+        let dir = tiny_case_model(Some(serde_json::json!({ "pad_token_id": pad })), |_| {});
+        let err = ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err();
+        assert!(
+            matches!(
+                LoadError::of(&err),
+                Some(LoadError::Field { path, error })
+                    if path.ends_with("generation_config.json") && error.field == "pad_token_id"
+            ),
+            "{err:#}"
+        );
+        format!("{err:#}")
+    };
+    let err = pad_error(serde_json::json!("x"));
     assert!(
         err.contains("generation_config.json: field `pad_token_id`: expected a token id"),
         "{err}"
     );
-    let dir = tiny_case_model(Some(serde_json::json!({"pad_token_id": 999})), |_| {});
-    let err = ChatModel::load(dir.path(), Device::Cpu, Kind::Float).unwrap_err();
-    assert!(
-        matches!(
-            LoadError::of(&err),
-            Some(LoadError::Field { path, error })
-                if path.ends_with("generation_config.json") && error.field == "pad_token_id"
-        ),
-        "{err:#}"
-    );
-    let err = format!("{err:#}");
+    let err = pad_error(serde_json::json!(999));
     assert!(err.contains("generation_config.json: field `pad_token_id`: 999 is outside"), "{err}");
 }
 
