@@ -204,8 +204,66 @@ impl Linear {
 /// 2026-11-29 (BENCHMARKS.md, model engine section).
 const DECODE_ROWS: i64 = 32;
 
-/// The projection weights (and LM head) transposed to `[in, out]` contiguous, for decode
-/// steps on CPU. Built when a cache is made, kept while the weights stay the same: each
+/// Target width (output columns) of one [`Panels`] panel. At 8 rows, `x @ T` over the whole
+/// transposed `[576, 49152]` LM head ran 1.2-2.3x slower than one batched GEMM over its
+/// `[576, 256]` panels, with bit-identical logits (each output column is the same dot
+/// product); widths of 192-256 were the best of 128-2048 (MKL, 1 thread, per-step A/B inside
+/// one generation, 2026-11-30, BENCHMARKS.md "Decode steps on transposed weights"). The
+/// layer projections (at most 1536 columns) gained nothing measurable and keep one panel.
+const PANEL_WIDTH: i64 = 256;
+
+/// A wide projection `y = x W^T` laid out for decode steps: `W^T` `[in, out]` cut into `n`
+/// contiguous column panels `[n, in, width]` (the last padded with zero columns when `width`
+/// does not divide `out`), multiplied by one batched GEMM. Over one wide `W^T`, MKL's
+/// few-row GEMM walks `in` rows of `out` floats each per column block; a panel keeps each
+/// block's weights contiguous and its output small (see [`PANEL_WIDTH`]).
+#[derive(Debug)]
+struct Panels {
+    /// `[n, in, width]`, contiguous.
+    panels: Tensor,
+    /// Real output columns (`<= n * width`).
+    out: i64,
+}
+
+impl Panels {
+    /// The panels of `weight` `[out, in]` (detached).
+    fn new(weight: &Tensor) -> Self {
+        let w = weight.detach();
+        let (out, inp) = w.size2().expect("projection weights are [out, in]");
+        let width = if out % PANEL_WIDTH == 0 {
+            PANEL_WIDTH
+        } else {
+            (128..=320).filter(|w| out % w == 0).max().unwrap_or(PANEL_WIDTH)
+        };
+        let n = (out + width - 1) / width;
+        let w = if n * width > out {
+            let pad = Tensor::zeros([n * width - out, inp], (w.kind(), w.device()));
+            Tensor::cat(&[&w, &pad], 0)
+        } else {
+            w
+        };
+        let panels = w.view([n, width, inp]).transpose(1, 2).contiguous();
+        Self { panels, out }
+    }
+
+    /// New handles on the same tensor.
+    fn shallow_clone(&self) -> Self {
+        Self { panels: self.panels.shallow_clone(), out: self.out }
+    }
+
+    /// `xs W^T` for `xs` `[rows, in]`: `[rows, out]`.
+    fn matmul(&self, xs: &Tensor) -> Tensor {
+        let (n, inp, width) = self.panels.size3().expect("panels are [n, in, width]");
+        let rows = xs.size()[0];
+        // [n, rows, width] -> [rows, n * width]
+        let ys = xs.expand([n, rows, inp], false).bmm(&self.panels);
+        let ys = ys.permute([1, 0, 2]).reshape([rows, n * width]);
+        if n * width > self.out { ys.narrow(1, 0, self.out) } else { ys }
+    }
+}
+
+/// The projection weights transposed to `[in, out]` contiguous, and the LM head as
+/// [`Panels`], for decode steps on CPU. Built when a cache is made, kept while the weights stay the same: each
 /// source weight's data pointer and version counter (bumped by every in-place update, e.g.
 /// an optimizer step or `VarStore::copy`) are recorded and compared at the next
 /// [`Decoder::new_cache`], which rebuilds the layout when any changed. Costs one more copy of
@@ -214,7 +272,7 @@ const DECODE_ROWS: i64 = 32;
 struct DecodeLayout {
     /// Per block: q, k, v, o, gate, up, down.
     blocks: Vec<[Tensor; 7]>,
-    lm_head: Tensor,
+    lm_head: Panels,
     stamps: Vec<(usize, i64)>,
 }
 
@@ -455,7 +513,7 @@ impl Decoder {
             let blocks = (0..self.blocks.len())
                 .map(|_| std::array::from_fn(|_| t(it.next().expect("7 weights per block"))))
                 .collect();
-            DecodeLayout { blocks, lm_head: t(&self.lm_head), stamps }
+            DecodeLayout { blocks, lm_head: Panels::new(&self.lm_head), stamps }
         });
         let shared = layout.shallow_clone();
         *held = Some(layout);
@@ -646,7 +704,7 @@ impl Decoder {
     /// cache's transposed LM head when it has one and the batch is small.
     pub(crate) fn step_logits(&self, hidden: &Tensor, cache: &KvCache) -> Tensor {
         match &cache.decode {
-            Some(d) if hidden.size()[0] <= DECODE_ROWS => hidden.matmul(&d.lm_head),
+            Some(d) if hidden.size()[0] <= DECODE_ROWS => d.lm_head.matmul(hidden),
             _ => self.logits(hidden),
         }
     }
@@ -690,4 +748,25 @@ pub fn attention_mask_4d(key_valid: &Tensor, past: i64, t: i64) -> Tensor {
     let diag = k_idx.eq_tensor(&q_idx);
     let valid = key_valid.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1);
     causal.unsqueeze(0).unsqueeze(0).logical_and(&valid).logical_or(&diag.unsqueeze(0).unsqueeze(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Panels give exactly `x @ W^T` (same dot products), with and without padding columns.
+    #[test]
+    fn panels_match_the_transposed_product() {
+        tch::manual_seed(0);
+        for out in [1024, 1000, 300] {
+            let w = Tensor::randn([out, 64], (Kind::Float, Device::Cpu));
+            let x = Tensor::randn([8, 64], (Kind::Float, Device::Cpu));
+            let panels = Panels::new(&w);
+            let got = panels.matmul(&x);
+            assert_eq!(got.size(), [8, out]);
+            let want = x.matmul(&w.tr().contiguous());
+            let diff = (&got - &want).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "out = {out}: max difference {diff}");
+        }
+    }
 }
