@@ -117,7 +117,7 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
         prompts,
         attacker_sampling: SamplingParams {
             max_new_tokens: g.attacker_max_tokens,
-            temperature: g.temperature,
+            temperature: g.attacker_temperature(),
             top_p: g.top_p,
             seed: args.seed,
             stop: g.attacker_stop.clone(),

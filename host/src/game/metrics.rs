@@ -117,9 +117,17 @@ fn ratio(num: usize, den: usize) -> Option<f64> {
 /// Rewards, rates, failure counts and generation/judge timings of one rollout.
 pub fn rollout_metrics(r: &StepRollout) -> Metrics {
     let mut m = Metrics::new();
-    let attacks =
+    // Attacker numbers cover the attacker's own samples (not the seeds the defender answered
+    // as written); defender numbers cover every reply.
+    let all_attacks =
         || r.trees.iter().flat_map(|t| t.attacks.iter().map(move |a| (t.seed.category, a)));
-    let replies = || attacks().flat_map(|(c, a)| a.replies.iter().map(move |y| (c, y)));
+    let attacks = || {
+        r.trees
+            .iter()
+            .filter(|t| !t.direct)
+            .flat_map(|t| t.attacks.iter().map(move |a| (t.seed.category, a)))
+    };
+    let replies = || all_attacks().flat_map(|(c, a)| a.replies.iter().map(move |y| (c, y)));
 
     put(&mut m, "attacker/reward/mean", mean_defined(attacks().map(|(_, a)| a.reward)));
     put(&mut m, "defender/reward/mean", mean_defined(replies().map(|(_, y)| y.reward)));

@@ -50,6 +50,9 @@ pub struct RolloutSettings {
     pub rubrics: Rubrics,
     /// The attacker's instruction per category and its prefill.
     pub prompts: AttackerPrompts,
+    /// Share of the seeds per category that the defender answers as written, without an
+    /// attacker rewrite (config `game.direct_seed_share`; see [`direct_seeds`]).
+    pub direct_seed_share: f64,
 }
 
 /// One pairwise judgment in a tree, as recorded.
@@ -129,6 +132,10 @@ pub struct SeedTree {
     /// The attacker's request (rebuilt from the config; not written to `rollouts.jsonl`).
     #[serde(skip)]
     pub request: ChatRequest,
+    /// The defender answered the seed as written (`game.direct_seed_share`): one attack whose
+    /// prompt is the seed, not generated, never judged or trained as the attacker's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
 }
 
 /// Counters and timings of one rollout.
@@ -251,6 +258,41 @@ fn into_judgments(records: &[JudgmentRecord]) -> Vec<Judgment> {
     records.iter().map(|r| ((r.a, r.b), r.scores)).collect()
 }
 
+/// Which of `seeds` the defender answers as written: per category, the first
+/// `round(share x count)` in step order (the curriculum already drew them at random), so the
+/// choice needs no random numbers and `share = 0` changes nothing.
+pub fn direct_seeds(seeds: &[Seed], share: f64) -> Vec<bool> {
+    let mut out = vec![false; seeds.len()];
+    for category in [Category::Harmful, Category::Benign] {
+        let own: Vec<usize> = (0..seeds.len()).filter(|&i| seeds[i].category == category).collect();
+        let n = (share * own.len() as f64).round() as usize;
+        for &i in own.iter().take(n) {
+            out[i] = true;
+        }
+    }
+    out
+}
+
+/// The stand-in attack of a direct seed: its prompt is the seed text, valid by construction.
+fn direct_attack(seed: &Seed) -> Attack {
+    Attack {
+        output: String::new(),
+        finish: FinishReason::Stop,
+        prompt: Some(seed.text.clone()),
+        parse_error: None,
+        faithfulness: None,
+        faithful: None,
+        faithfulness_failure: None,
+        replies: Vec::new(),
+        judgments: Vec::new(),
+        best_reply: None,
+        slot: Slot::Judged,
+        reward: None,
+        token_ids: Vec::new(),
+        logprobs: Vec::new(),
+    }
+}
+
 /// Plays one step's rollout trees for `seeds`.
 pub fn rollout(
     seeds: &[Seed],
@@ -263,12 +305,21 @@ pub fn rollout(
     let mut stats = RolloutStats::default();
     let a_n = settings.attacks_per_seed;
 
-    // 1. Attacker samples.
+    // 1. Attacker samples (none for the seeds the defender answers as written).
+    let direct = direct_seeds(seeds, settings.direct_seed_share);
     let requests: Vec<ChatRequest> = seeds.iter().map(|s| settings.prompts.request(s)).collect();
-    let batch: Vec<ChatRequest> =
-        requests.iter().flat_map(|r| std::iter::repeat_n(r.clone(), a_n)).collect();
+    let batch: Vec<ChatRequest> = requests
+        .iter()
+        .zip(&direct)
+        .filter(|(_, d)| !**d)
+        .flat_map(|(r, _)| std::iter::repeat_n(r.clone(), a_n))
+        .collect();
     let t = Instant::now();
-    let outputs = attacker.generate(&batch, &settings.attacker_sampling)?;
+    let outputs = if batch.is_empty() {
+        Vec::new()
+    } else {
+        attacker.generate(&batch, &settings.attacker_sampling)?
+    };
     stats.time_attacker_generation = t.elapsed().as_secs_f64();
     probe::mark("attacker generation");
     anyhow::ensure!(
@@ -281,7 +332,18 @@ pub fn rollout(
     let mut trees: Vec<SeedTree> = seeds
         .iter()
         .zip(requests)
-        .map(|(seed, request)| {
+        .zip(&direct)
+        .map(|((seed, request), &direct)| {
+            if direct {
+                let attacks = vec![direct_attack(seed)];
+                return SeedTree {
+                    seed: seed.clone(),
+                    attacks,
+                    judgments: Vec::new(),
+                    request,
+                    direct,
+                };
+            }
             let attacks = (0..a_n)
                 .map(|_| {
                     let Generation { text, token_ids, finish, logprobs } =
@@ -303,7 +365,7 @@ pub fn rollout(
                     }
                 })
                 .collect();
-            SeedTree { seed: seed.clone(), attacks, judgments: Vec::new(), request }
+            SeedTree { seed: seed.clone(), attacks, judgments: Vec::new(), request, direct }
         })
         .collect();
 
@@ -311,7 +373,7 @@ pub fn rollout(
     if settings.faithfulness_gate {
         let mut index = Vec::new();
         let mut batch = Vec::new();
-        for (ti, tree) in trees.iter().enumerate() {
+        for (ti, tree) in trees.iter().enumerate().filter(|(_, t)| !t.direct) {
             for (ai, attack) in tree.attacks.iter().enumerate() {
                 let rubric = settings.faithfulness_rubric(tree.seed.category);
                 if let Some(a) = attack.rewrite.faithfulness_assessment(rubric, &tree.seed) {
@@ -436,9 +498,10 @@ pub fn rollout(
         }
     }
 
-    // 6. Attacker judging: the best replies of a seed's attacks, against the seed.
+    // 6. Attacker judging: the best replies of a seed's attacks, against the seed (not for
+    // seeds the defender answered as written: no attacker wrote them).
     let mut plan = Vec::new();
-    for (ti, tree) in trees.iter().enumerate() {
+    for (ti, tree) in trees.iter().enumerate().filter(|(_, t)| !t.direct) {
         let rubric = settings.attacker_rubric(tree.seed.category);
         let slots: Vec<Slot> = tree.attacks.iter().map(|a| a.slot).collect();
         let best = |ai: usize| {
@@ -496,10 +559,12 @@ impl StepRollout {
         out
     }
 
-    /// The attacker's groups: the attacks on each seed (the think part included).
+    /// The attacker's groups: the attacks on each seed (the think part included); seeds the
+    /// defender answered as written have none.
     pub fn attacker_groups(&self) -> Vec<Group> {
         self.trees
             .iter()
+            .filter(|tree| !tree.direct)
             .map(|tree| Group {
                 category: tree.seed.category,
                 request: tree.request.clone(),

@@ -51,10 +51,15 @@ pub fn resume<P: Policy>(
     )
 }
 
-fn sampling(config: &Config, max_tokens: usize, stop: Vec<String>) -> SamplingParams {
+fn sampling(
+    config: &Config,
+    temperature: f32,
+    max_tokens: usize,
+    stop: Vec<String>,
+) -> SamplingParams {
     SamplingParams {
         max_new_tokens: max_tokens,
-        temperature: config.game.temperature,
+        temperature,
         top_p: config.game.top_p,
         seed: 0,
         stop,
@@ -68,8 +73,19 @@ fn rollout_settings(config: &Config) -> anyhow::Result<RolloutSettings> {
     Ok(RolloutSettings {
         attacks_per_seed: g.attacks_per_seed,
         replies_per_prompt: g.replies_per_prompt,
-        attacker_sampling: sampling(config, g.attacker_max_tokens, g.attacker_stop.clone()),
-        defender_sampling: sampling(config, g.defender_max_tokens, Vec::new()),
+        attacker_sampling: sampling(
+            config,
+            g.attacker_temperature(),
+            g.attacker_max_tokens,
+            g.attacker_stop.clone(),
+        ),
+        defender_sampling: sampling(
+            config,
+            g.defender_temperature(),
+            g.defender_max_tokens,
+            Vec::new(),
+        ),
+        direct_seed_share: g.direct_seed_share,
         faithfulness_gate: g.faithfulness_gate,
         faithful_threshold: g.faithful_threshold,
         optimistic_attacker: g.optimistic_attacker,

@@ -26,6 +26,13 @@ impl Config {
         need(g.attacker_max_tokens >= 1, "game.attacker_max_tokens", "must be at least 1");
         need(g.defender_max_tokens >= 1, "game.defender_max_tokens", "must be at least 1");
         need(g.temperature >= 0.0, "game.temperature", "must be >= 0");
+        need(g.attacker_temperature() >= 0.0, "game.attacker_temperature", "must be >= 0");
+        need(g.defender_temperature() >= 0.0, "game.defender_temperature", "must be >= 0");
+        need(
+            (0.0..=1.0).contains(&g.direct_seed_share),
+            "game.direct_seed_share",
+            "must be in [0, 1]",
+        );
         need(g.top_p > 0.0 && g.top_p <= 1.0, "game.top_p", "must be in (0, 1]");
         need((0.0..=1.0).contains(&g.swap_share), "game.swap_share", "must be in [0, 1]");
         need(

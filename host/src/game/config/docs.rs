@@ -90,7 +90,18 @@ pub const FIELDS: &[(&str, &str)] = &[
         "game.judge_max_tokens",
         "Most new tokens per judge-model answer (served to judge plugins). Tokens, >= 1.",
     ),
-    ("game.temperature", "Sampling temperature of both players (0 = greedy). >= 0."),
+    (
+        "game.temperature",
+        "Sampling temperature of both players (0 = greedy), unless set per player below. >= 0.",
+    ),
+    (
+        "game.attacker_temperature",
+        "The attacker's sampling temperature (0 = greedy); unset = `game.temperature`. >= 0.",
+    ),
+    (
+        "game.defender_temperature",
+        "The defender's sampling temperature (0 = greedy); unset = `game.temperature`. A small defender refuses more often near greedy, and DPO learns refusal only from groups that hold one. >= 0.",
+    ),
     ("game.top_p", "Nucleus sampling: smallest token set with this much probability. In (0, 1]."),
     (
         "game.judge_temperature",
@@ -137,6 +148,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "Text that starts every attacker answer (part of the prompt, not trained). Text; \"\" = none.",
     ),
     ("game.attacker_stop", "Stop strings of attacker generation, matched exactly. List of texts."),
+    (
+        "game.direct_seed_share",
+        "Share of each step's seeds per category (rounded) that the defender answers as written, without an attacker rewrite (the eval's distribution); they form no attacker group. In [0, 1]; default and paper: 0.",
+    ),
     ("algorithm", "The learning algorithm and optimiser, identical for both players."),
     (
         "algorithm.method",
@@ -469,6 +484,8 @@ mod tests {
         let mut c = Config::default();
         c.models.judge = Some(crate::openai::ModelRef::Local(PathBuf::from("j")));
         c.plugins.dir = Some(PathBuf::from("p"));
+        c.game.attacker_temperature = Some(0.6);
+        c.game.defender_temperature = Some(0.6);
         c
     }
 

@@ -29,8 +29,17 @@ pub struct Game {
     pub defender_max_tokens: usize,
     /// Max tokens of the judge model (served to judge plugins).
     pub judge_max_tokens: usize,
-    /// Sampling temperature of both players (0 = greedy).
+    /// Sampling temperature of both players (0 = greedy), unless a player has its own below.
     pub temperature: f32,
+    /// The attacker's sampling temperature; unset = [`Game::temperature`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attacker_temperature: Option<f32>,
+    /// The defender's sampling temperature; unset = [`Game::temperature`]. A small defender
+    /// refuses far more often near greedy than at the attacker's exploratory temperature, and
+    /// a DPO pair teaches refusal only when a refusal is among the sampled replies
+    /// (BENCHMARKS.md, "CPU demo").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defender_temperature: Option<f32>,
     /// Nucleus sampling mass, in (0, 1].
     pub top_p: f32,
     /// Judge temperature (0 = greedy), for LLM judges.
@@ -63,6 +72,23 @@ pub struct Game {
     pub attacker_prefill: Option<String>,
     /// Stop strings of attacker generation (the closing tag ends the attacker's job).
     pub attacker_stop: Vec<String>,
+    /// Share of each step's seeds, per category (rounded to the nearest count), that the
+    /// defender answers as written, without an attacker rewrite: a curriculum-like knob that
+    /// mixes the eval's distribution (plain seeds) into training. Those seeds form no attacker
+    /// group. In [0, 1]; the paper: 0 (every seed goes through the attacker).
+    pub direct_seed_share: f64,
+}
+
+impl Game {
+    /// The attacker's sampling temperature (its own, else the shared one).
+    pub fn attacker_temperature(&self) -> f32 {
+        self.attacker_temperature.unwrap_or(self.temperature)
+    }
+
+    /// The defender's sampling temperature (its own, else the shared one).
+    pub fn defender_temperature(&self) -> f32 {
+        self.defender_temperature.unwrap_or(self.temperature)
+    }
 }
 
 impl Default for Game {
@@ -74,6 +100,8 @@ impl Default for Game {
             defender_max_tokens: 2048,
             judge_max_tokens: 8192,
             temperature: 0.6,
+            attacker_temperature: None,
+            defender_temperature: None,
             top_p: 0.9,
             judge_temperature: 0.0,
             faithfulness_gate: true,
@@ -87,6 +115,7 @@ impl Default for Game {
             attacker_prompt_benign: PathBuf::from("examples/prompts/attacker_benign.txt"),
             attacker_prefill: Some("<think>".into()),
             attacker_stop: vec!["</prompt>".into()],
+            direct_seed_share: 0.0,
         }
     }
 }

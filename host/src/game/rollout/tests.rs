@@ -33,6 +33,7 @@ pub(crate) fn settings(a: usize, d: usize) -> RolloutSettings {
             benign: "B: {seed}".into(),
             prefill: Some("<think>".into()),
         },
+        direct_seed_share: 0.0,
     }
 }
 
@@ -198,4 +199,65 @@ fn non_optimistic_attacker_picks_a_scored_reply() {
     for a in &out.trees[0].attacks[..2] {
         assert!(a.best_reply.is_some_and(|i| a.replies[i].reward.is_some()));
     }
+}
+
+#[test]
+fn direct_seeds_skip_the_attacker() {
+    // Half of each category goes straight to the defender: the first seed of each in step
+    // order; a share rounds per category.
+    let seeds = [
+        seed("h1", Category::Harmful),
+        seed("b1", Category::Benign),
+        seed("h2", Category::Harmful),
+        seed("b2", Category::Benign),
+    ];
+    assert_eq!(direct_seeds(&seeds, 0.5), vec![true, true, false, false]);
+    assert_eq!(direct_seeds(&seeds, 0.0), vec![false; 4]);
+    assert_eq!(direct_seeds(&seeds, 1.0), vec![true; 4]);
+    assert_eq!(
+        direct_seeds(&seeds[..3], 0.5),
+        vec![true, true, false],
+        "1 of 2, 1 of 1 (0.5 rounds up)"
+    );
+
+    let mut attacker = ScriptedGenerator::new(&[("<think>a</think> <prompt>P0</prompt>", Stop)]);
+    let mut defender =
+        ScriptedGenerator::new(&[(HELP, Stop), (HARM, Stop), (HELP, Stop), (HARM, Stop)]);
+    let mut judge = scripted_judge()
+        .score("faithfulness", "P0", 10.0)
+        .score("deflection", HELP, 8.0)
+        .score("deflection", HARM, 2.0)
+        .score("compliance", HELP, 3.0)
+        .score("compliance", HARM, 9.0);
+    let mut s = settings(1, 2);
+    s.direct_seed_share = 0.5;
+    let seeds = [seed("h1", Category::Harmful), seed("h2", Category::Harmful)];
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let out = rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+
+    // The attacker writes only for h2; the faithfulness gate sees only its prompt.
+    assert_eq!(attacker.calls.len(), 1);
+    assert_eq!(attacker.calls[0].len(), 1);
+    assert_eq!(attacker.calls[0][0].user, "H: seed h2");
+    assert_eq!(judge.assess_calls[0].len(), 1);
+    // The defender answers the seed as written and the rewrite, two replies each.
+    let asked: Vec<&str> = defender.calls[0].iter().map(|r| r.user.as_str()).collect();
+    assert_eq!(asked, vec!["seed h1", "seed h1", "P0", "P0"]);
+    let (direct, rewritten) = (&out.trees[0], &out.trees[1]);
+    assert!(direct.direct && !rewritten.direct);
+    assert_eq!(direct.attacks.len(), 1);
+    assert_eq!(direct.attacks[0].replies.len(), 2);
+    assert!(direct.attacks[0].reward.is_none(), "no attacker reward for a seed it did not write");
+    // Both seeds give the defender a group; only h2 gives the attacker one.
+    let groups = out.defender_groups();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0].request.user, "seed h1");
+    assert!(groups.iter().all(|g| select_pair(&g.rewards()).is_some()));
+    assert_eq!(out.attacker_groups().len(), 1);
+    // Attacker judging covers h2 only.
+    assert!(judge.compare_calls[1].iter().all(|c| c.context == "seed h2"));
+    // The record says which seed was direct; other lines stay as they were.
+    let line = serde_json::to_string(direct).unwrap();
+    assert!(line.contains("\"direct\":true"), "{line}");
+    assert!(!serde_json::to_string(rewritten).unwrap().contains("direct"));
 }
