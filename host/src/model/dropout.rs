@@ -15,7 +15,9 @@
 //! - [`DropoutSeed`]: one training phase of one model, e.g. a player's optimiser update:
 //!   `game::rng::derive_seed(run seed, optimiser step, player purpose)`.
 //! - [`DropoutKey`]: one forward pass in that phase: the seed and the pass's index `call`
-//!   (0, 1, ... in the order the phase runs its forward passes; the adapter counts them).
+//!   (0, 1, ... in the order the phase runs its forward passes; the adapter counts them, and
+//!   `LoraAdapter::set_training` restarts the count). The update loop runs a phase's passes
+//!   in a fixed order on one thread, so a replayed phase gets the same indices.
 //! - A *site*, one module's dropout in one layer of that pass:
 //!   `site = mix64(seed ^ mix64(call << 24 | layer << 8 | module))` with `layer < 2^16`,
 //!   `module < 2^8` (the index of [`crate::model::lora::Target`]) and `call < 2^40`. The word
