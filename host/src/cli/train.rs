@@ -295,7 +295,8 @@ mod tests {
                 ("judge=/nonexistent/j.wasm", &["/nonexistent/j.wasm", "not a file"]),
                 ("a b=/tmp", &["NAME must be"]),
             ] {
-                let argv = ["advgame-host"].iter().chain(command).chain(&["--plugin", item]);
+                let flag = ["--plugin", item];
+                let argv = ["advgame-host"].iter().chain(command).chain(&flag);
                 let err = crate::cli::Cli::try_parse_from(argv).unwrap_err().to_string();
                 for e in expected {
                     assert!(err.contains(e) && err.contains("--plugin"), "{command:?}: {err}");

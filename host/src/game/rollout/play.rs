@@ -131,11 +131,7 @@ fn direct_attack(seed: &Seed) -> Attack {
     Attack {
         output: String::new(),
         finish: FinishReason::Stop,
-        prompt: Some(seed.text.clone()),
-        parse_error: None,
-        faithfulness: None,
-        faithful: None,
-        faithfulness_failure: None,
+        rewrite: Rewrite { prompt: Some(seed.text.clone()), ..Rewrite::default() },
         replies: Vec::new(),
         judgments: Vec::new(),
         best_reply: None,
