@@ -12,8 +12,8 @@
 use super::bindings::curriculum::CurriculumPlugin as Bindings;
 use super::bindings::curriculum::exports::advgame::plugin::curriculum as wit;
 use super::bindings::{WitCategory, WitSeed};
-use super::engine::{FailureCounts, PluginEngine};
-use super::identity::{Identity, WorldKind};
+use super::engine::PluginEngine;
+use super::identity::WorldKind;
 use super::load::LoadError;
 use super::open::{adopt_info, open};
 use super::sandbox::{Sandbox, sandbox_accessors};

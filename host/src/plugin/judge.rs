@@ -4,8 +4,8 @@
 
 use super::bindings::judge::JudgePlugin as Bindings;
 use super::bindings::judge::exports::advgame::plugin::judge as wit;
-use super::engine::{FailureCounts, PluginEngine};
-use super::identity::{Identity, WorldKind};
+use super::engine::PluginEngine;
+use super::identity::WorldKind;
 use super::load::LoadError;
 use super::open::{adopt_info, open};
 use super::registry::RubricRegistry;

@@ -3,8 +3,8 @@
 
 use super::bindings::rubric::RubricPlugin as Bindings;
 use super::bindings::{Chat, ScoreRange};
-use super::engine::{FailureCounts, PluginEngine};
-use super::identity::{Identity, WorldKind};
+use super::engine::PluginEngine;
+use super::identity::WorldKind;
 use super::load::LoadError;
 use super::open::{adopt_info, open};
 use super::sandbox::{Sandbox, sandbox_accessors};
