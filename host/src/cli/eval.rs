@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use super::plugin_arg::PluginPath;
 use crate::eval::dataset::{self, EvalItem, FieldMap};
 use crate::eval::report::{self, ReportContext, ReportOptions};
 use crate::eval::responses::{ResponseLog, ResponseRecord};
@@ -119,10 +120,24 @@ pub struct JudgeSetup {
     pub set: Vec<String>,
     /// Use this component file for the plugin NAME (e.g. a rubric). Repeatable.
     #[arg(long = "plugin", value_name = "NAME=PATH")]
-    pub plugins: Vec<String>,
+    pub plugins: Vec<PluginPath>,
     /// Device for local models: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+/// The output folder and how the target answers in batches, shared by `eval` and `redteam`.
+#[derive(Debug, Clone, Args)]
+pub struct RunFlags {
+    /// Output folder, created if missing (`eval` resumes the answers already in it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Prompts per generation call.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// New tokens per answer of the target at most.
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
 }
 
 impl JudgeSetup {
@@ -130,15 +145,7 @@ impl JudgeSetup {
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut overrides = Vec::new();
         let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
-        for item in &self.plugins {
-            let (name, path) = item
-                .split_once('=')
-                .with_context(|| format!("--plugin {item}: expected NAME=PATH"))?;
-            if !Path::new(path).is_file() {
-                bail!("--plugin {item}: {path} is not a file");
-            }
-            overrides.push(format!("plugins.paths.{}={}", name.trim(), quoted(path)));
-        }
+        overrides.extend(self.plugins.iter().map(PluginPath::config_override));
         if Path::new(&self.judge).is_file() {
             overrides.push(format!("plugins.paths.judge={}", quoted(&self.judge)));
             overrides.push("plugins.judge=\"judge\"".into());
@@ -286,15 +293,9 @@ pub struct EvalArgs {
     /// The judge, its rubrics and the plugin limits.
     #[command(flatten)]
     pub judge: JudgeSetup,
-    /// Output folder (created; an existing one is resumed).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Prompts per generation call.
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
-    /// New tokens per answer at most.
-    #[arg(long, default_value_t = 256)]
-    pub max_new_tokens: usize,
+    /// The output folder, batch size and answer length.
+    #[command(flatten)]
+    pub run: RunFlags,
     /// 0 = greedy (the default).
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
@@ -374,8 +375,8 @@ fn pct(r: &Rate) -> String {
 /// Runs `eval`: answers, judges, writes `responses.jsonl`, `report.json`, `report.md` and
 /// plots under `--out`, and prints the headline table. An existing `--out` is resumed.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
-    anyhow::ensure!(args.max_new_tokens > 0, "--max-new-tokens must be at least 1");
+    anyhow::ensure!(args.run.batch_size > 0, "--batch-size must be at least 1");
+    anyhow::ensure!(args.run.max_new_tokens > 0, "--max-new-tokens must be at least 1");
     let items = args.fields.load(&args.data)?;
     let specs = target_specs(&args.targets)?;
     let targets: Vec<Target> =
@@ -387,19 +388,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let config = args.judge.config()?;
     let (mut judge, records) = args.judge.load(&config, &rubrics.names())?;
     let sampling = SamplingParams {
-        max_new_tokens: args.max_new_tokens,
+        max_new_tokens: args.run.max_new_tokens,
         temperature: args.temperature,
         top_p: args.top_p,
         seed: args.seed,
         stop: Vec::new(),
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.run.out)
+        .with_context(|| format!("cannot create {}", args.run.out.display()))?;
     check_pinned(
-        &args.out,
+        &args.run.out,
         &Pinned { sampling: sampling.clone(), rubrics: rubrics.clone(), judge: judge.label() },
     )?;
-    plugins::write_records(&args.out, &records)?;
+    plugins::write_records(&args.run.out, &records)?;
     let (h, b) = items.iter().fold((0, 0), |(h, b), i| match i.category {
         Category::Harmful => (h + 1, b),
         Category::Benign => (h, b + 1),
@@ -409,12 +410,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         specs.len(),
         items.len(),
         judge.label(),
-        args.out.display()
+        args.run.out.display()
     );
-    let mut log = ResponseLog::open(&args.out.join("responses.jsonl"))?;
+    let mut log = ResponseLog::open(&args.run.out.join("responses.jsonl"))?;
     let settings = EvalSettings {
         sampling: sampling.clone(),
-        batch_size: args.batch_size,
+        batch_size: args.run.batch_size,
         rubrics: rubrics.clone(),
     };
     let mut progress = super::PhaseProgress::new();
@@ -447,7 +448,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         examples: args.examples,
     };
     let report = report::build(context, &items, &records, options);
-    let plots = match plot::write_plots(&args.out, &report) {
+    let plots = match plot::write_plots(&args.run.out, &report) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!("plots skipped: {e:#}");
@@ -455,7 +456,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             Vec::new()
         }
     };
-    report::write(&args.out, &report, &records, &plots)?;
+    report::write(&args.run.out, &report, &records, &plots)?;
 
     let failures: usize = counts.judge_failures.values().sum();
     println!(
@@ -478,10 +479,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             d.mcnemar.p_value
         );
     }
-    println!("report: {}", args.out.join("report.md").display());
-    println!("report (JSON): {}", args.out.join("report.json").display());
+    println!("report: {}", args.run.out.join("report.md").display());
+    println!("report (JSON): {}", args.run.out.join("report.json").display());
     for p in &plots {
-        println!("plot: {}", args.out.join(p).display());
+        println!("plot: {}", args.run.out.join(p).display());
     }
     println!("responses: {}", log.path().display());
     Ok(())

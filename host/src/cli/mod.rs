@@ -8,6 +8,7 @@ pub mod export;
 pub mod generate;
 pub mod judge;
 pub mod plugin;
+pub mod plugin_arg;
 mod plugin_new;
 pub mod redteam;
 pub mod serve;

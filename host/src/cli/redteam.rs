@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
-use super::eval::{DataArgs, JudgeSetup, target_of, target_specs};
+use super::eval::{DataArgs, JudgeSetup, RunFlags, target_of, target_specs};
 use crate::eval::redteam::{self, Phase, RedteamSettings};
 use crate::eval::run::EvalRubrics;
 use crate::eval::stats::Rate;
@@ -43,15 +43,9 @@ pub struct RedteamArgs {
     /// The judge, its rubrics and the plugin limits.
     #[command(flatten)]
     pub judge: JudgeSetup,
-    /// Output folder.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Requests per generation call.
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
-    /// The target's max new tokens (greedy decoding).
-    #[arg(long, default_value_t = 256)]
-    pub max_new_tokens: usize,
+    /// The output folder, batch size and the target's answer length (greedy decoding).
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Seed of the attacker's sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -83,7 +77,7 @@ fn cell(text: &str, max: usize) -> String {
 /// under `--out`, and prints the summary (never the attacks' text).
 pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.attempts > 0, "--attempts must be at least 1");
-    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    anyhow::ensure!(args.run.batch_size > 0, "--batch-size must be at least 1");
     let items = args.fields.load(std::slice::from_ref(&args.seeds))?;
     let seeds: Vec<Seed> = items
         .into_iter()
@@ -123,7 +117,7 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
             stop: g.attacker_stop.clone(),
         },
         target_sampling: SamplingParams {
-            max_new_tokens: args.max_new_tokens,
+            max_new_tokens: args.run.max_new_tokens,
             temperature: 0.0,
             top_p: 1.0,
             seed: args.seed,
@@ -134,11 +128,11 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
         faithfulness_gate: g.faithfulness_gate,
         rubrics: rubrics.clone(),
         threshold: args.threshold,
-        batch_size: args.batch_size,
+        batch_size: args.run.batch_size,
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    plugins::write_records(&args.out, &records)?;
+    std::fs::create_dir_all(&args.run.out)
+        .with_context(|| format!("cannot create {}", args.run.out.display()))?;
+    plugins::write_records(&args.run.out, &records)?;
     eprintln!(
         "redteam: {} harmful seeds x {} attempts; attacker {}; target {}; judge {}",
         seeds.len(),
@@ -159,7 +153,7 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
 
     // Files: every attempt and direct answer, the summary, the report.
     let write_jsonl = |name: &str, lines: Vec<serde_json::Value>| -> anyhow::Result<()> {
-        let path = args.out.join(name);
+        let path = args.run.out.join(name);
         let mut f = std::io::BufWriter::new(
             std::fs::File::create(&path)
                 .with_context(|| format!("cannot create {}", path.display()))?,
@@ -183,7 +177,7 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
         "summary": s,
         "top_attacks": top,
     });
-    let json_path = args.out.join("report.json");
+    let json_path = args.run.out.join("report.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     let seed_text = |id: &str| seeds.iter().find(|x| x.id == id).map_or("", |x| x.text.as_str());
@@ -226,7 +220,7 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
             cell(&answer.response, 300),
         ));
     }
-    let md_path = args.out.join("report.md");
+    let md_path = args.run.out.join("report.md");
     std::fs::write(&md_path, md).with_context(|| format!("cannot write {}", md_path.display()))?;
 
     println!("direct ASR:  {}", pct(&s.direct_asr));
@@ -246,6 +240,6 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
     );
     println!("report (successful attacks listed there): {}", md_path.display());
     println!("report (JSON): {}", json_path.display());
-    println!("attempts: {}", args.out.join("attempts.jsonl").display());
+    println!("attempts: {}", args.run.out.join("attempts.jsonl").display());
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
+use super::plugin_arg::PluginPath;
 use crate::game::config::Config;
 use crate::game::metrics::Metrics;
 use crate::game::plugins;
@@ -31,7 +32,7 @@ pub struct TrainArgs {
     /// Use this component file for the plugin NAME (a judge, rubric or curriculum name; the
     /// words `judge` and `curriculum` replace whichever plugin has that role). Repeatable.
     #[arg(long = "plugin", value_name = "NAME=PATH")]
-    pub plugins: Vec<String>,
+    pub plugins: Vec<PluginPath>,
     /// Override one config value, e.g. `--set algorithm.max_steps=3`; the value is TOML or a
     /// bare string; `KEY=null` unsets an optional field; quote text that looks like a number
     /// (`--set 'output.name="2024"'`). Repeatable.
@@ -67,23 +68,11 @@ pub struct TrainArgs {
 }
 
 /// `--plugin NAME=PATH` and `--device` as config overrides.
-fn overrides(args: &TrainArgs) -> anyhow::Result<Vec<String>> {
+fn overrides(args: &TrainArgs) -> Vec<String> {
     let mut out = Vec::new();
-    for item in &args.plugins {
-        let (name, path) =
-            item.split_once('=').with_context(|| format!("--plugin {item}: expected NAME=PATH"))?;
-        let name = name.trim();
-        if name.is_empty()
-            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            bail!("--plugin {item}: NAME must be letters, digits, `-` or `_`");
-        }
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            bail!("--plugin {item}: {} is not a file", path.display());
-        }
-        let quoted = toml::Value::String(path.display().to_string()).to_string();
-        out.push(format!("plugins.paths.{name}={quoted}"));
+    for plugin in &args.plugins {
+        out.push(plugin.config_override());
+        let name = &plugin.name;
         if name == "judge" || name == "curriculum" {
             out.push(format!("plugins.{name}=\"{name}\""));
         }
@@ -92,7 +81,7 @@ fn overrides(args: &TrainArgs) -> anyhow::Result<Vec<String>> {
         out.push(format!("models.device=\"{device}\""));
     }
     out.extend(args.set.iter().cloned());
-    Ok(out)
+    out
 }
 
 fn fmt(m: &Metrics, key: &str) -> String {
@@ -178,7 +167,7 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
 /// Runs `train`: `--print-config` and `--memory-plan` print and exit; otherwise starts (or
 /// resumes) the run, shows progress, and prints where the trained defender was saved.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let overrides = overrides(&args)?;
+    let overrides = overrides(&args);
     if args.print_config {
         let config = match (&args.config, &args.resume) {
             (Some(file), _) => Config::load(file, &overrides)?,
@@ -262,7 +251,7 @@ mod tests {
         TrainArgs {
             config: Some("x.toml".into()),
             print_config: false,
-            plugins: plugins.iter().map(|s| s.to_string()).collect(),
+            plugins: plugins.iter().map(|s| s.parse().unwrap()).collect(),
             set: set.iter().map(|s| s.to_string()).collect(),
             device: Some("cuda:1".into()),
             resume: None,
@@ -279,14 +268,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("my judge.wasm");
         std::fs::write(&file, b"\0asm").unwrap();
-        let o = overrides(&args(&[&format!("judge={}", file.display())], &["algorithm.steps=2"]))
-            .unwrap();
+        let o = overrides(&args(&[&format!("judge={}", file.display())], &["algorithm.steps=2"]));
         let config = Config::parse("", "t.toml", &o).unwrap();
         assert_eq!(config.plugins.judge, "judge");
         assert_eq!(config.plugins.path_of("judge", "judge").unwrap(), file);
         assert_eq!(config.models.device, tch::Device::Cuda(1));
         assert_eq!(config.algorithm.steps, 2);
-        let o = overrides(&args(&[&format!("deflection={}", file.display())], &[])).unwrap();
+        let o = overrides(&args(&[&format!("deflection={}", file.display())], &[]));
         let config = Config::parse("", "t.toml", &o).unwrap();
         assert_eq!(config.plugins.path_of("rubric", "deflection").unwrap(), file);
         assert_eq!(config.plugins.judge, "llm", "a rubric name does not change the judge");
@@ -294,11 +282,26 @@ mod tests {
 
     #[test]
     fn bad_plugin_flags_are_precise_errors() {
-        let err = overrides(&args(&["judge"], &[])).unwrap_err().to_string();
-        assert!(err.contains("NAME=PATH"), "{err}");
-        let err = overrides(&args(&["judge=/nonexistent/j.wasm"], &[])).unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/j.wasm") && err.contains("not a file"), "{err}");
-        let err = overrides(&args(&["a b=/tmp"], &[])).unwrap_err().to_string();
-        assert!(err.contains("NAME must be"), "{err}");
+        use clap::Parser;
+        // Every command that takes `--plugin` refuses a bad item the same way, at parse time.
+        let commands: [&[&str]; 3] = [
+            &["train", "--config", "x.toml"],
+            &["eval", "--target", "m", "--data", "d", "--judge", "j", "--out", "o"],
+            &["redteam", "--attacker", "a", "--target", "m", "--seeds", "s", "--judge", "j"],
+        ];
+        for command in commands {
+            for (item, expected) in [
+                ("judge", &["NAME=PATH"][..]),
+                ("judge=/nonexistent/j.wasm", &["/nonexistent/j.wasm", "not a file"]),
+                ("a b=/tmp", &["NAME must be"]),
+            ] {
+                let flag = ["--plugin", item];
+                let argv = ["advgame-host"].iter().chain(command).chain(&flag);
+                let err = crate::cli::Cli::try_parse_from(argv).unwrap_err().to_string();
+                for e in expected {
+                    assert!(err.contains(e) && err.contains("--plugin"), "{command:?}: {err}");
+                }
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@ mod check;
 mod data;
 mod docs;
 mod error;
+mod fields;
 mod game;
 mod models;
 mod overrides;
@@ -39,8 +40,8 @@ use serde::{Deserialize, Serialize};
 
 pub use algorithm::{Algorithm, Baseline, Method, Sampler, UpdateOrder};
 pub use data::Data;
-pub use docs::FIELDS;
 pub use error::{ConfigError, ConfigErrorKind};
+pub use fields::FIELDS;
 pub use game::{Game, JudgeContext};
 pub use models::{Adapter, Dtype, Lora, Models};
 pub use plugins::{CurriculumFallback, FailurePolicy, PluginLimits, Plugins, Rubrics};

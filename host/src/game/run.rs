@@ -29,7 +29,7 @@ use crate::llm::SamplingParams;
 pub fn start<P: Policy>(config: Config, plugins: LoadedPlugins) -> anyhow::Result<Trainer<P>> {
     let run_dir = create_run_dir(&config)?;
     plugins::write_records(&run_dir, &plugins.records)?;
-    Trainer::start(config, run_dir, Box::new(plugins.judge), Box::new(plugins.curriculum))
+    Trainer::open(config, run_dir, Box::new(plugins.judge), Box::new(plugins.curriculum), None)
 }
 
 /// Resumes the run in `run_dir` from its newest complete checkpoint. The plugins must be the
@@ -43,12 +43,9 @@ pub fn resume<P: Policy>(
     check_same_plugins(run_dir, &plugins.records)?;
     std::fs::write(run_dir.join("config.toml"), config.to_toml()?)?;
     plugins::write_records(run_dir, &plugins.records)?;
-    Trainer::resume(
-        config,
-        run_dir.to_path_buf(),
-        Box::new(plugins.judge),
-        Box::new(plugins.curriculum),
-    )
+    let checkpoint = latest_checkpoint(run_dir)?;
+    let (judge, curriculum) = (Box::new(plugins.judge), Box::new(plugins.curriculum));
+    Trainer::open(config, run_dir.to_path_buf(), judge, curriculum, Some(checkpoint))
 }
 
 fn sampling(
@@ -96,33 +93,19 @@ fn rollout_settings(config: &Config) -> anyhow::Result<RolloutSettings> {
     })
 }
 
+/// The newest complete checkpoint of the run in `run_dir`, to resume from; an error naming
+/// the directory when there is none.
+pub fn latest_checkpoint(run_dir: &Path) -> anyhow::Result<PathBuf> {
+    checkpoint::latest(run_dir)?
+        .ok_or_else(|| anyhow!("{}: no complete checkpoint to resume from", run_dir.display()))
+}
+
 impl<P: Policy> Trainer<P> {
-    /// Starts a run in `run_dir` (created by the caller, empty) with this judge and
-    /// curriculum. [`start`] is the usual way in.
-    pub fn start(
-        config: Config,
-        run_dir: PathBuf,
-        judge: Box<dyn RunJudge>,
-        curriculum: Box<dyn Curriculum>,
-    ) -> anyhow::Result<Self> {
-        Self::open(config, run_dir, judge, curriculum, None)
-    }
-
-    /// Resumes the run in `run_dir` from its newest complete checkpoint (an error when there
-    /// is none). [`resume`] is the usual way in.
-    pub fn resume(
-        config: Config,
-        run_dir: PathBuf,
-        judge: Box<dyn RunJudge>,
-        curriculum: Box<dyn Curriculum>,
-    ) -> anyhow::Result<Self> {
-        let checkpoint = checkpoint::latest(&run_dir)?.ok_or_else(|| {
-            anyhow!("{}: no complete checkpoint to resume from", run_dir.display())
-        })?;
-        Self::open(config, run_dir, judge, curriculum, Some(checkpoint))
-    }
-
-    fn open(
+    /// Opens the run in `run_dir` with this judge and curriculum: a fresh run when
+    /// `checkpoint` is `None` (`run_dir` created by the caller, empty), else the run resumed
+    /// from that checkpoint (see [`latest_checkpoint`]). [`start`] and [`resume`] are the
+    /// usual ways in.
+    pub fn open(
         config: Config,
         run_dir: PathBuf,
         judge: Box<dyn RunJudge>,

@@ -16,25 +16,27 @@ pub fn lr_at(step: usize, total: usize, lr: f64, final_ratio: f64, warmup: usize
 mod tests {
     use super::*;
 
-    fn close(a: f64, b: f64) {
-        assert!((a - b).abs() < 1e-12, "{a} != {b}");
-    }
-
-    #[test]
-    fn cosine_to_a_fifth_hand_computed() {
-        close(lr_at(0, 10, 1.0, 0.2, 0), 1.0);
-        close(lr_at(5, 10, 1.0, 0.2, 0), 0.6);
+    /// `(step, total, lr, final_ratio, warmup, expected)`, each checked to 1e-12.
+    const CASES: [(usize, usize, f64, f64, usize, f64); 9] = [
+        // Cosine to a fifth, no warm-up.
+        (0, 10, 1.0, 0.2, 0, 1.0),
+        (5, 10, 1.0, 0.2, 0, 0.6),
         // Quarter way: 0.2 + 0.8 * 0.5 * (1 + cos(pi/4)) = 0.8828427...
-        close(lr_at(25, 100, 1.0, 0.2, 0), 0.882_842_712_474_619);
-        close(lr_at(10, 10, 1.0, 0.2, 0), 0.2);
-        close(lr_at(50, 10, 2.0, 0.2, 0), 0.4);
-    }
+        (25, 100, 1.0, 0.2, 0, 0.882_842_712_474_619),
+        (10, 10, 1.0, 0.2, 0, 0.2),
+        (50, 10, 2.0, 0.2, 0, 0.4),
+        // Two warm-up steps, linear, then the cosine over the remaining ten.
+        (0, 12, 1.0, 0.2, 2, 0.5),
+        (1, 12, 1.0, 0.2, 2, 1.0),
+        (2, 12, 1.0, 0.2, 2, 1.0),
+        (7, 12, 1.0, 0.2, 2, 0.6),
+    ];
 
     #[test]
-    fn warmup_is_linear_then_cosine() {
-        close(lr_at(0, 12, 1.0, 0.2, 2), 0.5);
-        close(lr_at(1, 12, 1.0, 0.2, 2), 1.0);
-        close(lr_at(2, 12, 1.0, 0.2, 2), 1.0);
-        close(lr_at(7, 12, 1.0, 0.2, 2), 0.6);
+    fn cosine_to_a_fifth_and_linear_warmup_hand_computed() {
+        for (step, total, lr, ratio, warmup, expected) in CASES {
+            let got = lr_at(step, total, lr, ratio, warmup);
+            assert!((got - expected).abs() < 1e-12, "step {step}/{total}: {got} != {expected}");
+        }
     }
 }

@@ -355,6 +355,21 @@ impl Rotary {
     }
 }
 
+/// Registers `tensor` as trainable variable `name` of `root`. VarStore paths are
+/// dot-separated, so `a.b.c` becomes sub-path `a.b`, leaf `c` (the Hugging Face name the
+/// weights are saved under).
+pub(crate) fn add_var(root: &nn::Path, name: &str, tensor: Tensor) -> Tensor {
+    let (parents, leaf) = name.rsplit_once('.').unwrap_or(("", name));
+    let mut path: Option<nn::Path> = None;
+    for part in parents.split('.').filter(|p| !p.is_empty()) {
+        path = Some(match &path {
+            None => root / part,
+            Some(p) => p / part,
+        });
+    }
+    path.as_ref().unwrap_or(root).add(leaf, tensor, true)
+}
+
 /// The shared decoder. Holds shallow handles to VarStore variables.
 #[derive(Debug)]
 pub struct Decoder {
@@ -383,17 +398,7 @@ impl Decoder {
         F: FnMut(&str, &[i64]) -> Result<Tensor, E>,
     {
         let mut add = |name: &str, shape: &[i64]| -> Result<Tensor, E> {
-            let tensor = init(name, shape)?;
-            // VarStore paths are dot-separated: register `a.b.c` as sub-path `a.b`, leaf `c`.
-            let (parents, leaf) = name.rsplit_once('.').unwrap_or(("", name));
-            let mut path: Option<nn::Path> = None;
-            for part in parents.split('.').filter(|p| !p.is_empty()) {
-                path = Some(match &path {
-                    None => root / part,
-                    Some(p) => p / part,
-                });
-            }
-            Ok(path.as_ref().unwrap_or(root).add(leaf, tensor, true))
+            Ok(add_var(root, name, init(name, shape)?))
         };
         let h = spec.hidden_size;
         let (i, d) = (spec.intermediate_size, spec.head_dim);

@@ -5,28 +5,49 @@
 use crate::model::config::LlamaConfig;
 use crate::model::decoder::DecoderSpec;
 use crate::model::error::{FieldError, field_err};
-use crate::model::rope;
+
+/// The [`DecoderSpec`] of a family's config `$c` from the fields every family spells the same
+/// way (transformers' common names): sizes, heads, `head_dim` with its fallback, the RMSNorm
+/// epsilon, the rotary embedding (resolved with `?`) and the tied head; no biases, no q/k norm
+/// and no sliding window. Each family sets what differs with struct update syntax, then calls
+/// [`check_common`]. A macro, because the family configs share these names but no type.
+macro_rules! common_spec {
+    ($c:expr) => {{
+        let c = $c;
+        let rope = $crate::model::rope::resolve(&c.rope)?;
+        $crate::model::decoder::DecoderSpec {
+            vocab_size: c.vocab_size,
+            hidden_size: c.hidden_size,
+            intermediate_size: c.intermediate_size,
+            num_layers: c.num_hidden_layers,
+            num_heads: c.num_attention_heads,
+            num_kv_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
+            head_dim: $crate::model::llama::head_dim(
+                c.head_dim,
+                c.hidden_size,
+                c.num_attention_heads,
+            ),
+            rms_norm_eps: c.rms_norm_eps,
+            rope_theta: rope.theta,
+            rope: rope.kind,
+            qkv_bias: false,
+            o_bias: false,
+            mlp_bias: false,
+            qk_norm: false,
+            tie_word_embeddings: c.tie_word_embeddings,
+            layer_windows: vec![None; c.num_hidden_layers.max(0) as usize],
+        }
+    }};
+}
+pub(crate) use common_spec;
 
 /// Validates a Llama config and describes it for [`crate::model::decoder::Decoder`].
 pub fn decoder_spec(c: &LlamaConfig) -> Result<DecoderSpec, FieldError> {
-    let rope = rope::resolve(&c.rope)?;
     let spec = DecoderSpec {
-        vocab_size: c.vocab_size,
-        hidden_size: c.hidden_size,
-        intermediate_size: c.intermediate_size,
-        num_layers: c.num_hidden_layers,
-        num_heads: c.num_attention_heads,
-        num_kv_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
-        head_dim: head_dim(c.head_dim, c.hidden_size, c.num_attention_heads),
-        rms_norm_eps: c.rms_norm_eps,
-        rope_theta: rope.theta,
-        rope: rope.kind,
         qkv_bias: c.attention_bias,
         o_bias: c.attention_bias,
         mlp_bias: c.mlp_bias,
-        qk_norm: false,
-        tie_word_embeddings: c.tie_word_embeddings,
-        layer_windows: vec![None; c.num_hidden_layers.max(0) as usize],
+        ..common_spec!(c)
     };
     check_common(&spec, &c.hidden_act)?;
     Ok(spec)

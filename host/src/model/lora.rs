@@ -32,7 +32,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::model::decoder::DecoderSpec;
+use crate::model::decoder::{DecoderSpec, add_var};
 use crate::model::dropout::{self, DropoutKey, DropoutSeed};
 use crate::model::weights;
 
@@ -238,19 +238,6 @@ impl AdapterPass<'_> {
 /// The `VarStore` name of a matrix: `model.layers.{l}.{path}.lora_{A|B}.weight`.
 pub fn var_name(layer: i64, target: Target, which: char) -> String {
     format!("model.layers.{layer}.{}.lora_{which}.weight", target.path())
-}
-
-/// Registers `tensor` as trainable variable `a.b.c` (sub-path `a.b`, leaf `c`) of `root`.
-fn add_var(root: &nn::Path, name: &str, tensor: Tensor) -> Tensor {
-    let (parents, leaf) = name.rsplit_once('.').unwrap_or(("", name));
-    let mut path: Option<nn::Path> = None;
-    for part in parents.split('.').filter(|p| !p.is_empty()) {
-        path = Some(match &path {
-            None => root / part,
-            Some(p) => p / part,
-        });
-    }
-    path.as_ref().unwrap_or(root).add(leaf, tensor, true)
 }
 
 impl LoraAdapter {

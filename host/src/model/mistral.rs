@@ -8,8 +8,7 @@
 use crate::model::config::MistralConfig;
 use crate::model::decoder::DecoderSpec;
 use crate::model::error::{FieldError, field_err};
-use crate::model::llama::{check_common, head_dim};
-use crate::model::rope;
+use crate::model::llama::{check_common, common_spec};
 
 /// Validates a Mistral config and describes it for [`crate::model::decoder::Decoder`].
 pub fn decoder_spec(c: &MistralConfig) -> Result<DecoderSpec, FieldError> {
@@ -18,24 +17,9 @@ pub fn decoder_spec(c: &MistralConfig) -> Result<DecoderSpec, FieldError> {
     {
         field_err!("sliding_window", "must be positive or null, got {w}");
     }
-    let rope = rope::resolve(&c.rope)?;
     let spec = DecoderSpec {
-        vocab_size: c.vocab_size,
-        hidden_size: c.hidden_size,
-        intermediate_size: c.intermediate_size,
-        num_layers: c.num_hidden_layers,
-        num_heads: c.num_attention_heads,
-        num_kv_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
-        head_dim: head_dim(c.head_dim, c.hidden_size, c.num_attention_heads),
-        rms_norm_eps: c.rms_norm_eps,
-        rope_theta: rope.theta,
-        rope: rope.kind,
-        qkv_bias: false,
-        o_bias: false,
-        mlp_bias: false,
-        qk_norm: false,
-        tie_word_embeddings: c.tie_word_embeddings,
         layer_windows: vec![c.sliding_window; c.num_hidden_layers.max(0) as usize],
+        ..common_spec!(c)
     };
     check_common(&spec, &c.hidden_act)?;
     Ok(spec)

@@ -12,16 +12,17 @@
 use super::bindings::curriculum::CurriculumPlugin as Bindings;
 use super::bindings::curriculum::exports::advgame::plugin::curriculum as wit;
 use super::bindings::{WitCategory, WitSeed};
-use super::engine::{FailureCounts, PluginEngine};
-use super::identity::{Identity, WorldKind};
+use super::engine::PluginEngine;
+use super::identity::WorldKind;
 use super::load::LoadError;
 use super::open::{adopt_info, open};
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, sandbox_accessors};
 use crate::judging::{Category, Curriculum, Failure, FailureKind, Outcome, Seed};
 use std::path::Path;
 
 /// A curriculum component in its sandbox, with what it needs to bring a replacement instance
-/// (after a trap) back to the same state: the `init` arguments and the last state snapshot.
+/// (after a trap) back to the same state: the `init` arguments and the last state snapshot
+/// (after a restart, the next call re-initialises the fresh instance and restores them).
 pub struct CurriculumPlugin {
     sandbox: Sandbox<Bindings>,
     /// The seeds and rng seed given to `init`, to re-initialise a replacement instance.
@@ -73,26 +74,7 @@ impl CurriculumPlugin {
         })
     }
 
-    /// The component's name, version and hash.
-    pub fn identity(&self) -> &Identity {
-        &self.sandbox.identity
-    }
-
-    /// Failures of this plugin so far, by kind (sandbox and host-detected alike).
-    pub fn failures(&self) -> &FailureCounts {
-        &self.sandbox.failures
-    }
-
-    /// Instances started so far (1 plus one per restart after a failure).
-    pub fn instances(&self) -> u64 {
-        self.sandbox.instances
-    }
-
-    /// Drops the current instance and starts a fresh one, as after a trap; the next call
-    /// re-initialises it and restores the last state snapshot.
-    pub fn restart(&mut self) -> Result<(), Failure> {
-        self.sandbox.restart()
-    }
+    sandbox_accessors!();
 
     /// A host-detected failure of `kind`, counted.
     fn err(&mut self, kind: FailureKind, message: String) -> Failure {

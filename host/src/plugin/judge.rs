@@ -4,12 +4,12 @@
 
 use super::bindings::judge::JudgePlugin as Bindings;
 use super::bindings::judge::exports::advgame::plugin::judge as wit;
-use super::engine::{FailureCounts, PluginEngine};
-use super::identity::{Identity, WorldKind};
+use super::engine::PluginEngine;
+use super::identity::WorldKind;
 use super::load::LoadError;
 use super::open::{adopt_info, open};
 use super::registry::RubricRegistry;
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, sandbox_accessors};
 use super::services::from_wit;
 use crate::judging::{Assessment, Comparison, Failure, FailureKind, Judge, ScoredPair};
 use crate::llm::Generator;
@@ -46,7 +46,8 @@ impl Agreement {
     }
 }
 
-/// A judge component with its rubric registry and (optional) judge model.
+/// A judge component with its rubric registry and (optional) judge model. Its failures are
+/// the judge's own: rubric failures are counted on the rubrics.
 pub struct JudgePlugin {
     sandbox: Sandbox<Bindings>,
     options: JudgeOptions,
@@ -97,30 +98,11 @@ impl JudgePlugin {
         Ok(Self { sandbox, options, agreement: Agreement::default(), drawn: 0 })
     }
 
-    /// Who the judge is (file, sha256, name, version).
-    pub fn identity(&self) -> &Identity {
-        &self.sandbox.identity
-    }
-
-    /// Failures attributed to the judge itself (rubric failures are counted on the rubrics).
-    pub fn failures(&self) -> &FailureCounts {
-        &self.sandbox.failures
-    }
+    sandbox_accessors!();
 
     /// Agreement between the two orders so far, over comparisons judged both ways.
     pub fn agreement(&self) -> Agreement {
         self.agreement
-    }
-
-    /// How many instances were started (1 + replacements after traps).
-    pub fn instances(&self) -> u64 {
-        self.sandbox.instances
-    }
-
-    /// Drops the current instance and starts a fresh one from the pre-linked component
-    /// (what happens after a trap). Benchmarks use it to time instantiation.
-    pub fn restart(&mut self) -> Result<(), Failure> {
-        self.sandbox.restart()
     }
 
     /// The rubrics this judge reaches.

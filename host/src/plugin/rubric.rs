@@ -3,11 +3,11 @@
 
 use super::bindings::rubric::RubricPlugin as Bindings;
 use super::bindings::{Chat, ScoreRange};
-use super::engine::{FailureCounts, PluginEngine};
-use super::identity::{Identity, WorldKind};
+use super::engine::PluginEngine;
+use super::identity::WorldKind;
 use super::load::LoadError;
 use super::open::{adopt_info, open};
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, sandbox_accessors};
 use super::services::from_wit;
 use crate::judging::{Failure, FailureKind};
 use crate::llm::ChatRequest;
@@ -58,10 +58,7 @@ impl RubricPlugin {
         Ok(Self { sandbox, range })
     }
 
-    /// Who the rubric is (file, sha256, name, version).
-    pub fn identity(&self) -> &Identity {
-        &self.sandbox.identity
-    }
+    sandbox_accessors!();
 
     /// The name judges use to reach this rubric.
     pub fn name(&self) -> &str {
@@ -71,23 +68,6 @@ impl RubricPlugin {
     /// Inclusive score range.
     pub fn range(&self) -> (f32, f32) {
         self.range
-    }
-
-    /// This rubric's failures so far, by kind (traps, deadlines, oversize prompts, invalid
-    /// scores, plugin-reported failures).
-    pub fn failures(&self) -> &FailureCounts {
-        &self.sandbox.failures
-    }
-
-    /// How many instances were started (1 + replacements after traps).
-    pub fn instances(&self) -> u64 {
-        self.sandbox.instances
-    }
-
-    /// Drops the current instance and starts a fresh one from the pre-linked component
-    /// (what happens after a trap). Benchmarks use it to time instantiation.
-    pub fn restart(&mut self) -> Result<(), Failure> {
-        self.sandbox.restart()
     }
 
     fn check_chat(&mut self, chat: Chat) -> Result<ChatRequest, Failure> {

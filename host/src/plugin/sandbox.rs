@@ -11,6 +11,35 @@ use std::sync::Arc;
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
+/// The accessors every plugin type (judge, rubric, curriculum) has over its `sandbox:
+/// Sandbox<_>` field, written once: who it is, its failures, its instances, and a restart.
+macro_rules! sandbox_accessors {
+    () => {
+        /// Who the plugin is (file, sha256, name, version).
+        pub fn identity(&self) -> &$crate::plugin::Identity {
+            &self.sandbox.identity
+        }
+
+        /// This plugin's failures so far, by kind (traps, deadlines, oversize prompts, invalid
+        /// output, plugin-reported failures; host-detected ones alike).
+        pub fn failures(&self) -> &$crate::plugin::FailureCounts {
+            &self.sandbox.failures
+        }
+
+        /// How many instances were started (1 + replacements after traps).
+        pub fn instances(&self) -> u64 {
+            self.sandbox.instances
+        }
+
+        /// Drops the current instance and starts a fresh one from the pre-linked component
+        /// (what happens after a trap). Benchmarks use it to time instantiation.
+        pub fn restart(&mut self) -> Result<(), $crate::judging::Failure> {
+            self.sandbox.restart()
+        }
+    };
+}
+pub(super) use sandbox_accessors;
+
 /// A world's typed bindings, instantiable from a pre-linked component.
 pub(crate) trait World: Sized {
     type Pre: Clone;

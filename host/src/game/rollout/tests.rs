@@ -4,11 +4,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::game::config::{JudgeContext, Rubrics};
 use crate::game::pairs::select_pair;
 use crate::game::parse::ParseError;
+use crate::game::prompts::AttackerPrompts;
 pub(crate) use crate::game::testkit::ScriptedGenerator;
 use crate::game::testkit::TableJudge;
-use crate::judging::FailureKind;
+use crate::judging::{Category, FailureKind};
+use crate::llm::SamplingParams;
 
 /// The scripted judge of these tests: unknown texts are an `invalid-output` failure, and
 /// texts in `fail_texts` fail as unparsable.
@@ -35,6 +38,19 @@ pub(crate) fn settings(a: usize, d: usize) -> RolloutSettings {
         },
         direct_seed_share: 0.0,
     }
+}
+
+/// Plays one rollout of `seeds` with an RNG seeded with `rng_seed`.
+fn play(
+    seeds: &[Seed],
+    settings: &RolloutSettings,
+    attacker: &mut ScriptedGenerator,
+    defender: &mut ScriptedGenerator,
+    judge: &mut TableJudge,
+    rng_seed: u64,
+) -> StepRollout {
+    let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
+    rollout(seeds, settings, attacker, defender, judge, &mut rng).unwrap()
 }
 
 fn seed(id: &str, category: Category) -> Seed {
@@ -69,10 +85,8 @@ fn harmful_scenario() -> (ScriptedGenerator, ScriptedGenerator, TableJudge) {
 #[test]
 fn harmful_tree_hand_computed() {
     let (mut attacker, mut defender, mut judge) = harmful_scenario();
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
     let seeds = [seed("h1", Category::Harmful)];
-    let out = rollout(&seeds, &settings(4, 2), &mut attacker, &mut defender, &mut judge, &mut rng)
-        .unwrap();
+    let out = play(&seeds, &settings(4, 2), &mut attacker, &mut defender, &mut judge, 0);
 
     // One batch per phase.
     assert_eq!(attacker.calls.len(), 1);
@@ -137,16 +151,8 @@ fn benign_seeds_use_their_rubrics_and_the_seed_context_option() {
         .score("refusal", "Here you go.", 1.0);
     let mut s = settings(1, 2);
     s.defender_context = JudgeContext::Seed;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let out = rollout(
-        &[seed("b1", Category::Benign)],
-        &s,
-        &mut attacker,
-        &mut defender,
-        &mut judge,
-        &mut rng,
-    )
-    .unwrap();
+    let out =
+        play(&[seed("b1", Category::Benign)], &s, &mut attacker, &mut defender, &mut judge, 0);
     assert_eq!(attacker.calls[0][0].user, "B: seed b1");
     assert_eq!(judge.compare_calls[0][0].rubric, "compliance");
     assert_eq!(judge.compare_calls[0][0].context, "seed b1");
@@ -161,16 +167,14 @@ fn failed_judgments_are_counted_and_leave_no_reward() {
     let (mut attacker, mut defender, mut judge) = harmful_scenario();
     // Every judgment involving HARM fails: P0's pair fails, P1's self-pair fails.
     judge.fail_texts.push(HARM.into());
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let out = rollout(
+    let out = play(
         &[seed("h1", Category::Harmful)],
         &settings(4, 2),
         &mut attacker,
         &mut defender,
         &mut judge,
-        &mut rng,
-    )
-    .unwrap();
+        0,
+    );
     let t = &out.trees[0];
     assert_eq!(t.attacks[0].replies.iter().map(|r| r.reward).collect::<Vec<_>>(), vec![None, None]);
     // P1 keeps its truncated reply's -1, which becomes y*; P0 has no best reply: excluded.
@@ -186,16 +190,8 @@ fn non_optimistic_attacker_picks_a_scored_reply() {
     let (mut attacker, mut defender, mut judge) = harmful_scenario();
     let mut s = settings(4, 2);
     s.optimistic_attacker = false;
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let out = rollout(
-        &[seed("h1", Category::Harmful)],
-        &s,
-        &mut attacker,
-        &mut defender,
-        &mut judge,
-        &mut rng,
-    )
-    .unwrap();
+    let out =
+        play(&[seed("h1", Category::Harmful)], &s, &mut attacker, &mut defender, &mut judge, 3);
     for a in &out.trees[0].attacks[..2] {
         assert!(a.best_reply.is_some_and(|i| a.replies[i].reward.is_some()));
     }
@@ -232,8 +228,7 @@ fn direct_seeds_skip_the_attacker() {
     let mut s = settings(1, 2);
     s.direct_seed_share = 0.5;
     let seeds = [seed("h1", Category::Harmful), seed("h2", Category::Harmful)];
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let out = rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    let out = play(&seeds, &s, &mut attacker, &mut defender, &mut judge, 0);
 
     // The attacker writes only for h2; the faithfulness gate sees only its prompt.
     assert_eq!(attacker.calls.len(), 1);

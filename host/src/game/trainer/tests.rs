@@ -6,6 +6,7 @@ use std::path::Path;
 use super::*;
 use crate::game::failures::PolicyStop;
 use crate::game::metrics::{read_metrics, reproducible_at};
+use crate::game::run::latest_checkpoint;
 use crate::game::run_dir::create_run_dir;
 use crate::game::testkit::{CountingCurriculum, MenuPolicy, TableJudge};
 use crate::judging::FailureKind;
@@ -77,12 +78,14 @@ fn trainer(
     curriculum: CountingCurriculum,
     resume: bool,
 ) -> anyhow::Result<Trainer<MenuPolicy>> {
-    let (config, run) = (config.clone(), run.to_path_buf());
-    if resume {
-        Trainer::resume(config, run, Box::new(judge), Box::new(curriculum))
-    } else {
-        Trainer::start(config, run, Box::new(judge), Box::new(curriculum))
-    }
+    let checkpoint = if resume { Some(latest_checkpoint(run)?) } else { None };
+    Trainer::open(
+        config.clone(),
+        run.to_path_buf(),
+        Box::new(judge),
+        Box::new(curriculum),
+        checkpoint,
+    )
 }
 
 #[test]
