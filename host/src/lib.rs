@@ -12,10 +12,12 @@
 //! - [`eval`]: `eval` and `redteam`: answering, judging, metrics, reports and plots.
 //! - [`cli`]: clap commands; the only place that prints for humans.
 //! - [`jsonl`]: the one reader of JSON Lines data files (seeds, judge inputs, eval sets).
+//! - [`heap`]: glibc's malloc tuned for training (freed tensors go back to the kernel).
 
 pub mod cli;
 pub mod eval;
 pub mod game;
+pub mod heap;
 pub mod jsonl;
 pub mod judging;
 pub mod llm;

@@ -185,6 +185,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         };
         return print_memory_plan(&args, &config);
     }
+    // Before anything loads: freed training tensors go back to the kernel (`heap`).
+    crate::heap::configure();
     let (config_file, run_dir) = match &args.resume {
         Some(dir) => (dir.join("config.toml"), Some(dir.clone())),
         None => (args.config.clone().expect("clap requires it"), None),

@@ -230,7 +230,9 @@ impl<P: Policy> Trainer<P> {
         let attacker_groups = rollout.attacker_groups();
         let defender_groups = rollout.defender_groups();
         let am = update(&mut self.attacker, &attacker_groups, a, lr)?;
+        crate::heap::release_free_memory();
         let dm = update(&mut self.defender, &defender_groups, a, lr)?;
+        crate::heap::release_free_memory();
         m.extend(am);
         m.extend(dm);
         m.insert("time/loss_update".into(), t_update.elapsed().as_secs_f64());

@@ -46,12 +46,16 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// ~500 MiB without the models (BENCHMARKS.md, "Memory plan").
 pub const CPU_RUNTIME_BYTES: u64 = 500 << 20;
 
-/// What glibc's allocator adds on CPU over the bytes the tensors of a transient phase hold
-/// (freed blocks kept by the heap, mmap granularity, libtorch's temporaries the formulas do
-/// not list). Calibrated on two measured quickstart peaks (BENCHMARKS.md, "Memory plan"):
-/// the transient part (peak minus resident) was 1.44x the formula with
-/// `per_device_train_batch_size = 2` and 1.06x with the default 8; 1.2 puts both within 6%.
-pub const CPU_ALLOCATOR_FACTOR: f64 = 1.2;
+/// What the C heap adds on CPU over the bytes the tensors of a transient phase hold: 1, as
+/// measured with the fixed mmap threshold `train` sets ([`crate::heap`]), under which freed
+/// tensors leave the resident set at once. Measured with `ADVGAME_MEMORY_PROBE` on the LoRA
+/// quickstart with checkpointing (BENCHMARKS.md, "Memory plan"): the defender's 4-row
+/// micro-batch rose 143 MiB over the RSS before it against 145 MB by the formulas (0.99x),
+/// the attacker's 6-row one 234 MiB against ~310 MB (0.75x). Under glibc's default dynamic
+/// threshold (`ADVGAME_HEAP=default`) the same backward pass kept ~530 MiB of freed blocks
+/// (about 3x): the factor 1.2 this constant had then was calibrated on runs without
+/// checkpointing, where the retained blocks are a smaller share.
+pub const CPU_ALLOCATOR_FACTOR: f64 = 1.0;
 
 /// A CUDA context with cuBLAS/cuDNN workspaces and kernels loaded: ~0.5-1 GiB on recent
 /// GPUs by PyTorch's own guidance ("CUDA context ... typically 300 MB - 1 GB", PyTorch CUDA
