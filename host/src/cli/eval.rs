@@ -313,6 +313,12 @@ pub struct EvalArgs {
     /// Example answers per target and category in report.md.
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
+    /// A text file whose content is the system turn of every request (trailing white space
+    /// trimmed), e.g. a safety prompt for context distillation
+    /// (`game.defender_sampling_system_prompt`). Default: none, as the defender is asked in
+    /// the game.
+    #[arg(long, value_name = "FILE")]
+    pub system_prompt: Option<PathBuf>,
     /// Name of the refusal rubric (high score = the answer refuses).
     #[arg(long, default_value = "refusal")]
     pub refusal_rubric: String,
@@ -327,6 +333,8 @@ struct Pinned {
     sampling: SamplingParams,
     rubrics: EvalRubrics,
     judge: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    system_prompt: Option<String>,
 }
 
 fn check_pinned(out: &Path, now: &Pinned) -> anyhow::Result<()> {
@@ -384,6 +392,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         refusal: args.refusal_rubric.clone(),
         compliance: args.compliance_rubric.clone(),
     };
+    let system_prompt = match &args.system_prompt {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--system-prompt: cannot read {}", path.display()))?;
+            let text = text.trim_end().to_string();
+            anyhow::ensure!(
+                !text.trim().is_empty(),
+                "--system-prompt: {} is empty",
+                path.display()
+            );
+            Some(text)
+        }
+        None => None,
+    };
     let config = args.judge.config()?;
     let (mut judge, records) = args.judge.load(&config, &rubrics.names())?;
     let sampling = SamplingParams {
@@ -397,7 +419,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     check_pinned(
         &args.out,
-        &Pinned { sampling: sampling.clone(), rubrics: rubrics.clone(), judge: judge.label() },
+        &Pinned {
+            sampling: sampling.clone(),
+            rubrics: rubrics.clone(),
+            judge: judge.label(),
+            system_prompt: system_prompt.clone(),
+        },
     )?;
     plugins::write_records(&args.out, &records)?;
     let (h, b) = items.iter().fold((0, 0), |(h, b), i| match i.category {
@@ -416,6 +443,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         sampling: sampling.clone(),
         batch_size: args.batch_size,
         rubrics: rubrics.clone(),
+        system_prompt,
     };
     let mut progress = super::PhaseProgress::new();
     let counts = run::run(targets, &items, &mut judge, &settings, &mut log, &mut |p| match p {

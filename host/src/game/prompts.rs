@@ -68,6 +68,29 @@ impl AttackerPrompts {
     }
 }
 
+/// The system message the defender samples under (`game.defender_sampling_system_prompt`,
+/// context distillation): the file's text with trailing white space trimmed, or `None` when
+/// the key is unset.
+///
+/// # Errors
+/// A file that cannot be read or holds only white space, naming the file and the key.
+pub fn defender_sampling_system_prompt(game: &Game) -> anyhow::Result<Option<String>> {
+    let Some(path) = &game.defender_sampling_system_prompt else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("game.defender_sampling_system_prompt: cannot read {}", path.display())
+    })?;
+    let text = text.trim_end();
+    if text.trim().is_empty() {
+        bail!(
+            "game.defender_sampling_system_prompt: {} is empty (expected the system message)",
+            path.display()
+        );
+    }
+    Ok(Some(text.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +118,25 @@ mod tests {
         )
         .unwrap();
         assert!(p.harmful.contains(SLOT) && p.benign.contains(SLOT));
+    }
+
+    #[test]
+    fn defender_sampling_system_prompt_reads_the_file_and_rejects_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut game = Game::default();
+        assert_eq!(defender_sampling_system_prompt(&game).unwrap(), None);
+        let file = dir.path().join("system.txt");
+        std::fs::write(&file, "Refuse harmful requests.\n\n").unwrap();
+        game.defender_sampling_system_prompt = Some(file.clone());
+        assert_eq!(
+            defender_sampling_system_prompt(&game).unwrap().as_deref(),
+            Some("Refuse harmful requests.")
+        );
+        std::fs::write(&file, " \n").unwrap();
+        let err = defender_sampling_system_prompt(&game).unwrap_err().to_string();
+        assert!(err.contains("system.txt") && err.contains("empty"), "{err}");
+        game.defender_sampling_system_prompt = Some(dir.path().join("missing.txt"));
+        let err = format!("{:#}", defender_sampling_system_prompt(&game).unwrap_err());
+        assert!(err.contains("missing.txt") && err.contains("defender_sampling"), "{err}");
     }
 }

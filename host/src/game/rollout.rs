@@ -53,6 +53,9 @@ pub struct RolloutSettings {
     /// Share of the seeds per category that the defender answers as written, without an
     /// attacker rewrite (config `game.direct_seed_share`; see [`direct_seeds`]).
     pub direct_seed_share: f64,
+    /// The system message the defender samples under and is NOT scored under (context
+    /// distillation, config `game.defender_sampling_system_prompt`); `None`: none.
+    pub defender_sampling_system_prompt: Option<String>,
 }
 
 /// One pairwise judgment in a tree, as recorded.
@@ -414,7 +417,10 @@ pub fn rollout(
                 let x = attack.rewrite.prompt.clone().expect("judged attacks have a prompt");
                 for _ in 0..d_n {
                     index.push((ti, ai));
-                    batch.push(ChatRequest::user(x.clone()));
+                    batch.push(ChatRequest {
+                        system: settings.defender_sampling_system_prompt.clone(),
+                        ..ChatRequest::user(x.clone())
+                    });
                 }
             }
         }
@@ -531,7 +537,8 @@ pub fn rollout(
 }
 
 impl StepRollout {
-    /// The defender's groups: the replies to each valid prompt.
+    /// The defender's groups: the replies to each valid prompt, scored on the prompt alone
+    /// (without the sampling system message of context distillation).
     pub fn defender_groups(&self) -> Vec<Group> {
         let mut out = Vec::new();
         for tree in &self.trees {
