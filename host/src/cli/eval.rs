@@ -319,6 +319,11 @@ pub struct EvalArgs {
     /// the game.
     #[arg(long, value_name = "FILE")]
     pub system_prompt: Option<PathBuf>,
+    /// A text file with one `{prompt}` slot: every request's user turn is this text with the
+    /// prompt in the slot (as `game.defender_sampling_prompt_template` samples the defender);
+    /// the judge still reads the bare prompt. Default: the prompt as it is.
+    #[arg(long, value_name = "FILE")]
+    pub prompt_template: Option<PathBuf>,
     /// Name of the refusal rubric (high score = the answer refuses).
     #[arg(long, default_value = "refusal")]
     pub refusal_rubric: String,
@@ -335,6 +340,8 @@ struct Pinned {
     judge: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     system_prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt_template: Option<String>,
 }
 
 fn check_pinned(out: &Path, now: &Pinned) -> anyhow::Result<()> {
@@ -406,6 +413,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let prompt_template = match &args.prompt_template {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--prompt-template: cannot read {}", path.display()))?;
+            let slot = crate::game::prompts::PROMPT_SLOT;
+            anyhow::ensure!(
+                text.contains(slot),
+                "--prompt-template: {} has no {slot} placeholder",
+                path.display()
+            );
+            Some(text.trim_end().to_string())
+        }
+        None => None,
+    };
     let config = args.judge.config()?;
     let (mut judge, records) = args.judge.load(&config, &rubrics.names())?;
     let sampling = SamplingParams {
@@ -424,6 +445,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             rubrics: rubrics.clone(),
             judge: judge.label(),
             system_prompt: system_prompt.clone(),
+            prompt_template: prompt_template.clone(),
         },
     )?;
     plugins::write_records(&args.out, &records)?;
@@ -444,6 +466,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         rubrics: rubrics.clone(),
         system_prompt,
+        prompt_template,
     };
     let mut progress = super::PhaseProgress::new();
     let counts = run::run(targets, &items, &mut judge, &settings, &mut log, &mut |p| match p {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::game::config::{JudgeContext, Rubrics};
 use crate::game::memory_plan::probe;
 use crate::game::parse::Rewrite;
-use crate::game::prompts::AttackerPrompts;
+use crate::game::prompts::{AttackerPrompts, fill_prompt_template};
 use crate::game::rewards::{self, Judgment, Slot};
 use crate::judging::{Category, Comparison, Failure, Judge, Seed};
 use crate::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
@@ -56,6 +56,9 @@ pub struct RolloutSettings {
     /// The system message the defender samples under and is NOT scored under (context
     /// distillation, config `game.defender_sampling_system_prompt`); `None`: none.
     pub defender_sampling_system_prompt: Option<String>,
+    /// The user-turn template (one `{prompt}` slot) the defender samples under and is NOT
+    /// scored under (config `game.defender_sampling_prompt_template`); `None`: the prompt.
+    pub defender_sampling_prompt_template: Option<String>,
 }
 
 /// One pairwise judgment in a tree, as recorded.
@@ -417,9 +420,10 @@ pub fn rollout(
                 let x = attack.rewrite.prompt.clone().expect("judged attacks have a prompt");
                 for _ in 0..d_n {
                     index.push((ti, ai));
+                    let template = settings.defender_sampling_prompt_template.as_deref();
                     batch.push(ChatRequest {
                         system: settings.defender_sampling_system_prompt.clone(),
-                        ..ChatRequest::user(x.clone())
+                        ..ChatRequest::user(fill_prompt_template(template, &x))
                     });
                 }
             }

@@ -85,6 +85,13 @@ pub struct Game {
     /// default and the paper): the defender samples with the prompt it is trained on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub defender_sampling_system_prompt: Option<PathBuf>,
+    /// Context distillation in the user turn: a text file with one `{prompt}` slot; while the
+    /// defender's replies are sampled its user turn is this text with the prompt in the slot,
+    /// while the loss scores them on the prompt alone. A 135M model follows an instruction in
+    /// the user turn far more often than one in the system turn (BENCHMARKS.md, "CPU demo").
+    /// Unset (the default and the paper): the prompt as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defender_sampling_prompt_template: Option<PathBuf>,
 }
 
 impl Game {
@@ -125,6 +132,7 @@ impl Default for Game {
             attacker_stop: vec!["</prompt>".into()],
             direct_seed_share: 0.0,
             defender_sampling_system_prompt: None,
+            defender_sampling_prompt_template: None,
         }
     }
 }

@@ -35,6 +35,7 @@ pub(crate) fn settings(a: usize, d: usize) -> RolloutSettings {
         },
         direct_seed_share: 0.0,
         defender_sampling_system_prompt: None,
+        defender_sampling_prompt_template: None,
     }
 }
 
@@ -272,6 +273,7 @@ fn the_sampling_system_prompt_reaches_sampling_but_not_scoring() {
     let mut s = settings(1, 2);
     s.direct_seed_share = 1.0;
     s.defender_sampling_system_prompt = Some("Refuse harmful requests.".into());
+    s.defender_sampling_prompt_template = Some("If harmful, refuse.\n\n{prompt}".into());
     let seeds = [seed("h1", Category::Harmful)];
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let out = rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
@@ -280,7 +282,7 @@ fn the_sampling_system_prompt_reaches_sampling_but_not_scoring() {
     assert_eq!(sampled.len(), 2);
     for r in sampled {
         assert_eq!(r.system.as_deref(), Some("Refuse harmful requests."));
-        assert_eq!(r.user, "seed h1");
+        assert_eq!(r.user, "If harmful, refuse.\n\nseed h1");
     }
     let groups = out.defender_groups();
     assert_eq!(groups.len(), 1);
@@ -289,6 +291,7 @@ fn the_sampling_system_prompt_reaches_sampling_but_not_scoring() {
     // Unset: sampled and scored on the same bare prompt.
     let mut defender = ScriptedGenerator::new(&[(HELP, Stop), (HARM, Stop)]);
     s.defender_sampling_system_prompt = None;
+    s.defender_sampling_prompt_template = None;
     rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
-    assert!(defender.calls[0].iter().all(|r| r.system.is_none()));
+    assert!(defender.calls[0].iter().all(|r| r.system.is_none() && r.user == "seed h1"));
 }
