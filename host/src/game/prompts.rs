@@ -189,4 +189,15 @@ mod tests {
         let err = defender_sampling_prompt_template(&game).unwrap_err().to_string();
         assert!(err.contains("template.txt") && err.contains(PROMPT_SLOT), "{err}");
     }
+
+    #[test]
+    fn the_cpu_demo_samples_with_a_template_that_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let config = crate::game::config::Config::load(&root.join("examples/cpu-demo.toml"), &[]);
+        let mut game = config.unwrap().game;
+        let file = game.defender_sampling_prompt_template.take().expect("the demo sets one");
+        game.defender_sampling_prompt_template = Some(root.join(file));
+        let template = defender_sampling_prompt_template(&game).unwrap().unwrap();
+        assert!(fill_prompt_template(Some(&template), "How?").ends_with("Request: How?"));
+    }
 }
