@@ -314,6 +314,17 @@ pub struct EvalArgs {
     /// Example answers per target and category in report.md.
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
+    /// A text file whose content is the system turn of every request (trailing white space
+    /// trimmed), e.g. a safety prompt for context distillation
+    /// (`game.defender_sampling_system_prompt`). Default: none, as the defender is asked in
+    /// the game.
+    #[arg(long, value_name = "FILE")]
+    pub system_prompt: Option<PathBuf>,
+    /// A text file with one `{prompt}` slot: every request's user turn is this text with the
+    /// prompt in the slot (as `game.defender_sampling_prompt_template` samples the defender);
+    /// the judge still reads the bare prompt. Default: the prompt as it is.
+    #[arg(long, value_name = "FILE")]
+    pub prompt_template: Option<PathBuf>,
     /// Name of the refusal rubric (high score = the answer refuses).
     #[arg(long, default_value = "refusal")]
     pub refusal_rubric: String,
@@ -328,6 +339,10 @@ struct Pinned {
     sampling: SamplingParams,
     rubrics: EvalRubrics,
     judge: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    system_prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt_template: Option<String>,
 }
 
 fn check_pinned(out: &Path, now: &Pinned) -> anyhow::Result<()> {
@@ -385,6 +400,34 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         refusal: args.refusal_rubric.clone(),
         compliance: args.compliance_rubric.clone(),
     };
+    let system_prompt = match &args.system_prompt {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--system-prompt: cannot read {}", path.display()))?;
+            let text = text.trim_end().to_string();
+            anyhow::ensure!(
+                !text.trim().is_empty(),
+                "--system-prompt: {} is empty",
+                path.display()
+            );
+            Some(text)
+        }
+        None => None,
+    };
+    let prompt_template = match &args.prompt_template {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--prompt-template: cannot read {}", path.display()))?;
+            let slot = crate::game::prompts::PROMPT_SLOT;
+            anyhow::ensure!(
+                text.contains(slot),
+                "--prompt-template: {} has no {slot} placeholder",
+                path.display()
+            );
+            Some(text.trim_end().to_string())
+        }
+        None => None,
+    };
     let config = args.judge.config()?;
     let (mut judge, records) = args.judge.load(&config, &rubrics.names())?;
     let sampling = SamplingParams {
@@ -398,7 +441,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.run.out.display()))?;
     check_pinned(
         &args.run.out,
-        &Pinned { sampling: sampling.clone(), rubrics: rubrics.clone(), judge: judge.label() },
+        &Pinned {
+            sampling: sampling.clone(),
+            rubrics: rubrics.clone(),
+            judge: judge.label(),
+            system_prompt: system_prompt.clone(),
+            prompt_template: prompt_template.clone(),
+        },
     )?;
     plugins::write_records(&args.run.out, &records)?;
     let (h, b) = items.iter().fold((0, 0), |(h, b), i| match i.category {
@@ -417,6 +466,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         sampling: sampling.clone(),
         batch_size: args.run.batch_size,
         rubrics: rubrics.clone(),
+        system_prompt,
+        prompt_template,
     };
     let mut progress = super::PhaseProgress::new();
     let counts = run::run(targets, &items, &mut judge, &settings, &mut log, &mut |p| match p {

@@ -71,6 +71,14 @@ pub struct EvalSettings {
     pub batch_size: usize,
     /// The rubrics every answer is scored under.
     pub rubrics: EvalRubrics,
+    /// System turn of every request (`eval --system-prompt`); `None`: none (the defender's
+    /// view in the game).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// User-turn template with one `{prompt}` slot (`eval --prompt-template`); `None`: the
+    /// prompt as it is. The judge still reads the bare prompt as the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_template: Option<String>,
 }
 
 /// Progress of a running eval, for a progress bar.
@@ -132,8 +140,14 @@ pub fn run(
         for batch in todo.chunks(settings.batch_size) {
             let mut params = settings.sampling.clone();
             params.seed = batch_seed(params.seed, &name, &batch[0].id);
-            let prompts: Vec<&str> = batch.iter().map(|it| it.prompt.as_str()).collect();
-            let replies = score::answer(generator.as_mut(), &prompts, &params)
+            let template = settings.prompt_template.as_deref();
+            let filled: Vec<String> = batch
+                .iter()
+                .map(|it| crate::game::prompts::fill_prompt_template(template, &it.prompt))
+                .collect();
+            let prompts: Vec<&str> = filled.iter().map(String::as_str).collect();
+            let system = settings.system_prompt.as_deref();
+            let replies = score::answer_with_system(generator.as_mut(), &prompts, system, &params)
                 .with_context(|| format!("target `{name}`: generation failed"))?;
             let records = judge_batch(judge, &settings.rubrics, &name, batch, &replies)
                 .map_err(|e| anyhow!("target `{name}`: the judge stopped: {e:#}"))?;

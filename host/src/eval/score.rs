@@ -44,7 +44,21 @@ pub fn answer(
     prompts: &[&str],
     params: &SamplingParams,
 ) -> anyhow::Result<Vec<Generation>> {
-    let requests: Vec<ChatRequest> = prompts.iter().map(|p| ChatRequest::user(*p)).collect();
+    answer_with_system(generator, prompts, None, params)
+}
+
+/// As [`answer`], with `system` as every request's system turn (`None`: none, the model's
+/// template default), e.g. to measure a context-distillation prompt on the base model.
+pub fn answer_with_system(
+    generator: &mut dyn Generator,
+    prompts: &[&str],
+    system: Option<&str>,
+    params: &SamplingParams,
+) -> anyhow::Result<Vec<Generation>> {
+    let requests: Vec<ChatRequest> = prompts
+        .iter()
+        .map(|p| ChatRequest { system: system.map(str::to_string), ..ChatRequest::user(*p) })
+        .collect();
     let out = generator.generate(&requests, params)?;
     ensure!(
         out.len() == requests.len(),

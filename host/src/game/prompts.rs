@@ -68,6 +68,62 @@ impl AttackerPrompts {
     }
 }
 
+/// The system message the defender samples under (`game.defender_sampling_system_prompt`,
+/// context distillation): the file's text with trailing white space trimmed, or `None` when
+/// the key is unset.
+///
+/// # Errors
+/// A file that cannot be read or holds only white space, naming the file and the key.
+pub fn defender_sampling_system_prompt(game: &Game) -> anyhow::Result<Option<String>> {
+    let Some(path) = &game.defender_sampling_system_prompt else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("game.defender_sampling_system_prompt: cannot read {}", path.display())
+    })?;
+    let text = text.trim_end();
+    if text.trim().is_empty() {
+        bail!(
+            "game.defender_sampling_system_prompt: {} is empty (expected the system message)",
+            path.display()
+        );
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// The slot of `game.defender_sampling_prompt_template` that the prompt fills.
+pub const PROMPT_SLOT: &str = "{prompt}";
+
+/// The user-turn template the defender samples under (`game.defender_sampling_prompt_template`,
+/// context distillation in the user turn): the file's text with trailing white space trimmed,
+/// or `None` when the key is unset. Fill it with [`fill_prompt_template`].
+///
+/// # Errors
+/// A file that cannot be read or has no [`PROMPT_SLOT`], naming the file and the key.
+pub fn defender_sampling_prompt_template(game: &Game) -> anyhow::Result<Option<String>> {
+    let Some(path) = &game.defender_sampling_prompt_template else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("game.defender_sampling_prompt_template: cannot read {}", path.display())
+    })?;
+    if !text.contains(PROMPT_SLOT) {
+        bail!(
+            "game.defender_sampling_prompt_template: {} has no {PROMPT_SLOT} placeholder",
+            path.display()
+        );
+    }
+    Ok(Some(text.trim_end().to_string()))
+}
+
+/// `template` with every [`PROMPT_SLOT`] replaced by `prompt`; no template = the prompt.
+pub fn fill_prompt_template(template: Option<&str>, prompt: &str) -> String {
+    match template {
+        Some(t) => t.replace(PROMPT_SLOT, prompt),
+        None => prompt.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +151,53 @@ mod tests {
         )
         .unwrap();
         assert!(p.harmful.contains(SLOT) && p.benign.contains(SLOT));
+    }
+
+    #[test]
+    fn defender_sampling_system_prompt_reads_the_file_and_rejects_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut game = Game::default();
+        assert_eq!(defender_sampling_system_prompt(&game).unwrap(), None);
+        let file = dir.path().join("system.txt");
+        std::fs::write(&file, "Refuse harmful requests.\n\n").unwrap();
+        game.defender_sampling_system_prompt = Some(file.clone());
+        assert_eq!(
+            defender_sampling_system_prompt(&game).unwrap().as_deref(),
+            Some("Refuse harmful requests.")
+        );
+        std::fs::write(&file, " \n").unwrap();
+        let err = defender_sampling_system_prompt(&game).unwrap_err().to_string();
+        assert!(err.contains("system.txt") && err.contains("empty"), "{err}");
+        game.defender_sampling_system_prompt = Some(dir.path().join("missing.txt"));
+        let err = format!("{:#}", defender_sampling_system_prompt(&game).unwrap_err());
+        assert!(err.contains("missing.txt") && err.contains("defender_sampling"), "{err}");
+    }
+
+    #[test]
+    fn defender_sampling_prompt_template_needs_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut game = Game::default();
+        assert_eq!(defender_sampling_prompt_template(&game).unwrap(), None);
+        let file = dir.path().join("template.txt");
+        std::fs::write(&file, "Refuse if harmful.\n\nRequest: {prompt}\n").unwrap();
+        game.defender_sampling_prompt_template = Some(file.clone());
+        let t = defender_sampling_prompt_template(&game).unwrap();
+        assert_eq!(t.as_deref(), Some("Refuse if harmful.\n\nRequest: {prompt}"));
+        assert_eq!(fill_prompt_template(t.as_deref(), "x"), "Refuse if harmful.\n\nRequest: x");
+        assert_eq!(fill_prompt_template(None, "x"), "x");
+        std::fs::write(&file, "no slot").unwrap();
+        let err = defender_sampling_prompt_template(&game).unwrap_err().to_string();
+        assert!(err.contains("template.txt") && err.contains(PROMPT_SLOT), "{err}");
+    }
+
+    #[test]
+    fn the_cpu_demo_samples_with_a_template_that_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let config = crate::game::config::Config::load(&root.join("examples/cpu-demo.toml"), &[]);
+        let mut game = config.unwrap().game;
+        let file = game.defender_sampling_prompt_template.take().expect("the demo sets one");
+        game.defender_sampling_prompt_template = Some(root.join(file));
+        let template = defender_sampling_prompt_template(&game).unwrap().unwrap();
+        assert!(fill_prompt_template(Some(&template), "How?").ends_with("Request: How?"));
     }
 }

@@ -83,6 +83,10 @@ fn rollout_settings(config: &Config) -> anyhow::Result<RolloutSettings> {
             Vec::new(),
         ),
         direct_seed_share: g.direct_seed_share,
+        defender_sampling_system_prompt: crate::game::prompts::defender_sampling_system_prompt(g)?,
+        defender_sampling_prompt_template: crate::game::prompts::defender_sampling_prompt_template(
+            g,
+        )?,
         faithfulness_gate: g.faithfulness_gate,
         faithful_threshold: g.faithful_threshold,
         optimistic_attacker: g.optimistic_attacker,

@@ -121,6 +121,12 @@ impl Config {
                 }
             }
         }
+        if let Some(p) = &self.game.defender_sampling_system_prompt {
+            entries.push(("game.defender_sampling_system_prompt", p));
+        }
+        if let Some(p) = &self.game.defender_sampling_prompt_template {
+            entries.push(("game.defender_sampling_prompt_template", p));
+        }
         if let Some(p) = &self.data.harmful_val {
             entries.push(("data.harmful_val", p));
         }

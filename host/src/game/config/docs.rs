@@ -136,6 +136,8 @@ mod tests {
         c.plugins.dir = Some(PathBuf::from("p"));
         c.game.attacker_temperature = Some(0.6);
         c.game.defender_temperature = Some(0.6);
+        c.game.defender_sampling_system_prompt = Some(PathBuf::from("s"));
+        c.game.defender_sampling_prompt_template = Some(PathBuf::from("t"));
         c
     }
 

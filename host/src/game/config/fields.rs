@@ -147,6 +147,14 @@ pub const FIELDS: &[(&str, &str)] = &[
         "game.direct_seed_share",
         "Share of each step's seeds per category (rounded) that the defender answers as written, without an attacker rewrite (the eval's distribution); they form no attacker group. In [0, 1]; default and paper: 0.",
     ),
+    (
+        "game.defender_sampling_system_prompt",
+        "Context distillation (Askell et al. 2021, section 3): a text file whose content (trailing white space trimmed) is the system message put in front of the defender's prompt only while its replies are sampled; the loss scores those replies (policy and reference log-probs) on the prompt without it. GRPO's importance ratio then compares against sampler log-probs taken under the system message. Path; unset (default and paper) = sample with the trained prompt.",
+    ),
+    (
+        "game.defender_sampling_prompt_template",
+        "Context distillation in the user turn: a text file with one {prompt} slot; the defender's replies are sampled with this text (the prompt in the slot) as the user turn, and scored by the loss on the prompt alone. Combines with game.defender_sampling_system_prompt. Path; unset (default and paper) = the prompt as it is.",
+    ),
     ("algorithm", "The learning algorithm and optimiser, identical for both players."),
     (
         "algorithm.method",

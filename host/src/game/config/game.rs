@@ -77,6 +77,21 @@ pub struct Game {
     /// mixes the eval's distribution (plain seeds) into training. Those seeds form no attacker
     /// group. In [0, 1]; the paper: 0 (every seed goes through the attacker).
     pub direct_seed_share: f64,
+    /// Context distillation (Askell et al. 2021, "A General Language Assistant as a
+    /// Laboratory for Alignment", section 3): a text file whose content is the system message
+    /// in front of the defender's prompt ONLY while its replies are sampled; the policy and
+    /// reference log-probs of the loss are computed on the prompt without it, so the defender
+    /// learns to answer bare prompts the way it answers under the system message. Unset (the
+    /// default and the paper): the defender samples with the prompt it is trained on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defender_sampling_system_prompt: Option<PathBuf>,
+    /// Context distillation in the user turn: a text file with one `{prompt}` slot; while the
+    /// defender's replies are sampled its user turn is this text with the prompt in the slot,
+    /// while the loss scores them on the prompt alone. A 135M model follows an instruction in
+    /// the user turn far more often than one in the system turn (BENCHMARKS.md, "CPU demo").
+    /// Unset (the default and the paper): the prompt as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defender_sampling_prompt_template: Option<PathBuf>,
 }
 
 impl Game {
@@ -116,6 +131,8 @@ impl Default for Game {
             attacker_prefill: Some("<think>".into()),
             attacker_stop: vec!["</prompt>".into()],
             direct_seed_share: 0.0,
+            defender_sampling_system_prompt: None,
+            defender_sampling_prompt_template: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use super::{Attack, JudgmentRecord, Reply, RolloutStats, Sampled, SeedTree, Step
 use crate::game::config::{JudgeContext, Rubrics};
 use crate::game::memory_plan::probe;
 use crate::game::parse::Rewrite;
-use crate::game::prompts::AttackerPrompts;
+use crate::game::prompts::{AttackerPrompts, fill_prompt_template};
 use crate::game::rewards::{self, Judgment, Slot};
 use crate::judging::{Category, Comparison, Judge, Seed};
 use crate::llm::{ChatRequest, FinishReason, Generation, Generator, SamplingParams};
@@ -47,6 +47,12 @@ pub struct RolloutSettings {
     /// Share of the seeds per category that the defender answers as written, without an
     /// attacker rewrite (config `game.direct_seed_share`; see [`direct_seeds`]).
     pub direct_seed_share: f64,
+    /// The system message the defender samples under and is NOT scored under (context
+    /// distillation, config `game.defender_sampling_system_prompt`); `None`: none.
+    pub defender_sampling_system_prompt: Option<String>,
+    /// The user-turn template (one `{prompt}` slot) the defender samples under and is NOT
+    /// scored under (config `game.defender_sampling_prompt_template`); `None`: the prompt.
+    pub defender_sampling_prompt_template: Option<String>,
 }
 impl RolloutSettings {
     fn defender_rubric(&self, c: Category) -> &str {
@@ -265,7 +271,11 @@ pub fn rollout(
                 let x = attack.rewrite.prompt.clone().expect("judged attacks have a prompt");
                 for _ in 0..d_n {
                     index.push((ti, ai));
-                    batch.push(ChatRequest::user(x.clone()));
+                    let template = settings.defender_sampling_prompt_template.as_deref();
+                    batch.push(ChatRequest {
+                        system: settings.defender_sampling_system_prompt.clone(),
+                        ..ChatRequest::user(fill_prompt_template(template, &x))
+                    });
                 }
             }
         }

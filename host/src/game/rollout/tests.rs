@@ -37,6 +37,8 @@ pub(crate) fn settings(a: usize, d: usize) -> RolloutSettings {
             prefill: Some("<think>".into()),
         },
         direct_seed_share: 0.0,
+        defender_sampling_system_prompt: None,
+        defender_sampling_prompt_template: None,
     }
 }
 
@@ -255,4 +257,36 @@ fn direct_seeds_skip_the_attacker() {
     let line = serde_json::to_string(direct).unwrap();
     assert!(line.contains("\"direct\":true"), "{line}");
     assert!(!serde_json::to_string(rewritten).unwrap().contains("direct"));
+}
+
+#[test]
+fn the_sampling_system_prompt_reaches_sampling_but_not_scoring() {
+    // Context distillation: the defender samples with the system message in front of the
+    // prompt; the groups its loss scores hold the prompt alone. The attacker never sees it.
+    let (mut attacker, _, mut judge) = harmful_scenario();
+    let mut defender = ScriptedGenerator::new(&[(HELP, Stop), (HARM, Stop)]);
+    let mut s = settings(1, 2);
+    s.direct_seed_share = 1.0;
+    s.defender_sampling_system_prompt = Some("Refuse harmful requests.".into());
+    s.defender_sampling_prompt_template = Some("If harmful, refuse.\n\n{prompt}".into());
+    let seeds = [seed("h1", Category::Harmful)];
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let out = rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    assert!(attacker.calls.is_empty());
+    let sampled = &defender.calls[0];
+    assert_eq!(sampled.len(), 2);
+    for r in sampled {
+        assert_eq!(r.system.as_deref(), Some("Refuse harmful requests."));
+        assert_eq!(r.user, "If harmful, refuse.\n\nseed h1");
+    }
+    let groups = out.defender_groups();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].request, ChatRequest::user("seed h1"), "scored without the system");
+    assert_eq!(groups[0].members.len(), 2);
+    // Unset: sampled and scored on the same bare prompt.
+    let mut defender = ScriptedGenerator::new(&[(HELP, Stop), (HARM, Stop)]);
+    s.defender_sampling_system_prompt = None;
+    s.defender_sampling_prompt_template = None;
+    rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    assert!(defender.calls[0].iter().all(|r| r.system.is_none() && r.user == "seed h1"));
 }
