@@ -34,12 +34,19 @@ impl Completion {
 /// Logits computed at once by [`CausalLm::token_logprobs`]: rows are taken in chunks of
 /// `max(1, LOGIT_CHUNK_ELEMENTS / (C x vocab))`, so the f32 `[rows, C, vocab]` temporaries of
 /// the head (the logits, `exp(logits - lse)` and the gather's scattered gradient in backward)
-/// exist for one chunk at a time: 8M elements is 32 MiB in f32 (4 rows of SmolLM2's
+/// exist for one chunk at a time: 16M elements is 64 MiB in f32 (8 rows of SmolLM2's
 /// 49152-word vocabulary at C = 40), instead of ~4 x 94 MiB for its 12-row DPO micro-batch.
 /// With gradients, each chunk's logits are still kept for the log-sum-exp's backward (one
 /// f32 `[B, C, vocab]` in all); without (reference models), only one chunk's. Measured by
 /// `ADVGAME_MEMORY_PROBE` (BENCHMARKS.md, "Memory plan").
-pub const LOGIT_CHUNK_ELEMENTS: i64 = 8 << 20;
+///
+/// Why 16M and not less: a batch that fits one chunk is computed exactly as without chunking
+/// (one GEMM over all rows), bit for bit; split into chunks, the GEMM shapes and the head's
+/// weight-gradient sum over rows change, and so do the last bits (measured on the quickstart
+/// at 8M: 15 of 91 step-1 metrics moved, by at most 9.5e-6). The quickstart's micro-batches
+/// (at most 8 defender rows of C <= 40, 6 attacker rows of C <= 48: 15.7M elements) fit one
+/// chunk, so its metrics stay identical for the same seed.
+pub const LOGIT_CHUNK_ELEMENTS: i64 = 16 << 20;
 
 /// Per-token log-probs `[B, C]` of the completion tokens and a 0/1 `mask` `[B, C]` (f32) that
 /// marks real (non-padding) completion positions. Padding entries of `logprobs` are 0.
