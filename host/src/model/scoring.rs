@@ -169,7 +169,7 @@ mod tests {
         let targets = Tensor::randint(v, [b, c], (Kind::Int64, Device::Cpu));
         let weights = Tensor::rand([b, c], opts);
         let head = lm.var_store().variables()["lm_head.weight"].shallow_clone();
-        let run = |chunk: Option<i64>| -> (Tensor, Tensor, Tensor) {
+        let run = |chunk: Option<i64>, unchunked: bool| -> (Tensor, Tensor, Tensor) {
             let mut h = hidden.grad();
             if h.defined() {
                 let _ = h.zero_();
@@ -180,6 +180,12 @@ mod tests {
             }
             let lp = match chunk {
                 Some(n) => lm.head_logprobs(&hidden, &targets, n),
+                // The head before chunking: target logit minus log-sum-exp over all rows.
+                None if unchunked => {
+                    let logits = lm.logits(&hidden).to_kind(Kind::Float);
+                    let picked = logits.gather(2, &targets.unsqueeze(-1), false).squeeze_dim(-1);
+                    picked - logits.logsumexp([-1], false)
+                }
                 None => lm
                     .logits(&hidden)
                     .log_softmax(-1, Kind::Float)
@@ -189,10 +195,10 @@ mod tests {
             (&lp * &weights).sum(Kind::Float).backward();
             (lp.detach(), hidden.grad().copy(), head.grad().copy())
         };
-        let full = run(None);
+        let full = run(None, false);
         // 2 rows per chunk (chunks of 2, 2, 1), 1 row per chunk, and all rows at once.
         for chunk in [2 * c * v, 1, LOGIT_CHUNK_ELEMENTS] {
-            let got = run(Some(chunk));
+            let got = run(Some(chunk), false);
             for (what, a, b) in [
                 ("log-probs", &got.0, &full.0),
                 ("d hidden", &got.1, &full.1),
@@ -203,5 +209,11 @@ mod tests {
             }
         }
         assert!(full.2.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        // A batch that fits one chunk is computed bit for bit as without chunking (one GEMM
+        // over all rows): why small runs such as the quickstart keep identical metrics.
+        let (one, unchunked) = (run(Some(LOGIT_CHUNK_ELEMENTS), false), run(None, true));
+        assert!(one.0.equal(&unchunked.0), "one chunk: log-probs differ in their bits");
+        assert!(one.1.equal(&unchunked.1), "one chunk: d hidden differs in its bits");
+        assert!(one.2.equal(&unchunked.2), "one chunk: d lm_head differs in its bits");
     }
 }
