@@ -34,12 +34,19 @@ impl Completion {
 /// Logits computed at once by [`CausalLm::token_logprobs`]: rows are taken in chunks of
 /// `max(1, LOGIT_CHUNK_ELEMENTS / (C x vocab))`, so the f32 `[rows, C, vocab]` temporaries of
 /// the head (the logits, `exp(logits - lse)` and the gather's scattered gradient in backward)
-/// exist for one chunk at a time: 8M elements is 32 MiB in f32 (4 rows of SmolLM2's
+/// exist for one chunk at a time: 16M elements is 64 MiB in f32 (8 rows of SmolLM2's
 /// 49152-word vocabulary at C = 40), instead of ~4 x 94 MiB for its 12-row DPO micro-batch.
 /// With gradients, each chunk's logits are still kept for the log-sum-exp's backward (one
 /// f32 `[B, C, vocab]` in all); without (reference models), only one chunk's. Measured by
 /// `ADVGAME_MEMORY_PROBE` (BENCHMARKS.md, "Memory plan").
-pub const LOGIT_CHUNK_ELEMENTS: i64 = 8 << 20;
+///
+/// Why 16M and not less: a batch that fits one chunk is computed exactly as without chunking
+/// (one GEMM over all rows), bit for bit; split into chunks, the GEMM shapes and the head's
+/// weight-gradient sum over rows change, and so do the last bits (measured on the quickstart
+/// at 8M: 15 of 91 step-1 metrics moved, by at most 9.5e-6). The quickstart's micro-batches
+/// (at most 8 defender rows of C <= 40, 6 attacker rows of C <= 48: 15.7M elements) fit one
+/// chunk, so its metrics stay identical for the same seed.
+pub const LOGIT_CHUNK_ELEMENTS: i64 = 16 << 20;
 
 /// Per-token log-probs `[B, C]` of the completion tokens and a 0/1 `mask` `[B, C]` (f32) that
 /// marks real (non-padding) completion positions. Padding entries of `logprobs` are 0.
@@ -162,7 +169,7 @@ mod tests {
         let targets = Tensor::randint(v, [b, c], (Kind::Int64, Device::Cpu));
         let weights = Tensor::rand([b, c], opts);
         let head = lm.var_store().variables()["lm_head.weight"].shallow_clone();
-        let run = |chunk: Option<i64>| -> (Tensor, Tensor, Tensor) {
+        let run = |chunk: Option<i64>, unchunked: bool| -> (Tensor, Tensor, Tensor) {
             let mut h = hidden.grad();
             if h.defined() {
                 let _ = h.zero_();
@@ -173,6 +180,12 @@ mod tests {
             }
             let lp = match chunk {
                 Some(n) => lm.head_logprobs(&hidden, &targets, n),
+                // The head before chunking: target logit minus log-sum-exp over all rows.
+                None if unchunked => {
+                    let logits = lm.logits(&hidden).to_kind(Kind::Float);
+                    let picked = logits.gather(2, &targets.unsqueeze(-1), false).squeeze_dim(-1);
+                    picked - logits.logsumexp([-1], false)
+                }
                 None => lm
                     .logits(&hidden)
                     .log_softmax(-1, Kind::Float)
@@ -182,10 +195,10 @@ mod tests {
             (&lp * &weights).sum(Kind::Float).backward();
             (lp.detach(), hidden.grad().copy(), head.grad().copy())
         };
-        let full = run(None);
+        let full = run(None, false);
         // 2 rows per chunk (chunks of 2, 2, 1), 1 row per chunk, and all rows at once.
         for chunk in [2 * c * v, 1, LOGIT_CHUNK_ELEMENTS] {
-            let got = run(Some(chunk));
+            let got = run(Some(chunk), false);
             for (what, a, b) in [
                 ("log-probs", &got.0, &full.0),
                 ("d hidden", &got.1, &full.1),
@@ -196,5 +209,11 @@ mod tests {
             }
         }
         assert!(full.2.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        // A batch that fits one chunk is computed bit for bit as without chunking (one GEMM
+        // over all rows): why small runs such as the quickstart keep identical metrics.
+        let (one, unchunked) = (run(Some(LOGIT_CHUNK_ELEMENTS), false), run(None, true));
+        assert!(one.0.equal(&unchunked.0), "one chunk: log-probs differ in their bits");
+        assert!(one.1.equal(&unchunked.1), "one chunk: d hidden differs in its bits");
+        assert!(one.2.equal(&unchunked.2), "one chunk: d lm_head differs in its bits");
     }
 }
