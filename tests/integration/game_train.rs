@@ -142,7 +142,6 @@ fn max_abs_diff(a: &Path, b: &Path) -> f64 {
 
 #[test]
 fn game_trains_tiny_models_and_resumes_exactly() {
-    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let config = load_config(dir.path(), "", &[]).unwrap();
@@ -300,7 +299,6 @@ fn flaky_rubric(dir: &Path, name: &str, misbehave: &str) -> PathBuf {
 
 #[test]
 fn trapping_and_slow_rubrics_are_counted_and_the_policy_decides() {
-    let _rng = crate::model_support::torch_global_rng();
     for (misbehave, kind) in [("unreachable", "trap"), ("(loop $l (br $l))", "deadline")] {
         let dir = tempfile::tempdir().unwrap();
         seeds(dir.path());
@@ -357,7 +355,6 @@ fn trapping_and_slow_rubrics_are_counted_and_the_policy_decides() {
 
 #[test]
 fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_usable() {
-    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let path = dir.path().join("run.toml");
@@ -428,7 +425,6 @@ const OUT_OF_RANGE_CURRICULUM: &str = r#"
 
 #[test]
 fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
-    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let bytes =
@@ -471,7 +467,6 @@ fn an_out_of_range_curriculum_is_counted_and_the_policy_decides() {
 
 #[test]
 fn ipo_grpo_and_on_policy_variants_run_on_tiny_models() {
-    let _rng = crate::model_support::torch_global_rng();
     for variant in [
         &["algorithm.method=\"ipo\""][..],
         &["algorithm.method=\"grpo\"", "game.attacks_per_seed=3", "game.replies_per_prompt=3"][..],
@@ -512,10 +507,11 @@ fn ipo_grpo_and_on_policy_variants_run_on_tiny_models() {
 /// LoRA players (`models.adapter = "lora"`) on ONE frozen base: both players and both f32
 /// EMA copies are adapter views of the same weights, which never change; checkpoints hold
 /// PEFT adapter folders; the EMA adapters move; and an interrupted run resumes exactly
-/// (adapter dropout on, so the seeded masks are part of what must replay).
+/// (adapter dropout on, so the keyed masks are part of what must replay). No lock on
+/// libtorch's global generator: the masks come from the run's own keys (`model::dropout`),
+/// so tests training on parallel threads cannot change each other's masks.
 #[test]
 fn lora_players_share_one_frozen_base_and_resume_exactly() {
-    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let llama = fixture("tiny-llama3");
@@ -584,15 +580,15 @@ fn lora_players_share_one_frozen_base_and_resume_exactly() {
 
 /// `algorithm.gradient_checkpointing` reaches LoRA players' trained views (it once reached
 /// full fine-tuning only, so a LoRA run kept every layer's activations), and a checkpointed
-/// LoRA step trains like a plain one: same losses and gradient norms within 1e-5.
+/// LoRA step trains like a plain one: same losses and gradient norms within 1e-5, with
+/// adapter dropout on (the layer walk recomputes with the forward pass's masks).
 #[test]
 fn lora_players_take_gradient_checkpointing() {
-    let _rng = crate::model_support::torch_global_rng();
     let dir = tempfile::tempdir().unwrap();
     seeds(dir.path());
     let llama = fixture("tiny-llama3");
     let same_base = format!("models.defender={}", llama.display());
-    let lora = "[models.lora]\nr = 4\nlora_alpha = 8\n";
+    let lora = "[models.lora]\nr = 4\nlora_alpha = 8\nlora_dropout = 0.1\n";
     let run = |checkpointing: bool| {
         let flag = format!("algorithm.gradient_checkpointing={checkpointing}");
         let overrides = [

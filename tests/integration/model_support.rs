@@ -137,10 +137,11 @@ pub fn clone_dir(src: &Path, skip: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-/// Serialises the tests of this process that seed or draw from libtorch's global generator
-/// (the trainer reseeds it per update and LoRA dropout draws from it; `tch::manual_seed`
-/// before random weights): tests run on parallel threads of one process, and a reseed by one
-/// would otherwise change another's dropout masks, so a resumed run would not replay.
+/// Serialises the tests of this process that seed and draw from libtorch's global generator
+/// (`tch::manual_seed` before random weights, as `model_lora`'s random adapters): tests run
+/// on parallel threads of one process, and a reseed by one would change another's draws.
+/// Training needs no lock: adapter dropout masks come from the run's own keys
+/// (`model::dropout`), and the trainer never touches the global generator.
 /// Hold the guard for as long as the test's results depend on that generator.
 pub fn torch_global_rng() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());

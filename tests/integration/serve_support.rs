@@ -164,7 +164,7 @@ pub fn request(
     body: &[u8],
 ) -> Response {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(900))).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: \
          application/json\r\nContent-Length: {}\r\n",

@@ -32,7 +32,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::llm::{ChatRequest, Generator};
-use crate::model::{Completion, LoraAdapter, LoraConfig, TokenLogprobs};
+use crate::model::{Completion, DropoutSeed, LoraAdapter, LoraConfig, TokenLogprobs};
 
 /// A trainable chat policy.
 pub trait Policy: Generator + Sized {
@@ -100,9 +100,11 @@ pub trait Policy: Generator + Sized {
         anyhow::bail!("this policy type has no LoRA adapters")
     }
 
-    /// Adapter dropout on (`true`, for the optimiser's forward passes) or off.
-    fn set_training(&mut self, training: bool) {
-        let _ = training;
+    /// Adapter dropout on, its masks keyed by `seed` (`Some`, for the optimiser's forward
+    /// passes: see `model::dropout`), or off (`None`). Each call starts a new phase whose
+    /// forward passes are counted from 0, so the same seed replays the same masks.
+    fn set_training(&mut self, seed: Option<DropoutSeed>) {
+        let _ = seed;
     }
 }
 
@@ -160,9 +162,9 @@ impl Policy for crate::model::ChatModel {
         crate::model::ChatModel::without_adapter(self)
     }
 
-    fn set_training(&mut self, training: bool) {
+    fn set_training(&mut self, seed: Option<DropoutSeed>) {
         if let Some(adapter) = self.lm_mut().adapter_mut() {
-            adapter.set_training(training);
+            adapter.set_training(seed);
         }
     }
 }

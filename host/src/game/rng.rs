@@ -24,10 +24,11 @@ pub const PURPOSE_VALIDATION: u64 = 5;
 pub const PURPOSE_LORA_INIT_ATTACKER: u64 = 6;
 /// Purpose of the defender's fresh LoRA adapter.
 pub const PURPOSE_LORA_INIT_DEFENDER: u64 = 7;
-/// Purpose of libtorch's generator during a player's update (adapter dropout), keyed by the
-/// player's optimiser step so that a resumed run draws the same masks (the defender uses
-/// `PURPOSE_UPDATE + 1`).
-pub const PURPOSE_UPDATE: u64 = 8;
+/// Purpose of the attacker's adapter dropout masks during an update
+/// ([`crate::model::DropoutSeed`], keyed by the player's optimiser step so that a resumed run
+/// draws the same masks; the defender uses `PURPOSE_LORA_DROPOUT + 1`). The masks come from
+/// the counter-based generator of `model::dropout`, never from libtorch's global one.
+pub const PURPOSE_LORA_DROPOUT: u64 = 8;
 
 #[cfg(test)]
 mod tests {

@@ -14,10 +14,10 @@ use crate::game::optim::AdamW;
 use crate::game::pairs::select_pair;
 use crate::game::player::Player;
 use crate::game::policy::Policy;
-use crate::game::rng::{PURPOSE_UPDATE, derive_seed};
+use crate::game::rng::{PURPOSE_LORA_DROPOUT, derive_seed};
 use crate::game::rollout::{Group, Member};
 use crate::judging::Category;
-use crate::model::{Completion, TokenLogprobs};
+use crate::model::{Completion, DropoutSeed, TokenLogprobs};
 
 /// A DPO/IPO training pair: a prompt and two of its completions, the judge's preferred one
 /// first.
@@ -183,18 +183,18 @@ fn optimiser_update<P: Policy>(
     let mut m = Metrics::new();
     let prompts = prompt_ids(&player.current, groups)?;
     AdamW::zero_grad(player.current.var_store());
-    // Adapter dropout (LoRA players) is on for the policy's forward passes only, with
-    // libtorch's generator seeded from the player's optimiser step: a resumed run draws the
-    // same masks.
-    let purpose = PURPOSE_UPDATE + u64::from(player.name == "defender");
-    tch::manual_seed(derive_seed(a.seed, player.optimizer.steps, purpose) as i64);
-    player.current.set_training(true);
+    // Adapter dropout (LoRA players) is on for the policy's forward passes only, its masks
+    // keyed by the run seed, the player and its optimiser step (`model::dropout`): a resumed
+    // run draws the same masks, and no process-global generator is touched.
+    let purpose = PURPOSE_LORA_DROPOUT + u64::from(player.name == "defender");
+    let seed = DropoutSeed(derive_seed(a.seed, player.optimizer.steps, purpose));
+    player.current.set_training(Some(seed));
     let trained = match a.method {
         Method::Dpo => preference_backward(player, groups, &prompts, a, loss::dpo_loss, &mut m),
         Method::Ipo => preference_backward(player, groups, &prompts, a, loss::ipo_loss, &mut m),
         Method::Grpo => grpo_backward(player, groups, &prompts, a, &mut m),
     };
-    player.current.set_training(false);
+    player.current.set_training(None);
     let trained = trained?;
     let name = player.name;
     if trained {

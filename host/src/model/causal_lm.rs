@@ -281,7 +281,8 @@ impl CausalLm {
 
     /// Final-norm hidden states `[B, T, hidden]` (see [`CausalLm::forward`]). With gradient
     /// checkpointing on and autograd recording, the layers run checkpointed (see
-    /// [`CausalLm::finish_backward`]).
+    /// [`CausalLm::finish_backward`]). An adapter in training mode counts the call as one
+    /// forward pass of its phase ([`LoraAdapter::pass`]: the key of its dropout masks).
     pub fn hidden_states(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
         let t = input_ids.size().last().copied().unwrap_or(0);
         let positions = positions_from_mask(attention_mask);
@@ -291,7 +292,7 @@ impl CausalLm {
                 self.hidden_states_checkpointed(state, input_ids, &positions, &mask)
             }
             _ => {
-                let adapter = self.adapter.as_ref();
+                let adapter = self.adapter.as_ref().map(LoraAdapter::pass);
                 self.decoder().hidden_states(input_ids, &positions, Some(&mask), None, adapter)
             }
         }
@@ -313,7 +314,7 @@ impl CausalLm {
     ) -> Tensor {
         let t = input_ids.size()[1];
         let mask = attention_mask_4d(key_valid, cache.len(), t);
-        let adapter = self.adapter.as_ref();
+        let adapter = self.adapter.as_ref().map(LoraAdapter::pass);
         let hidden =
             self.decoder().hidden_states(input_ids, positions, Some(&mask), Some(cache), adapter);
         self.decoder().step_logits(&hidden.select(1, t - 1), cache)

@@ -13,6 +13,10 @@
 //!    `sum(out_l * dL/dout_l)` is backpropagated, which accumulates exactly the layer's
 //!    parameter gradients and yields `dL/dx_l` for the layer below; the embeddings last.
 //!
+//! Adapter dropout: the forward pass's [`DropoutKey`] is kept on the tape, and the layer walk
+//! recomputes each layer with it, so the recomputed layers apply the masks the loss was
+//! computed with (masks are a function of the key, `model::dropout`; nothing global is drawn).
+//!
 //! Memory: `L x B x T x hidden` kept inputs plus one layer's activations, instead of all
 //! `L` layers' (`game::memory_plan` has both formulas). Compute: one extra forward pass of
 //! the layer stack. The gradients equal the plain backward pass's (same operations, same
@@ -23,6 +27,8 @@ use std::sync::Mutex;
 use tch::{Kind, Tensor};
 
 use crate::model::causal_lm::CausalLm;
+use crate::model::dropout::DropoutKey;
+use crate::model::lora::{AdapterPass, LoraAdapter};
 
 /// What one checkpointed forward pass kept for its backward pass.
 #[derive(Debug)]
@@ -30,6 +36,8 @@ struct Tape {
     input_ids: Tensor,
     positions: Tensor,
     mask: Tensor,
+    /// The forward pass's adapter dropout key: the recomputation applies the same masks.
+    dropout: Option<DropoutKey>,
     /// Input of each layer (layer 0: the embeddings), without autograd history.
     inputs: Vec<Tensor>,
     /// The last layer's output as a leaf: its gradient is where the layer walk starts.
@@ -75,6 +83,7 @@ impl CausalLm {
         let decoder = self.decoder();
         let n = decoder.num_layers();
         let mut inputs = Vec::with_capacity(n);
+        let adapter = self.adapter().map(LoraAdapter::pass);
         let last = tch::no_grad(|| {
             let mut xs = decoder.embed(input_ids);
             for l in 0..n {
@@ -84,7 +93,7 @@ impl CausalLm {
                     positions,
                     Some(mask),
                     None,
-                    self.adapter(),
+                    adapter,
                     l..l + 1,
                     false,
                 );
@@ -99,6 +108,7 @@ impl CausalLm {
             input_ids: input_ids.shallow_clone(),
             positions: positions.shallow_clone(),
             mask: mask.shallow_clone(),
+            dropout: adapter.and_then(|a| a.dropout),
             inputs,
             leaf,
         };
@@ -119,6 +129,9 @@ impl CausalLm {
             if !grad.defined() {
                 continue;
             }
+            // The same masks as the forward pass: its key, not a new call of the phase.
+            let adapter =
+                self.adapter().map(|adapter| AdapterPass { adapter, dropout: tape.dropout });
             for (l, input) in tape.inputs.into_iter().enumerate().rev() {
                 let x = input.set_requires_grad(true);
                 let out = decoder.forward_layers(
@@ -127,7 +140,7 @@ impl CausalLm {
                     &tape.positions,
                     Some(&tape.mask),
                     None,
-                    self.adapter(),
+                    adapter,
                     l..l + 1,
                     false,
                 );

@@ -12,7 +12,7 @@
 
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::model::lora::{LoraAdapter, Target};
+use crate::model::lora::{AdapterPass, Target};
 
 /// Rotary embedding frequencies (transformers' `rope_type`).
 #[derive(Debug, Clone, PartialEq)]
@@ -174,7 +174,7 @@ struct Linear {
 impl Linear {
     /// The frozen projection, plus the adapter's low-rank path for `(layer, target)` when an
     /// adapter is given (PEFT's `lora.Linear.forward`, see [`LoraAdapter::apply`]).
-    fn forward(&self, xs: &Tensor, lora: Option<(&LoraAdapter, usize, Target)>) -> Tensor {
+    fn forward(&self, xs: &Tensor, lora: Option<(AdapterPass<'_>, usize, Target)>) -> Tensor {
         let out = xs.linear(&self.weight, self.bias.as_ref());
         match lora {
             Some((adapter, layer, target)) => adapter.apply(layer, target, xs, out),
@@ -547,14 +547,15 @@ impl Decoder {
     ///   sees key `j` only when `i - j < window`), as transformers' sliding-window masks do.
     /// - `cache`: when given, this call's keys/values are written at the cache's current length
     ///   and attention runs over the whole filled cache.
-    /// - `adapter`: LoRA matrices added to the projections (`None`: the base model alone).
+    /// - `adapter`: LoRA matrices added to the projections, with this pass's dropout key
+    ///   (`None`: the base model alone; see [`crate::model::LoraAdapter::pass`]).
     pub fn hidden_states(
         &self,
         input_ids: &Tensor,
         positions: &Tensor,
         mask: Option<&Tensor>,
         cache: Option<&mut KvCache>,
-        adapter: Option<&LoraAdapter>,
+        adapter: Option<AdapterPass<'_>>,
     ) -> Tensor {
         let all = 0..self.blocks.len();
         self.forward_layers(input_ids, None, positions, mask, cache, adapter, all, true)
@@ -591,7 +592,7 @@ impl Decoder {
         positions: &Tensor,
         mask: Option<&Tensor>,
         mut cache: Option<&mut KvCache>,
-        adapter: Option<&LoraAdapter>,
+        adapter: Option<AdapterPass<'_>>,
         layers: std::ops::Range<usize>,
         final_norm: bool,
     ) -> Tensor {

@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use rand::{Rng, SeedableRng};
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::model::decoder::DecoderSpec;
+use crate::model::dropout::{self, DropoutKey, DropoutSeed};
 use crate::model::weights;
 
 /// PEFT's adapter config file name.
@@ -208,8 +210,29 @@ pub struct LoraAdapter {
     layers: Vec<[Option<LoraLinear>; 7]>,
     kind: Kind,
     scaling: f64,
-    /// Dropout is applied only in training mode (as `nn.Dropout` under `model.train()`).
-    training: bool,
+    /// Training mode (as `nn.Dropout` under `model.train()`): the seed of this phase's
+    /// dropout masks (`model::dropout`); `None` in evaluation mode.
+    dropout: Option<DropoutSeed>,
+    /// Forward passes begun in this training phase: the next pass's [`DropoutKey::call`].
+    calls: AtomicU64,
+}
+
+/// One forward pass's use of an adapter: its matrices and, in training mode with
+/// `lora_dropout > 0`, the key of this pass's dropout masks. Activation checkpointing keeps
+/// the key so the layers' recomputation applies the same masks.
+#[derive(Debug, Clone, Copy)]
+pub struct AdapterPass<'a> {
+    /// The adapter's matrices.
+    pub adapter: &'a LoraAdapter,
+    /// The masks' key; `None`: no dropout.
+    pub dropout: Option<DropoutKey>,
+}
+
+impl AdapterPass<'_> {
+    /// [`LoraAdapter::apply`] with this pass's dropout key.
+    pub fn apply(self, layer: usize, target: Target, x: &Tensor, base_out: Tensor) -> Tensor {
+        self.adapter.apply(layer, target, x, base_out, self.dropout)
+    }
 }
 
 /// The `VarStore` name of a matrix: `model.layers.{l}.{path}.lora_{A|B}.weight`.
@@ -293,7 +316,8 @@ impl LoraAdapter {
             layers,
             kind,
             scaling: config.scaling(),
-            training: false,
+            dropout: None,
+            calls: AtomicU64::new(0),
         })
     }
 
@@ -307,7 +331,8 @@ impl LoraAdapter {
             let src = vars.get(name).with_context(|| format!("variable `{name}` missing"))?;
             Ok(tch::no_grad(|| src.detach().to_kind(kind).copy()))
         })?;
-        copy.training = self.training;
+        copy.dropout = self.dropout;
+        copy.calls = AtomicU64::new(self.calls.load(Ordering::Relaxed));
         Ok(copy)
     }
 
@@ -342,7 +367,8 @@ impl LoraAdapter {
             layers,
             kind,
             scaling: other.scaling,
-            training: false,
+            dropout: None,
+            calls: AtomicU64::new(0),
         })
     }
 
@@ -366,9 +392,27 @@ impl LoraAdapter {
         self.layers.len()
     }
 
-    /// Dropout on (training) or off (evaluation, the default).
-    pub fn set_training(&mut self, training: bool) {
-        self.training = training;
+    /// Training mode with dropout masks keyed by `seed` (`Some`), or evaluation mode
+    /// (`None`, the default: no dropout). Starts a new phase: the next forward pass is
+    /// call 0 of `seed` (see `model::dropout`), so a phase replays its masks exactly.
+    pub fn set_training(&mut self, seed: Option<DropoutSeed>) {
+        self.dropout = seed;
+        *self.calls.get_mut() = 0;
+    }
+
+    /// Whether the adapter is in training mode.
+    pub fn training(&self) -> bool {
+        self.dropout.is_some()
+    }
+
+    /// Begins a forward pass: in training mode with `lora_dropout > 0`, takes the phase's
+    /// next call index for the pass's dropout key; otherwise the pass has no dropout.
+    pub fn pass(&self) -> AdapterPass<'_> {
+        let dropout = self
+            .dropout
+            .filter(|_| self.config.lora_dropout > 0.0)
+            .map(|seed| DropoutKey { seed, call: self.calls.fetch_add(1, Ordering::Relaxed) });
+        AdapterPass { adapter: self, dropout }
     }
 
     /// The matrices adapting `target` in decoder layer `layer` (0-based); `None` when that
@@ -379,15 +423,26 @@ impl LoraAdapter {
 
     /// PEFT's `lora.Linear.forward` after the base layer: `base_out + B(A(dropout(x))) *
     /// scaling` with `x` cast to the adapter's dtype and the sum cast back to `base_out`'s.
-    /// Returns `base_out` unchanged when this layer/target is not adapted.
-    pub fn apply(&self, layer: usize, target: Target, x: &Tensor, base_out: Tensor) -> Tensor {
+    /// Dropout (probability `lora_dropout`) applies when `dropout` gives the pass's key: the
+    /// mask is that of site `(layer, target)` of the key (`model::dropout`), so the same key
+    /// gives the same mask. Returns `base_out` unchanged when this layer/target is not
+    /// adapted.
+    pub fn apply(
+        &self,
+        layer: usize,
+        target: Target,
+        x: &Tensor,
+        base_out: Tensor,
+        dropout: Option<DropoutKey>,
+    ) -> Tensor {
         let Some(lin) = self.get(layer, target) else { return base_out };
         let out_kind = base_out.kind();
         let x = if x.kind() == self.kind { x.shallow_clone() } else { x.to_kind(self.kind) };
-        let x = if self.training && self.config.lora_dropout > 0.0 {
-            x.dropout(self.config.lora_dropout, true)
-        } else {
-            x
+        let x = match dropout {
+            Some(key) if self.config.lora_dropout > 0.0 => {
+                dropout::dropout(&x, self.config.lora_dropout, key.site(layer, target.index()))
+            }
+            _ => x,
         };
         let delta = x.linear(&lin.a, None::<Tensor>).linear(&lin.b, None::<Tensor>) * self.scaling;
         let sum = base_out + delta;
@@ -458,7 +513,7 @@ impl LoraAdapter {
             let name = key.strip_prefix(KEY_PREFIX).unwrap_or(&key).replace(".default.", ".");
             by_name.insert(name, t);
         }
-        let mut adapter = Self::build(spec, &config, device, kind, &mut |name, shape| {
+        let adapter = Self::build(spec, &config, device, kind, &mut |name, shape| {
             let t = by_name.remove(name).with_context(|| {
                 format!("{}: tensor `{KEY_PREFIX}{name}` is missing", weights_path.display())
             })?;
@@ -481,7 +536,6 @@ impl LoraAdapter {
                 by_name.len()
             );
         }
-        adapter.training = false;
         Ok(adapter)
     }
 }
@@ -681,6 +735,33 @@ mod tests {
             let _ = a.g_add_scalar_(1.0);
         });
         assert!(!copy.get(0, Target::Q).unwrap().a.equal(&q.a));
+    }
+
+    #[test]
+    fn training_passes_are_counted_and_keyed() {
+        let cfg = LoraConfig { r: 2, lora_dropout: 0.5, ..Default::default() };
+        let mut a = LoraAdapter::new(&spec(), &cfg, Device::Cpu, Kind::Float, 1).unwrap();
+        tch::no_grad(|| {
+            let _ = a.get(0, Target::Q).unwrap().b.shallow_clone().fill_(1.0);
+        });
+        assert!(a.pass().dropout.is_none(), "evaluation mode: no dropout");
+        a.set_training(Some(DropoutSeed(9)));
+        assert!(a.training());
+        let (k0, k1) = (a.pass().dropout.unwrap(), a.pass().dropout.unwrap());
+        assert_eq!((k0.call, k1.call), (0, 1));
+        // A new phase with the same seed replays its keys.
+        a.set_training(Some(DropoutSeed(9)));
+        assert_eq!(a.pass().dropout, Some(k0));
+        let x = Tensor::ones([2, 3, 16], (Kind::Float, Device::Cpu));
+        let y = |key| a.apply(0, Target::Q, &x, x.zeros_like(), key);
+        assert!(y(Some(k0)).equal(&y(Some(k0))));
+        assert!(!y(Some(k0)).equal(&y(Some(k1))));
+        assert!(!y(Some(k0)).equal(&y(None)));
+        // No dropout probability, no key.
+        let cfg = LoraConfig { lora_dropout: 0.0, ..cfg };
+        let mut plain = LoraAdapter::new(&spec(), &cfg, Device::Cpu, Kind::Float, 1).unwrap();
+        plain.set_training(Some(DropoutSeed(9)));
+        assert!(plain.pass().dropout.is_none());
     }
 
     #[test]
