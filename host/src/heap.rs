@@ -30,11 +30,14 @@
 /// The environment variable that turns the tuning off: `ADVGAME_HEAP=default`.
 pub const HEAP_ENV: &str = "ADVGAME_HEAP";
 
-/// The fixed mmap threshold [`configure`] sets: 1 MiB. Tensors of a training step are
-/// larger (a SmolLM2-135M layer's activations for one 1416-token micro-batch: 3.3-8.7 MB),
-/// so they are mapped one by one; the heap keeps the per-token and per-row vectors, norms'
-/// scale factors and the like, below it.
-pub const MMAP_THRESHOLD_BYTES: usize = 1 << 20;
+/// The fixed mmap threshold [`configure`] sets: 4 MiB. The largest tensors of a training
+/// step (a SmolLM2-135M layer's MLP activations for a 12-row micro-batch, 8.7 MB; LM-head
+/// logit chunks) are mapped one by one and leave the resident set when freed; the many
+/// smaller ones stay in the heaps, which reuse them without page faults. Measured on the LoRA
+/// quickstart (3 steps, quiet box, BENCHMARKS.md "glibc's heap under training"): 1 MiB gave
+/// the lowest peak (1.94 GiB) but 27 M page faults and a 50% slower step; 4 MiB keeps 2.34
+/// GiB at 6 M faults and a step within 3% of glibc's default (2.76 GiB, 1.9 M faults).
+pub const MMAP_THRESHOLD_BYTES: usize = 4 << 20;
 
 /// What [`configure`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,11 +153,13 @@ mod tests {
             return; // the environment chose its own heap setting
         }
         let rss_mib = || rss_and_peak_kib().expect("/proc/self/status").0 as i64 / 1024;
-        const BLOCK: usize = 2 << 20;
+        // Tensor-sized: at the threshold (glibc's default would raise its own threshold to
+        // this size after the first free and keep the blocks in the heap).
+        const BLOCK: usize = MMAP_THRESHOLD_BYTES;
         drop(std::hint::black_box(vec![1u8; BLOCK]));
         let before = rss_mib();
         let (mut big, mut small) = (Vec::new(), Vec::new());
-        for _ in 0..128 {
+        for _ in 0..(256 << 20) / BLOCK {
             big.push(std::hint::black_box(vec![1u8; BLOCK]));
             small.push(std::hint::black_box(vec![1u8; 4096]));
         }
