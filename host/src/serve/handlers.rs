@@ -328,10 +328,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
-    check_auth(&state, &headers)?;
-    let req: ChatCompletionRequest = parse_body(body)?;
-    check_model(&state, req.model.as_deref())?;
-    let s = sampling(req.temperature, req.top_p, req.n, req.seed, req.stop.clone())?;
+    let (req, s) = accept::<ChatCompletionRequest>(&state, &headers, body)?;
     let prompt = render_chat(&state, &req)?;
     let ids = encode(&state, &prompt, false)?;
     let (requested, param) = match (req.max_completion_tokens, req.max_tokens) {
@@ -347,18 +344,13 @@ pub async fn chat_completions(
     if stream {
         return Ok(stream_chat(rx, meta, s.n, include_usage));
     }
-    let outs = collect(rx, s.n).await?;
-    let usage = meta.usage(&outs);
-    let choices = outs
-        .into_iter()
-        .enumerate()
-        .map(|(i, o)| ChatChoice {
-            index: i as u32,
-            message: AssistantMessage { role: "assistant".into(), content: Some(o.text) },
-            finish_reason: Some(finish_str(o.finish).into()),
-            logprobs: None,
-        })
-        .collect();
+    let (choices, usage) = choices(rx, s.n, &meta, |index, o| ChatChoice {
+        index,
+        message: AssistantMessage { role: "assistant".into(), content: Some(o.text) },
+        finish_reason: Some(finish_str(o.finish).into()),
+        logprobs: None,
+    })
+    .await?;
     Ok(Json(ChatCompletion {
         id: meta.id,
         object: "chat.completion".into(),
@@ -377,10 +369,7 @@ pub async fn completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
-    check_auth(&state, &headers)?;
-    let req: CompletionRequest = parse_body(body)?;
-    check_model(&state, req.model.as_deref())?;
-    let s = sampling(req.temperature, req.top_p, req.n, req.seed, req.stop.clone())?;
+    let (req, s) = accept::<CompletionRequest>(&state, &headers, body)?;
     let prompts = match req.prompt.clone() {
         Some(Prompt::One(p)) => vec![p],
         Some(Prompt::Many(ps)) if !ps.is_empty() => ps,
@@ -421,18 +410,13 @@ pub async fn completions(
     if stream {
         return Ok(stream_completion(rx, meta, total, include_usage));
     }
-    let outs = collect(rx, total).await?;
-    let usage = meta.usage(&outs);
-    let choices = outs
-        .into_iter()
-        .enumerate()
-        .map(|(i, o)| CompletionChoice {
-            index: i as u32,
-            text: o.text,
-            finish_reason: Some(finish_str(o.finish).into()),
-            logprobs: None,
-        })
-        .collect();
+    let (choices, usage) = choices(rx, total, &meta, |index, o| CompletionChoice {
+        index,
+        text: o.text,
+        finish_reason: Some(finish_str(o.finish).into()),
+        logprobs: None,
+    })
+    .await?;
     Ok(Json(Completion {
         id: meta.id,
         object: "text_completion".into(),
@@ -442,6 +426,57 @@ pub async fn completions(
         usage: Some(usage),
     })
     .into_response())
+}
+
+/// What `/v1/chat/completions` and `/v1/completions` requests share: the model name and the
+/// OpenAI sampling fields, checked the same way for both.
+trait GenerationRequest: DeserializeOwned {
+    /// The requested model name, if any.
+    fn model(&self) -> Option<&str>;
+    /// `temperature`, `top_p`, `n`, `seed` and `stop`, checked (400 naming the field).
+    fn sampling(&self) -> Result<Sampling, ApiError>;
+}
+
+macro_rules! generation_request {
+    ($($request:ty),+) => {$(
+        impl GenerationRequest for $request {
+            fn model(&self) -> Option<&str> {
+                self.model.as_deref()
+            }
+            fn sampling(&self) -> Result<Sampling, ApiError> {
+                sampling(self.temperature, self.top_p, self.n, self.seed, self.stop.clone())
+            }
+        }
+    )+};
+}
+generation_request!(ChatCompletionRequest, CompletionRequest);
+
+/// The opening both generation endpoints share: bearer token, JSON body, model name and
+/// sampling fields, in that order (the first failure answers).
+fn accept<R: GenerationRequest>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(R, Sampling), ApiError> {
+    check_auth(state, headers)?;
+    let req: R = parse_body(body)?;
+    check_model(state, req.model())?;
+    let s = req.sampling()?;
+    Ok((req, s))
+}
+
+/// Waits for the `n` rows of a non-streamed answer and numbers them as choices (`index` 0..n,
+/// in row order), with the answer's token usage.
+async fn choices<C>(
+    rx: UnboundedReceiver<Event>,
+    n: usize,
+    meta: &Meta,
+    choice: impl Fn(u32, Output) -> C,
+) -> Result<(Vec<C>, Usage), ApiError> {
+    let outs = collect(rx, n).await?;
+    let usage = meta.usage(&outs);
+    let choices = outs.into_iter().enumerate().map(|(i, o)| choice(i as u32, o)).collect();
+    Ok((choices, usage))
 }
 
 fn queue(
