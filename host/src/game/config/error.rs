@@ -162,6 +162,11 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.file, &self.set) {
+            // The value came from a `--set` item, not from the file, and the message does not
+            // say so yet (type errors do): name the item first.
+            (Some(file), Some(item)) if self.line.is_none() && !self.message.contains(item) => {
+                write!(f, "--set {item} (over {file}): ")?
+            }
             (Some(file), _) => {
                 write!(f, "{file}")?;
                 if let Some(line) = self.line {

@@ -189,6 +189,9 @@ fn missing_file_names_the_field() {
     let c = Config { data: Data { benign: "/nonexistent/c.jsonl".into(), ..c.data }, ..c };
     let err = c.check_files().unwrap_err().placed_in(&file, &set);
     assert_eq!((err.line, err.set.as_deref()), (None, Some(set[0].as_str())), "{err:?}");
+    // The message points at the override, not at the file that does not hold the value.
+    let shown = err.to_string();
+    assert!(shown.starts_with("--set data.benign=/nonexistent/c.jsonl (over "), "{shown}");
 }
 
 #[test]
