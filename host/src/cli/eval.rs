@@ -19,6 +19,7 @@ use crate::eval::run::{self, EvalRubrics, EvalSettings, Progress, Target};
 use crate::eval::{plot, stats::Rate};
 use crate::game::config::Config;
 use crate::game::plugins::{self, PluginJudge, PluginRecord};
+use crate::game::prompts;
 use crate::judging::Category;
 use crate::llm::{Generator, SamplingParams};
 use crate::model::ChatModel;
@@ -400,34 +401,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         refusal: args.refusal_rubric.clone(),
         compliance: args.compliance_rubric.clone(),
     };
-    let system_prompt = match &args.system_prompt {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("--system-prompt: cannot read {}", path.display()))?;
-            let text = text.trim_end().to_string();
-            anyhow::ensure!(
-                !text.trim().is_empty(),
-                "--system-prompt: {} is empty",
-                path.display()
-            );
-            Some(text)
-        }
-        None => None,
-    };
-    let prompt_template = match &args.prompt_template {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("--prompt-template: cannot read {}", path.display()))?;
-            let slot = crate::game::prompts::PROMPT_SLOT;
-            anyhow::ensure!(
-                text.contains(slot),
-                "--prompt-template: {} has no {slot} placeholder",
-                path.display()
-            );
-            Some(text.trim_end().to_string())
-        }
-        None => None,
-    };
+    let system_prompt = (args.system_prompt.as_deref())
+        .map(|p| prompts::read_system_prompt(p, "--system-prompt"))
+        .transpose()?;
+    let prompt_template = (args.prompt_template.as_deref())
+        .map(|p| prompts::read_prompt_template(p, "--prompt-template"))
+        .transpose()?;
     let config = args.judge.config()?;
     let (mut judge, records) = args.judge.load(&config, &rubrics.names())?;
     let sampling = SamplingParams {

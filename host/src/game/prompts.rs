@@ -73,22 +73,25 @@ impl AttackerPrompts {
 /// the key is unset.
 ///
 /// # Errors
-/// A file that cannot be read or holds only white space, naming the file and the key.
+/// As [`read_system_prompt`], naming the key.
 pub fn defender_sampling_system_prompt(game: &Game) -> anyhow::Result<Option<String>> {
-    let Some(path) = &game.defender_sampling_system_prompt else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!("game.defender_sampling_system_prompt: cannot read {}", path.display())
-    })?;
+    let key = "game.defender_sampling_system_prompt";
+    game.defender_sampling_system_prompt.as_deref().map(|p| read_system_prompt(p, key)).transpose()
+}
+
+/// A system-message file (the game's sampling system prompt, `eval --system-prompt`): its
+/// text with trailing white space trimmed. `origin` (the key or flag) starts every error.
+///
+/// # Errors
+/// A file that cannot be read or holds only white space, naming `origin` and the file.
+pub fn read_system_prompt(path: &Path, origin: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{origin}: cannot read {}", path.display()))?;
     let text = text.trim_end();
     if text.trim().is_empty() {
-        bail!(
-            "game.defender_sampling_system_prompt: {} is empty (expected the system message)",
-            path.display()
-        );
+        bail!("{origin}: {} is empty (expected the system message)", path.display());
     }
-    Ok(Some(text.to_string()))
+    Ok(text.to_string())
 }
 
 /// The slot of `game.defender_sampling_prompt_template` that the prompt fills.
@@ -99,21 +102,28 @@ pub const PROMPT_SLOT: &str = "{prompt}";
 /// or `None` when the key is unset. Fill it with [`fill_prompt_template`].
 ///
 /// # Errors
-/// A file that cannot be read or has no [`PROMPT_SLOT`], naming the file and the key.
+/// As [`read_prompt_template`], naming the key.
 pub fn defender_sampling_prompt_template(game: &Game) -> anyhow::Result<Option<String>> {
-    let Some(path) = &game.defender_sampling_prompt_template else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!("game.defender_sampling_prompt_template: cannot read {}", path.display())
-    })?;
+    let key = "game.defender_sampling_prompt_template";
+    game.defender_sampling_prompt_template
+        .as_deref()
+        .map(|p| read_prompt_template(p, key))
+        .transpose()
+}
+
+/// A user-turn template file with one [`PROMPT_SLOT`] (the game's sampling template, `eval
+/// --prompt-template`): its text with trailing white space trimmed. `origin` (the key or
+/// flag) starts every error.
+///
+/// # Errors
+/// A file that cannot be read or has no [`PROMPT_SLOT`], naming `origin` and the file.
+pub fn read_prompt_template(path: &Path, origin: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{origin}: cannot read {}", path.display()))?;
     if !text.contains(PROMPT_SLOT) {
-        bail!(
-            "game.defender_sampling_prompt_template: {} has no {PROMPT_SLOT} placeholder",
-            path.display()
-        );
+        bail!("{origin}: {} has no {PROMPT_SLOT} placeholder", path.display());
     }
-    Ok(Some(text.trim_end().to_string()))
+    Ok(text.trim_end().to_string())
 }
 
 /// `template` with every [`PROMPT_SLOT`] replaced by `prompt`; no template = the prompt.
