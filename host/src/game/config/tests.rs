@@ -151,6 +151,12 @@ fn range_checks_name_the_field() {
         "{err:?}"
     );
     assert!(err.to_string().contains("; field `algorithm.learning_rate`: must be >= 0"), "{err}");
+    // RPO's NLL term belongs to the preference losses only.
+    let err = Config::parse("[algorithm]\nmethod = \"grpo\"\nrpo_alpha = 1.0\n", "t.toml", &[])
+        .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("algorithm.rpo_alpha"), "{err:?}");
+    assert!(err.to_string().starts_with("t.toml:3:"), "{err}");
+    assert!(Config::parse("[algorithm]\nrpo_alpha = 1.0\n", "t.toml", &[]).is_ok());
     let err = Config::parse("[models]\ndevice = \"tpu\"\n", "t.toml", &[]).unwrap_err();
     assert!(
         matches!(
