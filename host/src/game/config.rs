@@ -33,6 +33,7 @@ mod models;
 mod overrides;
 mod plugins;
 mod run;
+mod words;
 
 use std::path::Path;
 

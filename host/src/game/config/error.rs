@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::RENAMED;
+use super::{RENAMED, words};
 
 /// What kind of problem a [`ConfigError`] is: what tests and callers match on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,10 +124,15 @@ impl ConfigError {
         } else {
             kind_of_serde_message(&message)
         };
+        let field = (!path.is_empty() && path != ".").then(|| path.to_string());
+        // What the field takes and what was found, in the project's words (not serde's).
+        let message = match syntax {
+            false => words::reword(&message, field.as_deref(), || words::enum_at(text, path))
+                .unwrap_or(message),
+            true => words::syntax_hint(&message, err.span().and_then(|s| text.get(s))),
+        };
         let mut e = Self::new(kind, message);
-        if !path.is_empty() && path != "." {
-            e.field = Some(path.to_string());
-        }
+        e.field = field;
         let span = err.span();
         if kind == ConfigErrorKind::DuplicateKey {
             // serde reports a field given twice at its table; name the field, placed at its
@@ -201,7 +206,8 @@ pub(super) fn kind_of_serde_message(message: &str) -> ConfigErrorKind {
         ConfigErrorKind::UnknownKey
     } else if message.starts_with("duplicate field") || message.starts_with("duplicate key") {
         ConfigErrorKind::DuplicateKey
-    } else if message.starts_with("invalid type") {
+    } else if message.starts_with("invalid type") || message == "wanted string or table" {
+        // toml's words for a value of the wrong type given to an enum field.
         ConfigErrorKind::WrongType
     } else {
         ConfigErrorKind::InvalidValue
