@@ -13,6 +13,7 @@ use crate::game::config::Config;
 use crate::game::metrics::Metrics;
 use crate::game::plugins;
 use crate::game::run;
+use crate::game::run_dir;
 use crate::game::seeds::RunSeeds;
 use crate::game::trainer::{StepReport, Summary, Trainer};
 use crate::llm::Generator;
@@ -164,6 +165,33 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the run in `dir` has already reached `algorithm.max_steps` (of `config`, the run's
+/// own with any `--set`): then it says so, naming its last checkpoint, and nothing is loaded.
+/// A run with no complete checkpoint cannot be resumed: that is an error, raised here before
+/// any model loads.
+fn already_complete(dir: &std::path::Path, config: &Config) -> anyhow::Result<bool> {
+    let Some((step, last)) = crate::game::checkpoint::list(dir)?.pop() else {
+        return Err(anyhow::anyhow!(
+            "{}: no complete checkpoint to resume from (the run stopped before its first); \
+             start it again with --config {}",
+            dir.display(),
+            dir.join("config.toml").display()
+        ));
+    };
+    let max_steps = config.algorithm.steps as u64;
+    if step < max_steps {
+        return Ok(false);
+    }
+    println!(
+        "run {} is already complete: step {step} of {max_steps} (algorithm.max_steps); nothing \
+         to do",
+        dir.display()
+    );
+    println!("last checkpoint: {}", last.display());
+    println!("trained defender (Hugging Face layout): {}", last.join("defender").display());
+    Ok(true)
+}
+
 /// Runs `train`: `--print-config` and `--memory-plan` print and exit; otherwise starts (or
 /// resumes) the run, shows progress, and prints where the trained defender was saved.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -171,7 +199,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.print_config {
         let config = match (&args.config, &args.resume) {
             (Some(file), _) => Config::load(file, &overrides)?,
-            (None, Some(dir)) => Config::load(&dir.join("config.toml"), &overrides)?,
+            (None, Some(dir)) => Config::load(&run_dir::run_config(dir)?, &overrides)?,
             (None, None) => Config::parse("", "defaults", &overrides)?,
         };
         print!("{}", config.to_documented_toml()?);
@@ -180,7 +208,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.memory_plan {
         let config = match (&args.config, &args.resume) {
             (Some(file), _) => Config::load(file, &overrides)?,
-            (None, Some(dir)) => Config::load(&dir.join("config.toml"), &overrides)?,
+            (None, Some(dir)) => Config::load(&run_dir::run_config(dir)?, &overrides)?,
             (None, None) => bail!("--memory-plan needs --config or --resume"),
         };
         return print_memory_plan(&args, &config);
@@ -188,10 +216,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // Before anything loads: freed training tensors go back to the kernel (`heap`).
     crate::heap::configure();
     let (config_file, run_dir) = match &args.resume {
-        Some(dir) => (dir.join("config.toml"), Some(dir.clone())),
+        Some(dir) => (run_dir::run_config(dir)?, Some(dir.clone())),
         None => (args.config.clone().expect("clap requires it"), None),
     };
     let config = Config::load(&config_file, &overrides)?;
+    if let Some(dir) = &run_dir
+        && already_complete(dir, &config)?
+    {
+        return Ok(());
+    }
     config.check_files().map_err(|e| e.placed_in(&config_file, &overrides))?;
     // Seed files are read (and read again by the trainer) before any model loads, so a bad
     // line or a colliding id costs no model load.
@@ -202,7 +235,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Some(judge) => Some(judge.open(device, kind).context("opening the judge model")?),
         None => None,
     };
-    let loaded = plugins::load(&config, judge_model)?;
+    // A plugin file named in the config (or by a `--set`) is placed there.
+    let loaded =
+        plugins::load(&config, judge_model).map_err(|e| match e
+            .downcast::<crate::game::config::ConfigError>()
+        {
+            Ok(e) => e.placed_in(&config_file, &overrides).into(),
+            Err(e) => e,
+        })?;
     for p in &loaded.records {
         eprintln!("plugin {} {}@{} sha256 {}", p.role, p.name, p.version, &p.sha256[..16]);
     }

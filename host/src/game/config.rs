@@ -45,7 +45,9 @@ pub use error::{ConfigError, ConfigErrorKind};
 pub use fields::FIELDS;
 pub use game::{Game, JudgeContext};
 pub use models::{Adapter, Dtype, Lora, Models};
-pub use plugins::{CurriculumFallback, FailurePolicy, PluginLimits, Plugins, Rubrics};
+pub use plugins::{
+    CurriculumFallback, FailurePolicy, PluginLimits, Plugins, Rubrics, plugin_label,
+};
 pub use run::{Checkpoint, Output, Validation};
 
 /// Keys renamed to the standard terms: `(old, new)`, dotted. The old names are serde aliases,
