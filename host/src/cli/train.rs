@@ -165,6 +165,35 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a `--plugin NAME=PATH` whose NAME no plugin of the run has (a typo, or the name of
+/// a judge the config does not use): it would be ignored, and the run would go ahead with
+/// the plugin the user meant to replace.
+fn check_plugin_flags(flags: &[PluginPath], config: &Config) -> anyhow::Result<()> {
+    let p = &config.plugins;
+    let mut rubrics = p.rubric_names();
+    rubrics.extend(config.validation.harmful_rubrics.iter().cloned());
+    rubrics.extend(config.validation.benign_rubrics.iter().cloned());
+    rubrics.sort();
+    rubrics.dedup();
+    for flag in flags {
+        let name = &flag.name;
+        if *name == p.judge || *name == p.curriculum || rubrics.contains(name) {
+            continue;
+        }
+        let rubrics: Vec<String> = rubrics.iter().map(|r| format!("`{r}`")).collect();
+        bail!(
+            "--plugin {name}={}: this run has no plugin named `{name}` (judge `{}`, curriculum \
+             `{}`, rubrics {}); --plugin judge=PATH or --plugin curriculum=PATH replaces the \
+             judge or the curriculum whatever its name",
+            flag.path.display(),
+            p.judge,
+            p.curriculum,
+            rubrics.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Whether the run in `dir` has already reached `algorithm.max_steps` (of `config`, the run's
 /// own with any `--set`): then it says so, naming its last checkpoint, and nothing is loaded.
 /// A run with no complete checkpoint cannot be resumed: that is an error, raised here before
@@ -220,6 +249,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         None => (args.config.clone().expect("clap requires it"), None),
     };
     let config = Config::load(&config_file, &overrides)?;
+    check_plugin_flags(&args.plugins, &config)?;
     if let Some(dir) = &run_dir
         && already_complete(dir, &config)?
     {
@@ -320,6 +350,33 @@ mod tests {
         let config = Config::parse("", "t.toml", &o).unwrap();
         assert_eq!(config.plugins.path_of("rubric", "deflection").unwrap(), file);
         assert_eq!(config.plugins.judge, "llm", "a rubric name does not change the judge");
+    }
+
+    #[test]
+    fn a_plugin_flag_the_run_does_not_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("j.wasm");
+        std::fs::write(&file, b"\0asm").unwrap();
+        let flags = |items: &[&str]| -> Vec<PluginPath> {
+            items.iter().map(|i| format!("{i}={}", file.display()).parse().unwrap()).collect()
+        };
+        let used = flags(&["judge", "curriculum", "refusal", "deflection"]);
+        let config = Config::parse("", "t.toml", &overrides(&args_with(&used))).unwrap();
+        check_plugin_flags(&used, &config).unwrap();
+        // The default judge is `llm`: a flag for another judge's name would be ignored.
+        let config = Config::parse("", "t.toml", &[]).unwrap();
+        let err = check_plugin_flags(&flags(&["refusal-heuristic"]), &config).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("this run has no plugin named `refusal-heuristic` (judge `llm`"),
+            "{err}"
+        );
+        assert!(err.contains("--plugin judge=PATH"), "{err}");
+        check_plugin_flags(&flags(&["llm", "uniform", "compliance"]), &config).unwrap();
+    }
+
+    fn args_with(plugins: &[PluginPath]) -> TrainArgs {
+        TrainArgs { plugins: plugins.to_vec(), device: None, ..args(&[], &[]) }
     }
 
     #[test]

@@ -153,7 +153,9 @@ impl Config {
             overrides::unset(config, origin, &overrides)?
         };
         grpo_group_sizes(&mut config, text, overrides);
-        config.check().map_err(|e| place(e, text, origin, overrides))?;
+        config
+            .check()
+            .map_err(|e| place(words::with_found(e, &config), text, origin, overrides))?;
         Ok(config)
     }
 

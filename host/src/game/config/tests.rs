@@ -138,7 +138,10 @@ fn range_checks_name_the_field() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.to_string(), "t.toml:2:9: field `game.top_p`: must be in (0, 1]");
+    assert_eq!(
+        err.to_string(),
+        "t.toml:2:9: field `game.top_p`: must be in (0, 1], found the number 1.5"
+    );
     // Every out-of-range field is reported, the first one typed; an old key name is found
     // at its line; a value from `--set` names the item instead of a line.
     let err =
@@ -150,7 +153,21 @@ fn range_checks_name_the_field() {
             if f == "algorithm.learning_rate"),
         "{err:?}"
     );
-    assert!(err.to_string().contains("; field `algorithm.learning_rate`: must be >= 0"), "{err}");
+    assert!(
+        err.to_string().starts_with(
+            "--set game.top_p=2 (over t.toml): field `game.top_p`: must be in (0, 1], found the \
+             number 2;"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("; field `algorithm.learning_rate`: must be >= 0, found the number -1"),
+        "{err}"
+    );
+    // An f32 field's value reads as written.
+    let err = Config::parse("[game]\ntop_p = 1.1\n", "t.toml", &[]).unwrap_err();
+    assert!(err.to_string().ends_with("found the number 1.1"), "{err}");
     let err = Config::parse("[models]\ndevice = \"tpu\"\n", "t.toml", &[]).unwrap_err();
     assert!(
         matches!(
@@ -544,6 +561,12 @@ fn wrong_types_say_what_the_field_takes_and_what_was_found() {
             "adapter = \"x\"",
             "models.adapter",
             "expected `none` or `lora`, found the string \"x\"",
+        ),
+        (
+            "models",
+            "device = 0",
+            "models.device",
+            "expected `cpu`, `cuda` or `cuda:N` (a string in quotes), found the whole number 0",
         ),
         (
             "plugins",

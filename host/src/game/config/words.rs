@@ -9,7 +9,7 @@
 //! values, which serde itself reports ([`enum_at`]).
 
 use super::fields::FIELDS;
-use super::{Config, RENAMED};
+use super::{Config, ConfigError, ConfigErrorKind, RENAMED};
 
 /// What [`kind_words`] says for a string field; the `--set` quoting hint looks for it.
 pub(super) const STRING: &str = "a string in quotes";
@@ -123,11 +123,34 @@ fn found_words(found: &str) -> String {
     }
 }
 
+/// [`Config::check`]'s out-of-range problems (`must be in (0, 1]`), each with the value
+/// `config` holds (`, found the number 1.5`).
+pub(super) fn with_found(mut e: ConfigError, config: &Config) -> ConfigError {
+    let Ok(tree) = toml::Value::try_from(config) else { return e };
+    let add = |mut e: ConfigError| {
+        let value = e
+            .field
+            .as_deref()
+            .and_then(|f| f.split('.').try_fold(&tree, |node, part| node.get(part)));
+        if e.kind == ConfigErrorKind::OutOfRange
+            && let Some(value) = value
+        {
+            e.message = format!("{}, found {}", e.message, value_words(value));
+        }
+        e
+    };
+    let more = std::mem::take(&mut e.more).into_iter().map(add).collect();
+    ConfigError { more, ..add(e) }
+}
+
 /// A TOML value as [`found_words`] words it.
 fn value_words(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => format!("the string {s:?}"),
         toml::Value::Integer(n) => format!("the whole number {n}"),
+        // An f32 field's value, widened to f64, printed as the f32 it is (1.1, not
+        // 1.100000023841858).
+        toml::Value::Float(x) if f64::from(*x as f32) == *x => format!("the number {}", *x as f32),
         toml::Value::Float(x) => format!("the number {x}"),
         toml::Value::Boolean(b) => format!("the boolean {b}"),
         toml::Value::Datetime(d) => format!("the date {d}"),
