@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::plugin_arg::PluginPath;
+use super::plugin_arg::{PluginPath, UsedPlugins, check_used};
 use crate::game::config::Config;
 use crate::game::metrics::Metrics;
 use crate::game::plugins;
@@ -31,7 +31,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub print_config: bool,
     /// Use this component file for the plugin NAME (a judge, rubric or curriculum name; the
-    /// words `judge` and `curriculum` replace whichever plugin has that role). Repeatable.
+    /// words `judge` and `curriculum` replace whichever plugin has that role; a NAME the run
+    /// does not use is refused). Repeatable.
     #[arg(long = "plugin", value_name = "NAME=PATH")]
     pub plugins: Vec<PluginPath>,
     /// Override one config value, e.g. `--set algorithm.max_steps=3`; the value is TOML or a
@@ -165,33 +166,18 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses a `--plugin NAME=PATH` whose NAME no plugin of the run has (a typo, or the name of
-/// a judge the config does not use): it would be ignored, and the run would go ahead with
-/// the plugin the user meant to replace.
+/// Refuses a `--plugin NAME=PATH` whose NAME no plugin of the run has
+/// ([`super::plugin_arg::check_used`]).
 fn check_plugin_flags(flags: &[PluginPath], config: &Config) -> anyhow::Result<()> {
     let p = &config.plugins;
     let mut rubrics = p.rubric_names();
     rubrics.extend(config.validation.harmful_rubrics.iter().cloned());
     rubrics.extend(config.validation.benign_rubrics.iter().cloned());
-    rubrics.sort();
-    rubrics.dedup();
-    for flag in flags {
-        let name = &flag.name;
-        if *name == p.judge || *name == p.curriculum || rubrics.contains(name) {
-            continue;
-        }
-        let rubrics: Vec<String> = rubrics.iter().map(|r| format!("`{r}`")).collect();
-        bail!(
-            "--plugin {name}={}: this run has no plugin named `{name}` (judge `{}`, curriculum \
-             `{}`, rubrics {}); --plugin judge=PATH or --plugin curriculum=PATH replaces the \
-             judge or the curriculum whatever its name",
-            flag.path.display(),
-            p.judge,
-            p.curriculum,
-            rubrics.join(", ")
-        );
-    }
-    Ok(())
+    let used =
+        UsedPlugins { judge: p.judge.clone(), curriculum: Some(p.curriculum.clone()), rubrics };
+    let hint = "--plugin judge=PATH or --plugin curriculum=PATH replaces the judge or the \
+                curriculum whatever its name";
+    check_used(flags, &used, hint)
 }
 
 /// Whether the run in `dir` has already reached `algorithm.max_steps` (of `config`, the run's
@@ -368,7 +354,7 @@ mod tests {
         let err = check_plugin_flags(&flags(&["refusal-heuristic"]), &config).unwrap_err();
         let err = err.to_string();
         assert!(
-            err.contains("this run has no plugin named `refusal-heuristic` (judge `llm`"),
+            err.contains("no plugin here is named `refusal-heuristic` (judge `llm`, curriculum"),
             "{err}"
         );
         assert!(err.contains("--plugin judge=PATH"), "{err}");

@@ -1,6 +1,7 @@
 //! [`ConfigError`]: every way a run configuration can be wrong (unreadable file, TOML syntax,
 //! unknown key, wrong type, bad value, out-of-range value, missing file, bad `--set` item), as
-//! one value that names the file, the line and column, the field and what was expected.
+//! one value that names the file, the line and column, the field, what was expected and what
+//! was found, in the project's words ([`super::words`], not serde's type names).
 //!
 //! Positions come from `toml`'s spans ([`toml::de::Error::span`] for what serde refuses,
 //! [`toml::de::DeTable`]'s spanned keys for what [`super::Config::check`] refuses); the text is
