@@ -461,6 +461,16 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_usable() {
     assert!(stderr.contains(&format!("no run folder {}", missing.display())), "{stderr}");
     assert!(stderr.contains("does not exist") && stderr.contains("tiny-001"), "{stderr}");
     assert!(!stderr.contains("cannot read the config file"), "{stderr}");
+
+    // A run that stopped before its first checkpoint: said so before anything loads.
+    let early = dir.path().join("runs/tiny-002");
+    std::fs::create_dir_all(&early).unwrap();
+    std::fs::copy(run.join("config.toml"), early.join("config.toml")).unwrap();
+    let out = Command::new(bin).args(["train", "--resume"]).arg(&early).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no complete checkpoint to resume from"), "{stderr}");
+    assert!(!stderr.contains("plugin "), "nothing loaded: {stderr}");
 }
 
 /// A curriculum component whose `next-batch` answers `size` copies of index 999999.
