@@ -30,11 +30,13 @@ pub(super) fn reword(
     if let Some(rest) = message.strip_prefix("unknown variant ") {
         // `unknown variant `x`, expected one of `a`, `b``; serde words one or two values
         // differently (`expected `a``, `expected `a` or `b``).
-        let found = rest.split_once(", expected ")?.0.trim_matches('`');
-        return Some(format!(
-            "expected {}, found the string {found:?}",
-            one_of(&values_of(message)?)
-        ));
+        // toml reads a table `{ a = 1 }` as the variant `a`: say what the text holds.
+        let named = rest.split_once(", expected ")?.0.trim_matches('`');
+        let found = match enum_at() {
+            Some((_, found)) if !found.is_str() => value_words(&found),
+            _ => format!("the string {named:?}"),
+        };
+        return Some(format!("expected {}, found {found}", one_of(&values_of(message)?)));
     }
     if message == "wanted string or table" {
         let (values, found) = enum_at()?;
@@ -291,5 +293,15 @@ mod tests {
             )
         );
         assert_eq!(r("unknown field `x`, expected `a`", "game"), None);
+        let text = "[algorithm]\nsampler = { a = 1 }\n";
+        assert_eq!(
+            reword(
+                "unknown variant `a`, expected `ema` or `current`",
+                Some("algorithm.sampler"),
+                || enum_at(text, "algorithm.sampler")
+            )
+            .as_deref(),
+            Some("expected `ema` or `current`, found a table")
+        );
     }
 }
