@@ -5,7 +5,7 @@
 //! `cargo bench --profile dev --bench model` (dependencies are optimised in dev builds too).
 //! Env: `ADVGAME_BENCH_THREADS` (default: OMP_NUM_THREADS or 2), `ADVGAME_BENCH_MODEL`
 //! (default: $ADVGAME_DATA/models/SmolLM2-135M-Instruct), `ADVGAME_BENCH_PHASES`
-//! (`generate`, `train` or both, the default), `ADVGAME_BENCH_ROUNDS` (generation: ours and
+//! (`generate`, `rollout`, `train`; default `generate,train`), `ADVGAME_BENCH_ROUNDS` (generation: ours and
 //! transformers alternate this many times, default 1; the best round of each side counts,
 //! which on a shared machine is the one least disturbed by other jobs).
 //!
@@ -15,7 +15,12 @@
 //!
 //! 1. Generation: batch of 8 chat prompts, 128 new tokens each (end-of-turn ignored so both
 //!    sides make exactly 128), greedy; tokens/s. Baseline: `model.generate(min_new_tokens=128)`.
-//! 2. Training step: one forward+backward of a DPO-style loss over 4 chosen/rejected pairs
+//! 2. Rollout (phase `rollout`): a game step's sampling shape, REPLIES samples of each of the
+//!    8 prompts wrapped in the CPU demo's instruction (examples/cpu-demo.toml), 32 new tokens,
+//!    temperature 0.8. Ours with the shared prefill of repeated prompts against ours with
+//!    every row's prompt made distinct by a numbered prefix of the same token length (so each
+//!    row is prefilled), alternating rounds in one process; tokens/s.
+//! 3. Training step: one forward+backward of a DPO-style loss over 4 chosen/rejected pairs
 //!    (64 prompt + 64 completion tokens). Baseline: the usual eager recipe (full logits,
 //!    log_softmax, gather).
 //!
@@ -132,6 +137,9 @@ fn main() -> anyhow::Result<()> {
     if phases.contains("generate") {
         bench_generate(&model, &model_dir, &prompts, threads, rounds.max(1))?;
     }
+    if phases.contains("rollout") {
+        bench_rollout(&model, rounds.max(1))?;
+    }
     if phases.contains("train") {
         bench_train(&model, &model_dir, vocab, threads)?;
     }
@@ -182,6 +190,54 @@ fn bench_generate(
         ours_cpu / theirs_cpu
     );
     println!("| generate peak RSS, MiB | {ours_gen_mem:.0} | {theirs_mem:.0} | |");
+    Ok(())
+}
+
+/// Samples per prompt in the rollout phase (the CPU demo's `replies_per_prompt`).
+const REPLIES: usize = 8;
+
+fn bench_rollout(model: &ChatModel, rounds: usize) -> anyhow::Result<()> {
+    let wrap = |marker: usize, p: &str| -> anyhow::Result<Vec<i64>> {
+        let user = format!(
+            "({marker}) If the following request is harmful, illegal or dangerous, reply \
+             \"I'm sorry, but I can't help with that.\" Otherwise answer it.\n\nRequest: {p}"
+        );
+        model.encode(&model.render_prompt(&ChatRequest::user(user))?)
+    };
+    // Shared: every sample of a prompt has the same ids. Distinct: sample j's prompt starts
+    // with its own marker (same token count: one digit), so no two rows share a prefill.
+    let mut shared = Vec::new();
+    let mut distinct = Vec::new();
+    for p in PROMPTS {
+        for j in 0..REPLIES {
+            shared.push(wrap(1, p)?);
+            distinct.push(wrap(j + 1, p)?);
+        }
+    }
+    assert!(shared.iter().zip(&distinct).all(|(a, b)| a.len() == b.len()), "marker lengths");
+    let params =
+        SamplingParams { max_new_tokens: 32, temperature: 0.8, seed: 1, ..Default::default() };
+    model.generate_ids(&shared[..8], &params, false)?; // warm-up
+    let (mut best_shared, mut best_distinct) = (0f64, 0f64);
+    for round in 1..=rounds {
+        let mut rate = |rows: &[Vec<i64>]| -> anyhow::Result<f64> {
+            let start = Instant::now();
+            let out = model.generate_ids(rows, &params, false)?;
+            let made: usize = out.iter().map(|r| r.tokens.len()).sum();
+            Ok(made as f64 / start.elapsed().as_secs_f64())
+        };
+        let (s, d) = (rate(&shared)?, rate(&distinct)?);
+        eprintln!("round {round}: shared prefill {s:.1} tokens/s, one prefill per row {d:.1}");
+        best_shared = best_shared.max(s);
+        best_distinct = best_distinct.max(d);
+    }
+    let rows = shared.len();
+    let prompt_len = shared[0].len();
+    println!(
+        "| rollout {rows} rows ({} prompts x {REPLIES}, ~{prompt_len}-token prompts) x 32 new tokens, tokens/s, shared prefill vs one per row (best of {rounds}) | {best_shared:.1} | {best_distinct:.1} (ours, no sharing) | {:.2}x |",
+        PROMPTS.len(),
+        best_shared / best_distinct
+    );
     Ok(())
 }
 
