@@ -220,7 +220,7 @@ fn bench_rollout(model: &ChatModel, rounds: usize) -> anyhow::Result<()> {
     model.generate_ids(&shared[..8], &params, false)?; // warm-up
     let (mut best_shared, mut best_distinct) = (0f64, 0f64);
     for round in 1..=rounds {
-        let mut rate = |rows: &[Vec<i64>]| -> anyhow::Result<f64> {
+        let rate = |rows: &[Vec<i64>]| -> anyhow::Result<f64> {
             let start = Instant::now();
             let out = model.generate_ids(rows, &params, false)?;
             let made: usize = out.iter().map(|r| r.tokens.len()).sum();
