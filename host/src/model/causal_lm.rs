@@ -7,6 +7,7 @@
 //! only the adapter; the base's tensors are frozen and never copied.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result, bail};
@@ -29,6 +30,8 @@ pub struct CausalLm {
     adapter: Option<LoraAdapter>,
     /// Activation checkpointing state of this view, when on (`model::checkpointing`).
     pub(crate) checkpointing: Option<Checkpointing>,
+    /// Whether generation with an adapter decodes on merged weights ([`CausalLm::sampling`]).
+    merged_sampling: bool,
 }
 
 /// `dir/config.json`: the typed config, the JSON as read, and the decoder it describes.
@@ -55,6 +58,8 @@ struct Base {
     kind: Kind,
     /// The folder the weights came from (recorded as an adapter's base model).
     dir: Option<PathBuf>,
+    /// Merged weight sets ([`Sampling`]) of this base alive now.
+    merged_sets: AtomicUsize,
 }
 
 impl CausalLm {
@@ -90,8 +95,18 @@ impl CausalLm {
                 }))
             })?;
         let decoder = Mutex::new(decoder);
-        let base = Base { vs, config, raw_config, decoder, spec, device, kind, dir: None };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
+        let base = Base {
+            vs,
+            config,
+            raw_config,
+            decoder,
+            spec,
+            device,
+            kind,
+            dir: None,
+            merged_sets: AtomicUsize::new(0),
+        };
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merged_sampling: true })
     }
 
     fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
@@ -121,8 +136,18 @@ impl CausalLm {
         }
         let dir = Some(dir.to_path_buf());
         let decoder = Mutex::new(decoder);
-        let base = Base { vs, config, raw_config, decoder, spec, device, kind, dir };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
+        let base = Base {
+            vs,
+            config,
+            raw_config,
+            decoder,
+            spec,
+            device,
+            kind,
+            dir,
+            merged_sets: AtomicUsize::new(0),
+        };
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merged_sampling: true })
     }
 
     /// A copy for an EMA or frozen reference model that shares no trainable storage with
@@ -134,6 +159,7 @@ impl CausalLm {
                 base: Arc::clone(&self.base),
                 adapter: Some(adapter.try_clone(adapter.kind())?),
                 checkpointing: None,
+                merged_sampling: true,
             });
         }
         let b = &self.base;
@@ -166,8 +192,9 @@ impl CausalLm {
             device: b.device,
             kind,
             dir,
+            merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merged_sampling: true })
     }
 
     /// A view of the same base weights with `adapter` on its projections. The base's tensors
@@ -179,14 +206,14 @@ impl CausalLm {
             bail!("the adapter has {} layers, the base model {layers}", adapter.num_layers());
         }
         self.freeze_base();
-        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter), checkpointing: None })
+        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter), checkpointing: None, merged_sampling: true })
     }
 
     /// A view of the same base weights with no adapter (frozen: see
     /// [`CausalLm::with_adapter`]), e.g. the fixed reference of LoRA players.
     pub fn without_adapter(&self) -> Self {
         self.freeze_base();
-        Self { base: Arc::clone(&self.base), adapter: None, checkpointing: None }
+        Self { base: Arc::clone(&self.base), adapter: None, checkpointing: None, merged_sampling: true }
     }
 
     /// A view of the same base with a deep copy of this view's adapter in `kind` (an f32 EMA
@@ -197,6 +224,7 @@ impl CausalLm {
             base: Arc::clone(&self.base),
             adapter: Some(adapter.try_clone(kind)?),
             checkpointing: None,
+            merged_sampling: true,
         })
     }
 
@@ -303,21 +331,50 @@ impl CausalLm {
         self.decoder().logits(hidden)
     }
 
-    /// One cached step: runs `input_ids` `[B, T]` at `positions` with `key_valid` `[B, L]`
-    /// (L = cache length after the step) and returns the last position's logits `[B, V]`.
-    pub(crate) fn step(
-        &self,
-        input_ids: &Tensor,
-        positions: &Tensor,
-        key_valid: &Tensor,
-        cache: &mut KvCache,
-    ) -> Tensor {
-        let t = input_ids.size()[1];
-        let mask = attention_mask_4d(key_valid, cache.len(), t);
-        let adapter = self.adapter.as_ref().map(LoraAdapter::pass);
-        let hidden =
-            self.decoder().hidden_states(input_ids, positions, Some(&mask), Some(cache), adapter);
-        self.decoder().step_logits(&hidden.select(1, t - 1), cache)
+    /// Whether generation with an adapter decodes on merged weights (on by default; see
+    /// [`CausalLm::sampling`]). Off: every decode step adds the adapter's low-rank side
+    /// paths to the frozen projections, as the forward pass does.
+    pub fn set_merged_sampling(&mut self, on: bool) {
+        self.merged_sampling = on;
+    }
+
+    /// See [`CausalLm::set_merged_sampling`].
+    pub fn merged_sampling(&self) -> bool {
+        self.merged_sampling
+    }
+
+    /// The weights one generation call decodes with. With an adapter in evaluation mode on
+    /// an f32 (or f64) base, and merged sampling on: a merged copy of the adapted
+    /// projections, `W + scaling * B A` ([`Decoder::merged`]), made now and freed when the
+    /// returned value is dropped (at the end of the generation call), so decode steps run
+    /// the plain projections instead of `x A^T B^T * scaling` per projection and layer, and
+    /// nothing of it outlives generation (the update phase never holds it). The base is
+    /// never written. Otherwise: this view itself (no adapter, or the side paths).
+    ///
+    /// Why not for bf16/f16 bases: the sum would be rounded to the base dtype, where an f32
+    /// EMA adapter's small updates can vanish (the side path adds them in f32 to each
+    /// output instead). Why not in training mode: the side path's dropout has no merged form.
+    pub(crate) fn sampling(&self) -> Sampling<'_> {
+        let merged = self
+            .adapter
+            .as_ref()
+            .filter(|a| {
+                self.merged_sampling
+                    && !a.training()
+                    && matches!(self.base.kind, Kind::Float | Kind::Double)
+            })
+            .map(|a| {
+                let merged = self.decoder().merged(a);
+                self.base.merged_sets.fetch_add(1, Ordering::Relaxed);
+                merged
+            });
+        Sampling { lm: self, merged }
+    }
+
+    /// Merged weight sets ([`CausalLm::sampling`]) of this view's base alive now: nonzero
+    /// only while a generation call on merged weights runs.
+    pub fn merged_sets_alive(&self) -> usize {
+        self.base.merged_sets.load(Ordering::Relaxed)
     }
 
     /// Writes what this model trains: with an adapter, the adapter alone in PEFT layout
@@ -400,4 +457,51 @@ pub fn device_name(device: Device) -> String {
 /// The dtype a device runs at by default: f32 on CPU, bf16 on CUDA.
 pub fn default_kind(device: Device) -> Kind {
     if device.is_cuda() { Kind::BFloat16 } else { Kind::Float }
+}
+
+/// The weights of one generation call ([`CausalLm::sampling`]): the model's own view, or a
+/// merged copy that is freed when this is dropped.
+pub(crate) struct Sampling<'a> {
+    lm: &'a CausalLm,
+    merged: Option<Decoder>,
+}
+
+impl Sampling<'_> {
+    /// An empty cache for `batch` rows and up to `capacity` positions.
+    pub(crate) fn new_cache(&self, batch: i64, capacity: i64) -> KvCache {
+        match &self.merged {
+            Some(d) => d.new_cache(batch, capacity),
+            None => self.lm.decoder().new_cache(batch, capacity),
+        }
+    }
+
+    /// One cached step: runs `input_ids` `[B, T]` at `positions` with `key_valid` `[B, L]`
+    /// (L = cache length after the step) and returns the last position's logits `[B, V]`.
+    pub(crate) fn step(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        key_valid: &Tensor,
+        cache: &mut KvCache,
+    ) -> Tensor {
+        let t = input_ids.size()[1];
+        let mask = attention_mask_4d(key_valid, cache.len(), t);
+        let mut run = |decoder: &Decoder, adapter| {
+            let hidden =
+                decoder.hidden_states(input_ids, positions, Some(&mask), Some(cache), adapter);
+            decoder.step_logits(&hidden.select(1, t - 1), cache)
+        };
+        match &self.merged {
+            Some(d) => run(d, None),
+            None => run(&self.lm.decoder(), self.lm.adapter.as_ref().map(LoraAdapter::pass)),
+        }
+    }
+}
+
+impl Drop for Sampling<'_> {
+    fn drop(&mut self) {
+        if self.merged.take().is_some() {
+            self.lm.base.merged_sets.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }

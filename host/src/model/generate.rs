@@ -47,6 +47,9 @@ pub struct DecodedRow {
 
 /// Decodes continuations of `prompts`. `stopped(row, tokens)` is asked after each new token
 /// of a row (e.g. to look for stop strings) and ends that row when it returns true.
+///
+/// A model with a LoRA adapter decodes on merged weights made for this call and freed when
+/// it returns ([`CausalLm::sampling`]).
 pub fn decode(
     lm: &CausalLm,
     prompts: &[Vec<i64>],
@@ -84,10 +87,12 @@ pub fn decode(
         let key_valid = Tensor::zeros([b64, capacity], (Kind::Bool, device));
 
         key_valid.narrow(1, 0, p64).copy_(&mask_t.to_kind(Kind::Bool));
-        let mut cache = lm.decoder().new_cache(b64, capacity);
+        // The call's weights: with a LoRA adapter, a merged copy freed when this call ends.
+        let weights = lm.sampling();
+        let mut cache = weights.new_cache(b64, capacity);
         let positions = positions_from_mask(&mask_t);
         let mut next_pos = mask_t.sum_dim_intlist(1, true, Kind::Int64);
-        let mut logits = lm.step(&ids_t, &positions, &key_valid.narrow(1, 0, p64), &mut cache);
+        let mut logits = weights.step(&ids_t, &positions, &key_valid.narrow(1, 0, p64), &mut cache);
         // `live[i]` is the original row of batch slot `i`. Finished rows are fed padding
         // until they are a quarter of the batch, then leave it (their cache rows dropped),
         // so a long tail of unfinished rows runs narrow.
@@ -130,7 +135,7 @@ pub fn decode(
             let input = Tensor::from_slice(&feed).view([feed.len() as i64, 1]).to_device(device);
             let filled = cache.len() + 1;
             let _ = key_valid.narrow(1, filled - 1, 1).fill_(1);
-            logits = lm.step(&input, &next_pos, &key_valid.narrow(1, 0, filled), &mut cache);
+            logits = weights.step(&input, &next_pos, &key_valid.narrow(1, 0, filled), &mut cache);
             next_pos += 1;
         }
         Ok(())
@@ -207,4 +212,136 @@ fn pick(
     let ids = flat[..b].iter().map(|&x| x as i64).collect();
     let lps = flat[b..].iter().map(|&x| x as f32).collect();
     Ok((ids, lps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::lora::{LoraAdapter, LoraConfig, Target};
+    use tch::Device;
+
+    /// A 2-layer Llama of random weights (untied head, q/k/v biases) and a 257-word vocabulary.
+    fn tiny() -> (tempfile::TempDir, CausalLm) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+            "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+            "vocab_size": 257, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+            "tie_word_embeddings": false, "max_position_embeddings": 128,
+            "attention_bias": true
+        });
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let lm = CausalLm::from_config(dir.path(), Device::Cpu, Kind::Float, 3).unwrap();
+        (dir, lm)
+    }
+
+    /// An adapter whose `A` and `B` are both random (a trained one: `B != 0`).
+    fn trained_adapter(lm: &CausalLm, targets: &[&str], seed: i64) -> LoraAdapter {
+        let config = LoraConfig {
+            r: 4,
+            lora_alpha: 8.0,
+            target_modules: targets.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        };
+        tch::manual_seed(seed);
+        LoraAdapter::build(lm.spec(), &config, Device::Cpu, Kind::Float, &mut |_, shape| {
+            Ok(Tensor::randn(shape, (Kind::Float, Device::Cpu)) * 0.2)
+        })
+        .unwrap()
+    }
+
+    fn options(max_new_tokens: usize, temperature: f32) -> DecodeOptions {
+        DecodeOptions {
+            max_new_tokens,
+            temperature,
+            top_p: 0.9,
+            seed: 5,
+            stop_token_ids: Vec::new(),
+            pad_token_id: 0,
+        }
+    }
+
+    fn prompts() -> Vec<Vec<i64>> {
+        vec![vec![5, 17, 99, 3, 250], vec![7, 8], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
+    }
+
+    /// With `B = 0` every merged projection equals the base's bit for bit, in both layouts,
+    /// and the base is left as it was.
+    #[test]
+    fn merged_weights_of_a_fresh_adapter_equal_the_base() {
+        let (_dir, lm) = tiny();
+        let config = LoraConfig { r: 4, ..Default::default() };
+        let adapter = LoraAdapter::new(lm.spec(), &config, Device::Cpu, Kind::Float, 1).unwrap();
+        let vars = lm.base_var_store().variables();
+        for l in 0..2 {
+            for t in Target::ALL {
+                let w = &vars[&format!("model.layers.{l}.{}.weight", t.path())];
+                let before = w.copy();
+                for transposed in [false, true] {
+                    let m = adapter.merged_weight(l, t, w, transposed).unwrap();
+                    assert!(m.equal(w), "layer {l} {t:?} transposed {transposed}");
+                    assert_ne!(m.data_ptr(), w.data_ptr(), "a new tensor, not the base");
+                    assert_eq!(m.is_contiguous(), !transposed);
+                    assert!(m.tr().is_contiguous() || !transposed);
+                }
+                assert!(w.equal(&before), "the base was written");
+            }
+        }
+    }
+
+    /// Decoding on merged weights gives the side paths' tokens and log-probs (f32 rounding
+    /// apart), for all projections and for some (the rest from the base's own layout), with
+    /// greedy and sampled decoding; merging twice gives the same bits.
+    #[test]
+    fn merged_decoding_matches_the_side_paths() {
+        let (_dir, lm) = tiny();
+        for targets in [&Target::ALL.map(Target::module)[..], &["q_proj", "down_proj"]] {
+            let mut view = lm.with_adapter(trained_adapter(&lm, targets, 4)).unwrap();
+            for temperature in [0.0, 1.0] {
+                let opts = options(12, temperature);
+                view.set_merged_sampling(false);
+                let side = decode(&view, &prompts(), &opts, |_, _| false).unwrap();
+                view.set_merged_sampling(true);
+                let merged = decode(&view, &prompts(), &opts, |_, _| false).unwrap();
+                let again = decode(&view, &prompts(), &opts, |_, _| false).unwrap();
+                assert_eq!(merged, again, "merging is deterministic");
+                for (s, m) in side.iter().zip(&merged) {
+                    assert_eq!(s.tokens, m.tokens, "{targets:?} T={temperature}");
+                    for (a, b) in s.logprobs.iter().zip(&m.logprobs) {
+                        assert!((a - b).abs() <= 1e-5, "{targets:?}: log-prob {a} vs {b}");
+                    }
+                }
+                // The adapter changes the model: the base alone decodes differently.
+                let base = decode(&lm, &prompts(), &opts, |_, _| false).unwrap();
+                assert_ne!(base, merged);
+            }
+        }
+    }
+
+    /// The merged copy exists only during a generation call, and only when merging applies.
+    #[test]
+    fn generation_frees_the_merged_copy() {
+        let (_dir, lm) = tiny();
+        let mut view = lm.with_adapter(trained_adapter(&lm, &["v_proj"], 2)).unwrap();
+        let opts = options(4, 0.0);
+        let mut seen = Vec::new();
+        decode(&view, &prompts(), &opts, |_, _| {
+            seen.push(view.merged_sets_alive());
+            false
+        })
+        .unwrap();
+        assert!(!seen.is_empty() && seen.iter().all(|&n| n == 1), "{seen:?}");
+        assert_eq!(view.merged_sets_alive(), 0, "freed when the call returned");
+        // Merged sampling off, training mode (dropout), or no adapter: no copy.
+        view.set_merged_sampling(false);
+        let rows = decode(&view, &prompts(), &opts, |_, _| view.merged_sets_alive() != 0);
+        assert!(rows.unwrap().iter().all(|r| r.tokens.len() == 4));
+        view.set_merged_sampling(true);
+        view.adapter_mut().unwrap().set_training(Some(crate::model::DropoutSeed(1)));
+        let rows = decode(&view, &prompts(), &opts, |_, _| view.merged_sets_alive() != 0);
+        assert!(rows.unwrap().iter().all(|r| r.tokens.len() == 4));
+        let rows = decode(&lm, &prompts(), &opts, |_, _| lm.merged_sets_alive() != 0).unwrap();
+        assert!(rows.iter().all(|r| r.tokens.len() == 4));
+    }
 }

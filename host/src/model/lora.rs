@@ -436,6 +436,39 @@ impl LoraAdapter {
         if sum.kind() == out_kind { sum } else { sum.to_kind(out_kind) }
     }
 
+    /// PEFT's `merge` for one projection: `W + scaling * B A` for the frozen `weight` `W`
+    /// `[out, in]` of `(layer, target)`, in `W`'s dtype and on its device, as a new tensor
+    /// (`W` is never written: other views share it); `None` when that projection is not
+    /// adapted. With `transposed`, the sum is stored as `W'^T` `[in, out]` contiguous and
+    /// returned as its `[out, in]` view, the layout CPU decode steps multiply by (see
+    /// `model::decoder`'s decode layout); else `[out, in]` contiguous.
+    ///
+    /// One GEMM of inner size `r` added onto a copy of `W` (`addmm`, `scaling` folded into
+    /// `A`): with `B = 0` the product is exactly zero and the result equals `W` bit for bit
+    /// (but for the sign of zeros). Deterministic: the same matrices give the same bits.
+    /// Only for evaluation: the merged weight carries no dropout and no gradient.
+    pub fn merged_weight(
+        &self,
+        layer: usize,
+        target: Target,
+        weight: &Tensor,
+        transposed: bool,
+    ) -> Option<Tensor> {
+        let lin = self.get(layer, target)?;
+        let kind = weight.kind();
+        Some(tch::no_grad(|| {
+            let a = lin.a.detach().to_kind(kind) * self.scaling;
+            let b = lin.b.detach().to_kind(kind);
+            let w = weight.detach();
+            if transposed {
+                // [in, out] = W^T + (s A)^T B^T; addmm writes a fresh contiguous result.
+                w.tr().addmm(&a.tr(), &b.tr()).tr()
+            } else {
+                w.addmm(&b, &a)
+            }
+        }))
+    }
+
     /// `scaling * B A` `[out, in]` in f32 for every adapted projection, keyed by the base
     /// weight's name (`model.layers.N.self_attn.q_proj.weight`): PEFT's `get_delta_weight`.
     pub fn delta_weights(&self) -> Vec<(String, Tensor)> {
