@@ -413,7 +413,9 @@ impl LoraAdapter {
     /// Dropout (probability `lora_dropout`) applies when `dropout` gives the pass's key: the
     /// mask is that of site `(layer, target)` of the key (`model::dropout`), so the same key
     /// gives the same mask. Returns `base_out` unchanged when this layer/target is not
-    /// adapted.
+    /// adapted. When `base_out` is contiguous and in the adapter's dtype, the low-rank
+    /// product is accumulated into its storage by one GEMM (so `base_out` must be this
+    /// call's own output, as the decoder's projections give it).
     pub fn apply(
         &self,
         layer: usize,
@@ -431,7 +433,19 @@ impl LoraAdapter {
             }
             _ => x,
         };
-        let delta = x.linear(&lin.a, None::<Tensor>).linear(&lin.b, None::<Tensor>) * self.scaling;
+        let down = x.linear(&lin.a, None::<Tensor>);
+        if out_kind == self.kind && base_out.is_contiguous() {
+            // One GEMM accumulating into the base output (`beta = 1`), `scaling` folded into
+            // the rank-r activations: no `[.., out]` temporaries for the product, the scaled
+            // product and the sum, nor their passes in backward (the frozen projection's
+            // backward does not read its output, so writing it in place is safe for
+            // autograd). The same sum as PEFT's up to f32 rounding order.
+            let (out, r) = (lin.b.size()[0], lin.b.size()[1]);
+            let mut rows = base_out.view([-1, out]);
+            let _ = rows.addmm_(&(down * self.scaling).view([-1, r]), &lin.b.tr());
+            return base_out;
+        }
+        let delta = down.linear(&lin.b, None::<Tensor>) * self.scaling;
         let sum = base_out + delta;
         if sum.kind() == out_kind { sum } else { sum.to_kind(out_kind) }
     }

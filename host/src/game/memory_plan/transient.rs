@@ -83,6 +83,19 @@ pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
             let mask = rows * (rep + 1) * p * p;
             let (i, h) = (spec.intermediate_size as u64, spec.hidden_size as u64);
             let mlp = rows * p * (3 * i + 2 * h) * e;
+            // LoRA players in f32 sample on a merged copy of the targeted projections
+            // (`CausalLm::sampling`), made for the call and freed after it.
+            let merged = match (&x.adapter, *name) {
+                (Some(a), "attacker" | "defender") if e >= 4 => {
+                    a.targeted_weights(spec).unwrap_or(0) * e
+                }
+                _ => 0,
+            };
+            let merged_formula = if merged > 0 {
+                format!("; merged LoRA projections {} x {e} B = {}", merged / e, gib(merged))
+            } else {
+                String::new()
+            };
             let formula = format!(
                 "KV cache 2 x {layers} layers x {rows} rows x ({p} + {c}) positions x {kv} x {e} B \
                  = {}; prefill mask {rows} x {} x {p}^2 x 1 B = {}; prefill MLP {rows} x {p} x \
@@ -91,8 +104,8 @@ pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
                 rep + 1,
                 gib(mask),
                 gib(mlp)
-            );
-            (*name, cache + mask + mlp, formula)
+            ) + &merged_formula;
+            (*name, cache + mask + mlp + merged, formula)
         })
         .max_by_key(|g| g.1)
         .expect("two players");
