@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
         // Round 0 warms up (the base's decode layout, allocator) and is not counted.
         for round in 0..=rounds {
             for (i, cpu_i) in cpu.iter_mut().enumerate() {
-                view.set_merged_sampling(i == 1);
+                view.set_merged_sampling((i == 1).then_some(0));
                 let lm = if i == 2 { &base } else { &view };
                 let (c0, t0) = (cpu_seconds(), Instant::now());
                 let rows = decode(lm, &prompts, &opts, |_, _| false)?;

@@ -22,6 +22,16 @@ use crate::model::error::{FieldError, LoadError};
 use crate::model::lora::LoraAdapter;
 use crate::model::weights::{self, WeightFiles};
 
+/// Tokens (rows x positions) from which a generation call or a forward pass without
+/// gradients (a DPO/IPO reference forward on an EMA adapter, scoring) of an adapter view
+/// runs on merged weights ([`CausalLm::sampling`]: made for the call, freed after it)
+/// instead of the side paths. Merging SmolLM2-135M's projections cost about as much CPU as
+/// the side paths of ~700 prefill tokens (1 thread, `examples/bench_lora_decode.rs`;
+/// BENCHMARKS.md, LoRA section), so smaller calls (a chat request to `serve`) keep the side
+/// paths. Both quickstart-lora generation batches and its reference micro-batches are
+/// larger.
+pub const MERGED_FORWARD_MIN_TOKENS: i64 = 1024;
+
 /// A causal LM (Llama, Mistral, Qwen2 or Qwen3 family): the base weights, shared, plus an
 /// optional LoRA adapter. Without an adapter the base weights are the trainable ones.
 #[derive(Debug)]
@@ -30,8 +40,9 @@ pub struct CausalLm {
     adapter: Option<LoraAdapter>,
     /// Activation checkpointing state of this view, when on (`model::checkpointing`).
     pub(crate) checkpointing: Option<Checkpointing>,
-    /// Whether generation with an adapter decodes on merged weights ([`CausalLm::sampling`]).
-    merged_sampling: bool,
+    /// From how many tokens a generation call or no-grad forward pass with an adapter runs
+    /// on merged weights ([`CausalLm::sampling`]); `None`: never.
+    merge_from_tokens: Option<i64>,
 }
 
 /// `dir/config.json`: the typed config, the JSON as read, and the decoder it describes.
@@ -106,7 +117,7 @@ impl CausalLm {
             dir: None,
             merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merged_sampling: true })
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) })
     }
 
     fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
@@ -147,7 +158,7 @@ impl CausalLm {
             dir,
             merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merged_sampling: true })
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) })
     }
 
     /// A copy for an EMA or frozen reference model that shares no trainable storage with
@@ -159,7 +170,7 @@ impl CausalLm {
                 base: Arc::clone(&self.base),
                 adapter: Some(adapter.try_clone(adapter.kind())?),
                 checkpointing: None,
-                merged_sampling: true,
+                merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
             });
         }
         let b = &self.base;
@@ -194,7 +205,7 @@ impl CausalLm {
             dir,
             merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merged_sampling: true })
+        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) })
     }
 
     /// A view of the same base weights with `adapter` on its projections. The base's tensors
@@ -206,14 +217,14 @@ impl CausalLm {
             bail!("the adapter has {} layers, the base model {layers}", adapter.num_layers());
         }
         self.freeze_base();
-        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter), checkpointing: None, merged_sampling: true })
+        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter), checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) })
     }
 
     /// A view of the same base weights with no adapter (frozen: see
     /// [`CausalLm::with_adapter`]), e.g. the fixed reference of LoRA players.
     pub fn without_adapter(&self) -> Self {
         self.freeze_base();
-        Self { base: Arc::clone(&self.base), adapter: None, checkpointing: None, merged_sampling: true }
+        Self { base: Arc::clone(&self.base), adapter: None, checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) }
     }
 
     /// A view of the same base with a deep copy of this view's adapter in `kind` (an f32 EMA
@@ -224,7 +235,7 @@ impl CausalLm {
             base: Arc::clone(&self.base),
             adapter: Some(adapter.try_clone(kind)?),
             checkpointing: None,
-            merged_sampling: true,
+            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
         })
     }
 
@@ -320,6 +331,12 @@ impl CausalLm {
                 self.hidden_states_checkpointed(state, input_ids, &positions, &mask)
             }
             _ => {
+                if self.adapter.is_some() && !grad_enabled() {
+                    let weights = self.sampling(input_ids.numel() as i64);
+                    if let Some(merged) = &weights.merged {
+                        return merged.hidden_states(input_ids, &positions, Some(&mask), None, None);
+                    }
+                }
                 let adapter = self.adapter.as_ref().map(LoraAdapter::pass);
                 self.decoder().hidden_states(input_ids, &positions, Some(&mask), None, adapter)
             }
@@ -331,20 +348,22 @@ impl CausalLm {
         self.decoder().logits(hidden)
     }
 
-    /// Whether generation with an adapter decodes on merged weights (on by default; see
-    /// [`CausalLm::sampling`]). Off: every decode step adds the adapter's low-rank side
-    /// paths to the frozen projections, as the forward pass does.
-    pub fn set_merged_sampling(&mut self, on: bool) {
-        self.merged_sampling = on;
+    /// From how many tokens (rows x positions) a generation call, or a forward pass without
+    /// gradients, of a view with an adapter runs on merged weights ([`CausalLm::sampling`]);
+    /// `None`: never (every projection adds the adapter's low-rank side path, as the
+    /// training forward pass does). Default: [`MERGED_FORWARD_MIN_TOKENS`].
+    pub fn set_merged_sampling(&mut self, from_tokens: Option<i64>) {
+        self.merge_from_tokens = from_tokens;
     }
 
     /// See [`CausalLm::set_merged_sampling`].
-    pub fn merged_sampling(&self) -> bool {
-        self.merged_sampling
+    pub fn merged_sampling(&self) -> Option<i64> {
+        self.merge_from_tokens
     }
 
-    /// The weights one generation call decodes with. With an adapter in evaluation mode on
-    /// an f32 (or f64) base, and merged sampling on: a merged copy of the adapted
+    /// The weights of one generation call or no-grad forward pass over `tokens` positions in
+    /// all (rows x (prompt + new tokens)). With an adapter in evaluation mode on an f32 (or
+    /// f64) base, and `tokens` at least [`CausalLm::merged_sampling`]: a merged copy of the adapted
     /// projections, `W + scaling * B A` ([`Decoder::merged`]), made now and freed when the
     /// returned value is dropped (at the end of the generation call), so decode steps run
     /// the plain projections instead of `x A^T B^T * scaling` per projection and layer, and
@@ -354,12 +373,12 @@ impl CausalLm {
     /// Why not for bf16/f16 bases: the sum would be rounded to the base dtype, where an f32
     /// EMA adapter's small updates can vanish (the side path adds them in f32 to each
     /// output instead). Why not in training mode: the side path's dropout has no merged form.
-    pub(crate) fn sampling(&self) -> Sampling<'_> {
+    pub(crate) fn sampling(&self, tokens: i64) -> Sampling<'_> {
         let merged = self
             .adapter
             .as_ref()
             .filter(|a| {
-                self.merged_sampling
+                self.merge_from_tokens.is_some_and(|n| tokens >= n)
                     && !a.training()
                     && matches!(self.base.kind, Kind::Float | Kind::Double)
             })

@@ -49,7 +49,7 @@ pub struct DecodedRow {
 /// of a row (e.g. to look for stop strings) and ends that row when it returns true.
 ///
 /// A model with a LoRA adapter decodes on merged weights made for this call and freed when
-/// it returns ([`CausalLm::sampling`]).
+/// it returns, when the call is large enough ([`CausalLm::sampling`]).
 pub fn decode(
     lm: &CausalLm,
     prompts: &[Vec<i64>],
@@ -88,7 +88,7 @@ pub fn decode(
 
         key_valid.narrow(1, 0, p64).copy_(&mask_t.to_kind(Kind::Bool));
         // The call's weights: with a LoRA adapter, a merged copy freed when this call ends.
-        let weights = lm.sampling();
+        let weights = lm.sampling(b64 * capacity);
         let mut cache = weights.new_cache(b64, capacity);
         let positions = positions_from_mask(&mask_t);
         let mut next_pos = mask_t.sum_dim_intlist(1, true, Kind::Int64);
@@ -217,6 +217,7 @@ fn pick(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::causal_lm::MERGED_FORWARD_MIN_TOKENS;
     use crate::model::lora::{LoraAdapter, LoraConfig, Target};
     use tch::Device;
 
@@ -298,11 +299,12 @@ mod tests {
         let (_dir, lm) = tiny();
         for targets in [&Target::ALL.map(Target::module)[..], &["q_proj", "down_proj"]] {
             let mut view = lm.with_adapter(trained_adapter(&lm, targets, 4)).unwrap();
+            assert_eq!(view.merged_sampling(), Some(MERGED_FORWARD_MIN_TOKENS));
             for temperature in [0.0, 1.0] {
                 let opts = options(12, temperature);
-                view.set_merged_sampling(false);
+                view.set_merged_sampling(None);
                 let side = decode(&view, &prompts(), &opts, |_, _| false).unwrap();
-                view.set_merged_sampling(true);
+                view.set_merged_sampling(Some(0));
                 let merged = decode(&view, &prompts(), &opts, |_, _| false).unwrap();
                 let again = decode(&view, &prompts(), &opts, |_, _| false).unwrap();
                 assert_eq!(merged, again, "merging is deterministic");
@@ -319,12 +321,43 @@ mod tests {
         }
     }
 
+    /// A forward pass without gradients of at least `MERGED_FORWARD_MIN_TOKENS` tokens (a
+    /// DPO reference forward) runs on merged weights with the side paths' logits; with
+    /// gradients it keeps the side paths (the adapter must get its gradients).
+    #[test]
+    fn large_no_grad_forward_on_merged_weights_matches_the_side_paths() {
+        let (_dir, lm) = tiny();
+        let mut view = lm.with_adapter(trained_adapter(&lm, &["q_proj", "up_proj"], 6)).unwrap();
+        let t = MERGED_FORWARD_MIN_TOKENS / 2;
+        let ids = Tensor::randint(257, [2, t], (Kind::Int64, Device::Cpu));
+        let mask = Tensor::ones([2, t], (Kind::Int64, Device::Cpu));
+        let _ = mask.get(1).narrow(0, 0, 9).fill_(0);
+        let merged = tch::no_grad(|| view.forward(&ids, &mask));
+        view.set_merged_sampling(None);
+        let side = tch::no_grad(|| view.forward(&ids, &mask));
+        view.set_merged_sampling(Some(MERGED_FORWARD_MIN_TOKENS + 1));
+        assert!(tch::no_grad(|| view.forward(&ids, &mask)).equal(&side), "below: side paths");
+        let diff = (&merged - &side).abs().max().double_value(&[]);
+        assert!(diff <= 1e-5, "logits differ by {diff}");
+        assert!(!merged.equal(&side), "the merged path ran (different rounding)");
+        assert_eq!(view.merged_sets_alive(), 0);
+        // With gradients: the side paths, so the adapter gets its gradients.
+        view.set_merged_sampling(Some(0));
+        let with_grad = view.forward(&ids, &mask);
+        assert!(with_grad.requires_grad());
+        assert!(with_grad.detach().equal(&side), "side paths bit for bit");
+    }
+
     /// The merged copy exists only during a generation call, and only when merging applies.
     #[test]
     fn generation_frees_the_merged_copy() {
         let (_dir, lm) = tiny();
         let mut view = lm.with_adapter(trained_adapter(&lm, &["v_proj"], 2)).unwrap();
         let opts = options(4, 0.0);
+        // 3 rows x (11 + 4) positions: below the default threshold, the side paths.
+        let rows = decode(&view, &prompts(), &opts, |_, _| view.merged_sets_alive() != 0);
+        assert!(rows.unwrap().iter().all(|r| r.tokens.len() == 4));
+        view.set_merged_sampling(Some(3 * 15));
         let mut seen = Vec::new();
         decode(&view, &prompts(), &opts, |_, _| {
             seen.push(view.merged_sets_alive());
@@ -334,10 +367,10 @@ mod tests {
         assert!(!seen.is_empty() && seen.iter().all(|&n| n == 1), "{seen:?}");
         assert_eq!(view.merged_sets_alive(), 0, "freed when the call returned");
         // Merged sampling off, training mode (dropout), or no adapter: no copy.
-        view.set_merged_sampling(false);
+        view.set_merged_sampling(None);
         let rows = decode(&view, &prompts(), &opts, |_, _| view.merged_sets_alive() != 0);
         assert!(rows.unwrap().iter().all(|r| r.tokens.len() == 4));
-        view.set_merged_sampling(true);
+        view.set_merged_sampling(Some(0));
         view.adapter_mut().unwrap().set_training(Some(crate::model::DropoutSeed(1)));
         let rows = decode(&view, &prompts(), &opts, |_, _| view.merged_sets_alive() != 0);
         assert!(rows.unwrap().iter().all(|r| r.tokens.len() == 4));

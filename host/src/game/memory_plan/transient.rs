@@ -6,6 +6,7 @@ use super::inputs::{AdapterPlan, PlanInputs};
 use super::render::gib;
 use super::{Phase, Term};
 use crate::game::config::{Method, UpdateOrder};
+use crate::model::causal_lm::MERGED_FORWARD_MIN_TOKENS;
 use crate::model::decoder::DecoderSpec;
 use crate::model::scoring::LOGIT_CHUNK_ELEMENTS;
 
@@ -213,12 +214,29 @@ fn player_update_terms(
         (LOGIT_CHUNK_ELEMENTS as u64 / (b.completion * v).max(1)).clamp(1, b.rows.max(1));
     let chunk = chunk_rows * b.completion * v * 4;
     let layer_tmp = tokens * per_layer;
+    // A LoRA reference forward of this many tokens in f32 runs on a merged copy of the
+    // targeted projections, made for it and freed after it (`CausalLm::hidden_states`).
+    let merged = match &x.adapter {
+        Some(a)
+            if e >= 4
+                && matches!(x.method, Method::Dpo | Method::Ipo)
+                && tokens >= MERGED_FORWARD_MIN_TOKENS as u64 =>
+        {
+            a.targeted_weights(spec).unwrap_or(0) * e
+        }
+        _ => 0,
+    };
+    let merged_formula =
+        if merged > 0 { format!(" + merged LoRA projections {}", gib(merged)) } else { String::new() };
     let (bytes, formula) = [
         (3 * chunk, format!("3 x f32 logits of a {chunk_rows}-row chunk {}", gib(3 * chunk))),
         (layer_tmp, format!("one layer's activation gradients {}", gib(layer_tmp))),
         (
-            layer_tmp + chunk,
-            format!("reference forward: one layer {} + one chunk of logits", gib(layer_tmp)),
+            layer_tmp + chunk + merged,
+            format!(
+                "reference forward: one layer {} + one chunk of logits{merged_formula}",
+                gib(layer_tmp)
+            ),
         ),
     ]
     .into_iter()
