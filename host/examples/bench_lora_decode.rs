@@ -15,9 +15,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use advgame_host::model::CausalLm;
 use advgame_host::model::generate::{DecodeOptions, decode};
 use advgame_host::model::lora::{LoraAdapter, LoraConfig};
-use advgame_host::model::CausalLm;
 use tch::{Device, Kind, Tensor};
 
 /// User + system CPU seconds of this process so far (`/proc/self/stat`, 1/100 s ticks).

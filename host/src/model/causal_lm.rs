@@ -117,7 +117,12 @@ impl CausalLm {
             dir: None,
             merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) })
+        Ok(Self {
+            base: Arc::new(base),
+            adapter: None,
+            checkpointing: None,
+            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
+        })
     }
 
     fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
@@ -158,7 +163,12 @@ impl CausalLm {
             dir,
             merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) })
+        Ok(Self {
+            base: Arc::new(base),
+            adapter: None,
+            checkpointing: None,
+            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
+        })
     }
 
     /// A copy for an EMA or frozen reference model that shares no trainable storage with
@@ -205,7 +215,12 @@ impl CausalLm {
             dir,
             merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) })
+        Ok(Self {
+            base: Arc::new(base),
+            adapter: None,
+            checkpointing: None,
+            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
+        })
     }
 
     /// A view of the same base weights with `adapter` on its projections. The base's tensors
@@ -217,14 +232,24 @@ impl CausalLm {
             bail!("the adapter has {} layers, the base model {layers}", adapter.num_layers());
         }
         self.freeze_base();
-        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter), checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) })
+        Ok(Self {
+            base: Arc::clone(&self.base),
+            adapter: Some(adapter),
+            checkpointing: None,
+            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
+        })
     }
 
     /// A view of the same base weights with no adapter (frozen: see
     /// [`CausalLm::with_adapter`]), e.g. the fixed reference of LoRA players.
     pub fn without_adapter(&self) -> Self {
         self.freeze_base();
-        Self { base: Arc::clone(&self.base), adapter: None, checkpointing: None, merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS) }
+        Self {
+            base: Arc::clone(&self.base),
+            adapter: None,
+            checkpointing: None,
+            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
+        }
     }
 
     /// A view of the same base with a deep copy of this view's adapter in `kind` (an f32 EMA
@@ -334,7 +359,13 @@ impl CausalLm {
                 if self.adapter.is_some() && !grad_enabled() {
                     let weights = self.sampling(input_ids.numel() as i64);
                     if let Some(merged) = &weights.merged {
-                        return merged.hidden_states(input_ids, &positions, Some(&mask), None, None);
+                        return merged.hidden_states(
+                            input_ids,
+                            &positions,
+                            Some(&mask),
+                            None,
+                            None,
+                        );
                     }
                 }
                 let adapter = self.adapter.as_ref().map(LoraAdapter::pass);

@@ -606,7 +606,10 @@ impl Decoder {
                     k: merge(&b.k, Target::K),
                     v: merge(&b.v, Target::V),
                     o: merge(&b.o, Target::O),
-                    qk_norm: b.qk_norm.as_ref().map(|(q, k)| (q.shallow_clone(), k.shallow_clone())),
+                    qk_norm: b
+                        .qk_norm
+                        .as_ref()
+                        .map(|(q, k)| (q.shallow_clone(), k.shallow_clone())),
                     window: b.window,
                     post_norm: b.post_norm.shallow_clone(),
                     gate: merge(&b.gate, Target::Gate),

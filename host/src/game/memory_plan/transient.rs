@@ -226,8 +226,11 @@ fn player_update_terms(
         }
         _ => 0,
     };
-    let merged_formula =
-        if merged > 0 { format!(" + merged LoRA projections {}", gib(merged)) } else { String::new() };
+    let merged_formula = if merged > 0 {
+        format!(" + merged LoRA projections {}", gib(merged))
+    } else {
+        String::new()
+    };
     let (bytes, formula) = [
         (3 * chunk, format!("3 x f32 logits of a {chunk_rows}-row chunk {}", gib(3 * chunk))),
         (layer_tmp, format!("one layer's activation gradients {}", gib(layer_tmp))),
