@@ -117,12 +117,7 @@ impl CausalLm {
             dir: None,
             merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self {
-            base: Arc::new(base),
-            adapter: None,
-            checkpointing: None,
-            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
-        })
+        Ok(Self::view(Arc::new(base), None))
     }
 
     fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
@@ -163,12 +158,18 @@ impl CausalLm {
             dir,
             merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self {
-            base: Arc::new(base),
-            adapter: None,
+        Ok(Self::view(Arc::new(base), None))
+    }
+
+    /// A view of `base` with `adapter`, without checkpointing, merging from the default
+    /// size ([`MERGED_FORWARD_MIN_TOKENS`]).
+    fn view(base: Arc<Base>, adapter: Option<LoraAdapter>) -> Self {
+        Self {
+            base,
+            adapter,
             checkpointing: None,
             merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
-        })
+        }
     }
 
     /// A copy for an EMA or frozen reference model that shares no trainable storage with
@@ -176,12 +177,10 @@ impl CausalLm {
     /// and a deep copy of the adapter (in its dtype).
     pub fn try_clone(&self) -> Result<Self> {
         if let Some(adapter) = &self.adapter {
-            return Ok(Self {
-                base: Arc::clone(&self.base),
-                adapter: Some(adapter.try_clone(adapter.kind())?),
-                checkpointing: None,
-                merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
-            });
+            return Ok(Self::view(
+                Arc::clone(&self.base),
+                Some(adapter.try_clone(adapter.kind())?),
+            ));
         }
         let b = &self.base;
         self.rebuilt(b.kind, b.dir.clone(), &|_, src| src.detach().copy())
@@ -215,12 +214,7 @@ impl CausalLm {
             dir,
             merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self {
-            base: Arc::new(base),
-            adapter: None,
-            checkpointing: None,
-            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
-        })
+        Ok(Self::view(Arc::new(base), None))
     }
 
     /// A view of the same base weights with `adapter` on its projections. The base's tensors
@@ -232,36 +226,21 @@ impl CausalLm {
             bail!("the adapter has {} layers, the base model {layers}", adapter.num_layers());
         }
         self.freeze_base();
-        Ok(Self {
-            base: Arc::clone(&self.base),
-            adapter: Some(adapter),
-            checkpointing: None,
-            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
-        })
+        Ok(Self::view(Arc::clone(&self.base), Some(adapter)))
     }
 
     /// A view of the same base weights with no adapter (frozen: see
     /// [`CausalLm::with_adapter`]), e.g. the fixed reference of LoRA players.
     pub fn without_adapter(&self) -> Self {
         self.freeze_base();
-        Self {
-            base: Arc::clone(&self.base),
-            adapter: None,
-            checkpointing: None,
-            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
-        }
+        Self::view(Arc::clone(&self.base), None)
     }
 
     /// A view of the same base with a deep copy of this view's adapter in `kind` (an f32 EMA
     /// copy of a bf16 adapter). Errors when this view has no adapter.
     pub fn adapter_copy(&self, kind: Kind) -> Result<Self> {
         let adapter = self.adapter.as_ref().context("this model has no adapter to copy")?;
-        Ok(Self {
-            base: Arc::clone(&self.base),
-            adapter: Some(adapter.try_clone(kind)?),
-            checkpointing: None,
-            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
-        })
+        Ok(Self::view(Arc::clone(&self.base), Some(adapter.try_clone(kind)?)))
     }
 
     fn freeze_base(&self) {
