@@ -375,10 +375,11 @@ impl CausalLm {
     /// all (rows x (prompt + new tokens)). With an adapter in evaluation mode on an f32 (or
     /// f64) base, and `tokens` at least [`CausalLm::merged_sampling`]: a merged copy of the adapted
     /// projections, `W + scaling * B A` ([`Decoder::merged`]), made now and freed when the
-    /// returned value is dropped (at the end of the generation call), so decode steps run
-    /// the plain projections instead of `x A^T B^T * scaling` per projection and layer, and
-    /// nothing of it outlives generation (the update phase never holds it). The base is
-    /// never written. Otherwise: this view itself (no adapter, or the side paths).
+    /// returned value is dropped (at the end of the call), so decode steps run the plain
+    /// projections instead of `x A^T B^T * scaling` per projection and layer, and nothing of
+    /// it outlives the call (a generation phase's copy is gone before the update; a
+    /// reference forward's before the backward pass). The base is never written.
+    /// Otherwise: this view itself (no adapter, or the side paths).
     ///
     /// Why not for bf16/f16 bases: the sum would be rounded to the base dtype, where an f32
     /// EMA adapter's small updates can vanish (the side path adds them in f32 to each
