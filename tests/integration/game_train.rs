@@ -272,13 +272,71 @@ fn bad_configs_give_one_precise_error() {
     let err = plugins::load(&config, None).unwrap_err();
     assert!(
         matches!(
-            err.downcast_ref::<advgame_host::plugin::LoadError>(),
-            Some(advgame_host::plugin::LoadError::WrongWorld { .. })
+            err.downcast_ref::<plugins::PluginLoadError>(),
+            Some(plugins::PluginLoadError {
+                error: advgame_host::plugin::LoadError::WrongWorld { .. },
+                ..
+            })
         ),
         "{err:#}"
     );
-    let err = format!("{err:#}");
-    assert!(err.contains("judge") && err.contains("rubric"), "{err}");
+    // Once, naturally: the role, the file, the problem (the name is the role word here).
+    assert_eq!(
+        format!("{err:#}"),
+        format!(
+            "judge plugin {}: is a rubric plugin (world rubric-plugin), not a judge plugin",
+            rubric.display()
+        )
+    );
+
+    // Every role and every kind of bad file read the same way: one line that names the role,
+    // the name (unless it is the role word itself), the file and the problem, each once.
+    let judge = plugin_dir().join("judge-llm.wasm");
+    let core = write(dir.path(), "core.wasm", b"\0asm\x01\0\0\0");
+    let notes = write(dir.path(), "notes.wasm", b"# notes\n");
+    let set = |k: &str, p: &Path| format!("{k}=\"{}\"", p.display());
+    let cases = [
+        (
+            vec![
+                set("plugins.paths.curriculum", &judge),
+                "plugins.curriculum=\"curriculum\"".into(),
+            ],
+            format!(
+                "curriculum plugin {}: is a judge plugin (world judge-plugin), not a curriculum \
+                 plugin",
+                judge.display()
+            ),
+        ),
+        (
+            vec![set("plugins.paths.refusal", &notes)],
+            format!(
+                "rubric plugin `refusal` ({}): not a WebAssembly file (starts with bytes 23 20 6e \
+                 6f instead of 00 61 73 6d)",
+                notes.display()
+            ),
+        ),
+        (
+            vec![set("plugins.paths.refusal-heuristic", &core)],
+            format!(
+                "judge plugin `refusal-heuristic` ({}): is a core WebAssembly module, not a \
+                 component; encode it with wit-component (scripts/build-plugins.sh does) against \
+                 the advgame:plugin@0.1.0 WIT",
+                core.display()
+            ),
+        ),
+        (
+            vec!["plugins.paths.refusal=\"/nonexistent/r.wasm\"".into()],
+            "field `plugins.paths.refusal`: rubric plugin `refusal`: /nonexistent/r.wasm is not a \
+             file (set by plugins.paths or --plugin)"
+                .into(),
+        ),
+    ];
+    for (items, expected) in cases {
+        let items: Vec<&str> = items.iter().map(String::as_str).collect();
+        let config = load_config(dir.path(), "", &items).unwrap();
+        let err = plugins::load(&config, None).unwrap_err();
+        assert_eq!(format!("{err:#}"), expected);
+    }
 }
 
 /// A rubric whose `parse-pointwise` misbehaves on every second call (`BODY` decides how);
@@ -382,6 +440,37 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_usable() {
     let steps: Vec<u64> =
         read_metrics(&run.join("metrics.jsonl")).unwrap().into_iter().map(|l| l.0).collect();
     assert_eq!(steps, vec![1, 2, 3]);
+
+    // Resumed once more: the run is complete; it says so, where its last checkpoint is, and
+    // succeeds without loading or writing anything.
+    let before = std::fs::read(run.join("metrics.jsonl")).unwrap();
+    let out = Command::new(bin).args(["train", "--resume"]).arg(&run).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("is already complete: step 3 of 3"), "{stdout}");
+    let last = run.join("checkpoints/step-000003");
+    assert!(stdout.contains(&format!("last checkpoint: {}", last.display())), "{stdout}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("plugin "), "nothing loaded");
+    assert_eq!(std::fs::read(run.join("metrics.jsonl")).unwrap(), before);
+
+    // A run folder that does not exist: said so, with the runs that do.
+    let missing = dir.path().join("runs/tiny-000");
+    let out = Command::new(bin).args(["train", "--resume"]).arg(&missing).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("no run folder {}", missing.display())), "{stderr}");
+    assert!(stderr.contains("does not exist") && stderr.contains("tiny-001"), "{stderr}");
+    assert!(!stderr.contains("cannot read the config file"), "{stderr}");
+
+    // A run that stopped before its first checkpoint: said so before anything loads.
+    let early = dir.path().join("runs/tiny-002");
+    std::fs::create_dir_all(&early).unwrap();
+    std::fs::copy(run.join("config.toml"), early.join("config.toml")).unwrap();
+    let out = Command::new(bin).args(["train", "--resume"]).arg(&early).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no complete checkpoint to resume from"), "{stderr}");
+    assert!(!stderr.contains("plugin "), "nothing loaded: {stderr}");
 }
 
 /// A curriculum component whose `next-batch` answers `size` copies of index 999999.

@@ -172,6 +172,36 @@ fn unset_pad_ids_fall_back_to_eos_and_bad_ones_name_the_field() {
     assert!(err.contains("generation_config.json: field `pad_token_id`: 999 is outside"), "{err}");
 }
 
+/// Rows that repeat a prompt share one prefill (`model::generate`): each row must still
+/// decode from its own prompt's cache (greedy rows equal the row alone; sampled rows' log-probs
+/// equal a full forward pass over that row's prompt), and repeated rows draw their own samples.
+#[test]
+fn repeated_prompts_share_a_prefill_and_decode_as_their_own_rows() {
+    let mut m = model();
+    let (a, b) = (requests()[0].clone(), requests()[1].clone());
+    let batch = vec![a.clone(), b.clone(), a.clone(), a.clone(), b.clone()];
+    let greedy =
+        SamplingParams { max_new_tokens: 8, temperature: 0.0, ..SamplingParams::default() };
+    let rows = m.generate(&batch, &greedy).unwrap();
+    for (req, row) in batch.iter().zip(&rows) {
+        let alone = m.generate(std::slice::from_ref(req), &greedy).unwrap().remove(0);
+        assert_eq!(alone.token_ids, row.token_ids);
+    }
+    let sampled = SamplingParams { temperature: 1.0, seed: 3, max_new_tokens: 10, ..greedy };
+    let rows = m.generate(&batch, &sampled).unwrap();
+    assert!(
+        rows[0].token_ids != rows[2].token_ids || rows[2].token_ids != rows[3].token_ids,
+        "three samples of one prompt should not all be the same"
+    );
+    for (req, row) in batch.iter().zip(&rows) {
+        let prompt = m.encode(&m.render_prompt(req).unwrap()).unwrap();
+        let want = teacher_forced_logprobs(&m, &prompt, &row.token_ids);
+        for (x, y) in row.logprobs.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-4, "{:?} vs {want:?}", row.logprobs);
+        }
+    }
+}
+
 /// Log-probs of `tokens` after `prompt` by one full forward pass (the training path).
 fn teacher_forced_logprobs(m: &ChatModel, prompt: &[i64], tokens: &[i64]) -> Vec<f32> {
     let ids: Vec<i64> = prompt.iter().chain(tokens).copied().collect();

@@ -54,6 +54,24 @@ fn judge_command_writes_one_result_per_line() {
         "2",
     ]);
     assert!(text(&o).contains("--swap-share 2: expected a share between 0 and 1"), "{}", text(&o));
+
+    // A bad component names its role (and its name when it has one) and the file once.
+    let notes = write(dir.path(), "notes.wasm", b"# notes\n");
+    let (judge, notes) = (judge.to_str().unwrap(), notes.to_str().unwrap());
+    let input = input.to_str().unwrap();
+    for (args, expected) in [
+        (vec!["--judge", notes], format!("judge plugin {notes}: not a WebAssembly file")),
+        (
+            vec!["--judge", judge, "--rubric", &format!("refusal={notes}")],
+            format!("rubric plugin `refusal` ({notes}): not a WebAssembly file"),
+        ),
+    ] {
+        let o = host(&[&["judge", "--input", input][..], &args].concat());
+        assert!(!o.status.success());
+        let err = text(&o);
+        assert!(err.contains(&format!("error: {expected} (starts with bytes 23 20")), "{err}");
+        assert_eq!(err.matches(notes).count(), 1, "{err}");
+    }
 }
 
 #[test]

@@ -284,6 +284,54 @@ fn bad_requests_get_openai_errors_and_the_server_stays_up() {
     let wrong = [("Authorization", "Bearer nope")];
     assert_eq!(request(server.addr, "GET", "/v1/models", &wrong, b"").status, 401);
     assert_eq!(request(server.addr, "GET", "/v1/nothing", &auth, b"").error().0, 404);
+    // Unknown paths and methods a route does not take: OpenAI error objects too, the 405 with
+    // the `Allow` header (the method the route takes), with or without the key.
+    for (method, path, allow) in [
+        ("GET", "/v1/chat/completions", "POST"),
+        ("PUT", "/v1/completions", "POST"),
+        ("DELETE", "/v1/models", "GET,HEAD"),
+        ("POST", "/health", "GET,HEAD"),
+    ] {
+        for headers in [&auth[..], &[]] {
+            let r = request(server.addr, method, path, headers, b"");
+            let (status, kind, _, code) = r.error();
+            assert_eq!(
+                (status, kind.as_str(), code.as_str()),
+                (405, "invalid_request_error", "method_not_allowed"),
+                "{method} {path}: {}",
+                r.body
+            );
+            let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+            assert!(
+                message.starts_with(&format!("{method} is not allowed on {path}; use ")),
+                "{message}"
+            );
+            let headers = r.headers.to_ascii_lowercase();
+            assert!(
+                headers.contains(&format!("\r\nallow: {}\r\n", allow.to_ascii_lowercase())),
+                "{method} {path}: {}",
+                r.headers
+            );
+            assert!(headers.contains("content-type: application/json"), "{}", r.headers);
+        }
+    }
+    // The endpoint list those errors name is the router's.
+    for (method, path) in advgame_host::serve::ENDPOINTS {
+        let status = request(server.addr, method, path, &auth, b"{}").status;
+        assert!(status != 404 && status != 405, "{method} {path}: {status}");
+    }
+    for (method, path) in [("GET", "/v1/nothing"), ("POST", "/v1/chat/completions/"), ("GET", "/")]
+    {
+        let r = request(server.addr, method, path, &auth, b"");
+        let (status, kind, _, code) = r.error();
+        assert_eq!(
+            (status, kind.as_str(), code.as_str()),
+            (404, "invalid_request_error", "not_found"),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("POST /v1/chat/completions"), "lists the endpoints: {}", r.body);
+    }
     // Still up, still answering.
     assert_eq!(server.get("/health").status, 200);
     let r = post(&format!("{{\"max_tokens\":3,{msgs}}}"));

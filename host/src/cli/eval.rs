@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::plugin_arg::PluginPath;
+use super::plugin_arg::{PluginPath, UsedPlugins, check_used};
 use crate::eval::dataset::{self, EvalItem, FieldMap};
 use crate::eval::report::{self, ReportContext, ReportOptions};
 use crate::eval::responses::{ResponseLog, ResponseRecord};
@@ -167,6 +167,12 @@ impl JudgeSetup {
         config: &Config,
         rubrics: &[String],
     ) -> anyhow::Result<(PluginJudge, Vec<PluginRecord>)> {
+        let used = UsedPlugins {
+            judge: config.plugins.judge.clone(),
+            curriculum: None,
+            rubrics: rubrics.to_vec(),
+        };
+        check_used(&self.plugins, &used, "--judge takes the judge")?;
         // `--judge-model DIR` wins over the config's `models.judge` (a folder or a server).
         let model = self
             .judge_model

@@ -18,10 +18,11 @@
 mod labels;
 
 use super::plugin::Setup;
+use crate::game::plugins::PluginLoadError;
 use crate::jsonl::{JsonlText, Place};
 use crate::judging::{Assessment, Comparison, Failure, Judge};
 use crate::llm::Generator;
-use crate::plugin::{JudgeOptions, JudgePlugin};
+use crate::plugin::{JudgeOptions, JudgePlugin, WorldKind};
 use clap::Args;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -228,7 +229,8 @@ pub fn run_with(args: JudgeArgs, generator: Option<Box<dyn Generator>>) -> anyho
         both_orders_share: args.both_orders_share,
         seed: 0,
     };
-    let mut judge = JudgePlugin::load(&engine, &args.judge, registry, generator, options)?;
+    let mut judge = JudgePlugin::load(&engine, &args.judge, registry, generator, options)
+        .map_err(|error| PluginLoadError { role: WorldKind::Judge, name: "judge".into(), error })?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p)

@@ -1,6 +1,7 @@
 //! `advgame-host plugin inspect|check|bench|new`: look at, validate, time and scaffold
 //! plugin components.
 
+use crate::game::plugins::PluginLoadError;
 use crate::judging::{Assessment, Category, Comparison, Curriculum, Judge, Seed};
 use crate::plugin::conformance;
 use crate::plugin::probe::FormatProbe;
@@ -124,7 +125,9 @@ impl Setup {
         }
         for spec in &self.rubrics {
             let (name, file) = split_pair(spec, "--rubric", "NAME=FILE")?;
-            let rubric = RubricPlugin::load(engine, Path::new(&file), vec![])?;
+            let rubric = RubricPlugin::load(engine, Path::new(&file), vec![]).map_err(|error| {
+                PluginLoadError { role: WorldKind::Rubric, name: name.clone(), error }
+            })?;
             registry.insert(Some(&name), rubric)?;
         }
         Ok(registry)

@@ -57,6 +57,46 @@ impl PluginPath {
     }
 }
 
+/// The plugins a command loads, by role: what its `--plugin` items must name.
+#[derive(Debug, Clone, Default)]
+pub struct UsedPlugins {
+    /// The judge's name (`plugins.judge`).
+    pub judge: String,
+    /// The curriculum's name, for commands that load one (`train`).
+    pub curriculum: Option<String>,
+    /// Every rubric name the command loads.
+    pub rubrics: Vec<String>,
+}
+
+/// Refuses an item whose NAME no plugin of `used` has (a typo, or the name of a judge the
+/// config does not use): it would be ignored, and the command would go ahead with the plugin
+/// the user meant to replace. `hint` says how that command replaces a plugin by role.
+pub fn check_used(flags: &[PluginPath], used: &UsedPlugins, hint: &str) -> anyhow::Result<()> {
+    let mut rubrics = used.rubrics.clone();
+    rubrics.sort();
+    rubrics.dedup();
+    for flag in flags {
+        let name = &flag.name;
+        if *name == used.judge || used.curriculum.as_ref() == Some(name) || rubrics.contains(name) {
+            continue;
+        }
+        let mut has = vec![format!("judge `{}`", used.judge)];
+        if let Some(c) = &used.curriculum {
+            has.push(format!("curriculum `{c}`"));
+        }
+        let quoted: Vec<String> = rubrics.iter().map(|r| format!("`{r}`")).collect();
+        if !quoted.is_empty() {
+            has.push(format!("rubrics {}", quoted.join(", ")));
+        }
+        anyhow::bail!(
+            "--plugin {name}={}: no plugin here is named `{name}` ({}); {hint}",
+            flag.path.display(),
+            has.join(", ")
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +119,33 @@ mod tests {
         assert_eq!(
             "judge=/nonexistent/j.wasm".parse::<PluginPath>(),
             Err(PluginPathError::NotAFile(missing))
+        );
+    }
+
+    #[test]
+    fn an_item_naming_no_loaded_plugin_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.wasm");
+        std::fs::write(&file, b"\0asm").unwrap();
+        let item =
+            |name: &str| -> PluginPath { format!("{name}={}", file.display()).parse().unwrap() };
+        // What `eval` loads: a judge and rubrics, no curriculum.
+        let used = UsedPlugins {
+            judge: "llm".into(),
+            curriculum: None,
+            rubrics: vec!["refusal".into(), "compliance".into(), "refusal".into()],
+        };
+        check_used(&[item("llm"), item("refusal"), item("compliance")], &used, "h").unwrap();
+        let err = check_used(&[item("refusal"), item("refusl")], &used, "--judge takes the judge")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--plugin refusl={}: no plugin here is named `refusl` (judge `llm`, rubrics \
+                 `compliance`, `refusal`); --judge takes the judge",
+                file.display()
+            )
         );
     }
 }

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::plugin_arg::PluginPath;
+use super::plugin_arg::{PluginPath, UsedPlugins, check_used};
 use crate::game::config::Config;
 use crate::game::metrics::Metrics;
 use crate::game::plugins;
 use crate::game::run;
+use crate::game::run_dir;
 use crate::game::seeds::RunSeeds;
 use crate::game::trainer::{StepReport, Summary, Trainer};
 use crate::llm::Generator;
@@ -30,7 +31,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub print_config: bool,
     /// Use this component file for the plugin NAME (a judge, rubric or curriculum name; the
-    /// words `judge` and `curriculum` replace whichever plugin has that role). Repeatable.
+    /// words `judge` and `curriculum` replace whichever plugin has that role; a NAME the run
+    /// does not use is refused). Repeatable.
     #[arg(long = "plugin", value_name = "NAME=PATH")]
     pub plugins: Vec<PluginPath>,
     /// Override one config value, e.g. `--set algorithm.max_steps=3`; the value is TOML or a
@@ -164,6 +166,47 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a `--plugin NAME=PATH` whose NAME no plugin of the run has
+/// ([`super::plugin_arg::check_used`]).
+fn check_plugin_flags(flags: &[PluginPath], config: &Config) -> anyhow::Result<()> {
+    let p = &config.plugins;
+    let mut rubrics = p.rubric_names();
+    rubrics.extend(config.validation.harmful_rubrics.iter().cloned());
+    rubrics.extend(config.validation.benign_rubrics.iter().cloned());
+    let used =
+        UsedPlugins { judge: p.judge.clone(), curriculum: Some(p.curriculum.clone()), rubrics };
+    let hint = "--plugin judge=PATH or --plugin curriculum=PATH replaces the judge or the \
+                curriculum whatever its name";
+    check_used(flags, &used, hint)
+}
+
+/// Whether the run in `dir` has already reached `algorithm.max_steps` (of `config`, the run's
+/// own with any `--set`): then it says so, naming its last checkpoint, and nothing is loaded.
+/// A run with no complete checkpoint cannot be resumed: that is an error, raised here before
+/// any model loads.
+fn already_complete(dir: &std::path::Path, config: &Config) -> anyhow::Result<bool> {
+    let Some((step, last)) = crate::game::checkpoint::list(dir)?.pop() else {
+        return Err(anyhow::anyhow!(
+            "{}: no complete checkpoint to resume from (the run stopped before its first); \
+             start it again with --config {}",
+            dir.display(),
+            dir.join("config.toml").display()
+        ));
+    };
+    let max_steps = config.algorithm.steps as u64;
+    if step < max_steps {
+        return Ok(false);
+    }
+    println!(
+        "run {} is already complete: step {step} of {max_steps} (algorithm.max_steps); nothing \
+         to do",
+        dir.display()
+    );
+    println!("last checkpoint: {}", last.display());
+    println!("trained defender (Hugging Face layout): {}", last.join("defender").display());
+    Ok(true)
+}
+
 /// Runs `train`: `--print-config` and `--memory-plan` print and exit; otherwise starts (or
 /// resumes) the run, shows progress, and prints where the trained defender was saved.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -171,7 +214,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.print_config {
         let config = match (&args.config, &args.resume) {
             (Some(file), _) => Config::load(file, &overrides)?,
-            (None, Some(dir)) => Config::load(&dir.join("config.toml"), &overrides)?,
+            (None, Some(dir)) => Config::load(&run_dir::run_config(dir)?, &overrides)?,
             (None, None) => Config::parse("", "defaults", &overrides)?,
         };
         print!("{}", config.to_documented_toml()?);
@@ -180,7 +223,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.memory_plan {
         let config = match (&args.config, &args.resume) {
             (Some(file), _) => Config::load(file, &overrides)?,
-            (None, Some(dir)) => Config::load(&dir.join("config.toml"), &overrides)?,
+            (None, Some(dir)) => Config::load(&run_dir::run_config(dir)?, &overrides)?,
             (None, None) => bail!("--memory-plan needs --config or --resume"),
         };
         return print_memory_plan(&args, &config);
@@ -188,10 +231,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // Before anything loads: freed training tensors go back to the kernel (`heap`).
     crate::heap::configure();
     let (config_file, run_dir) = match &args.resume {
-        Some(dir) => (dir.join("config.toml"), Some(dir.clone())),
+        Some(dir) => (run_dir::run_config(dir)?, Some(dir.clone())),
         None => (args.config.clone().expect("clap requires it"), None),
     };
     let config = Config::load(&config_file, &overrides)?;
+    check_plugin_flags(&args.plugins, &config)?;
+    if let Some(dir) = &run_dir
+        && already_complete(dir, &config)?
+    {
+        return Ok(());
+    }
     config.check_files().map_err(|e| e.placed_in(&config_file, &overrides))?;
     // Seed files are read (and read again by the trainer) before any model loads, so a bad
     // line or a colliding id costs no model load.
@@ -202,7 +251,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Some(judge) => Some(judge.open(device, kind).context("opening the judge model")?),
         None => None,
     };
-    let loaded = plugins::load(&config, judge_model)?;
+    // A plugin file named in the config (or by a `--set`) is placed there.
+    let loaded =
+        plugins::load(&config, judge_model).map_err(|e| match e
+            .downcast::<crate::game::config::ConfigError>()
+        {
+            Ok(e) => e.placed_in(&config_file, &overrides).into(),
+            Err(e) => e,
+        })?;
     for p in &loaded.records {
         eprintln!("plugin {} {}@{} sha256 {}", p.role, p.name, p.version, &p.sha256[..16]);
     }
@@ -280,6 +336,33 @@ mod tests {
         let config = Config::parse("", "t.toml", &o).unwrap();
         assert_eq!(config.plugins.path_of("rubric", "deflection").unwrap(), file);
         assert_eq!(config.plugins.judge, "llm", "a rubric name does not change the judge");
+    }
+
+    #[test]
+    fn a_plugin_flag_the_run_does_not_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("j.wasm");
+        std::fs::write(&file, b"\0asm").unwrap();
+        let flags = |items: &[&str]| -> Vec<PluginPath> {
+            items.iter().map(|i| format!("{i}={}", file.display()).parse().unwrap()).collect()
+        };
+        let used = flags(&["judge", "curriculum", "refusal", "deflection"]);
+        let config = Config::parse("", "t.toml", &overrides(&args_with(&used))).unwrap();
+        check_plugin_flags(&used, &config).unwrap();
+        // The default judge is `llm`: a flag for another judge's name would be ignored.
+        let config = Config::parse("", "t.toml", &[]).unwrap();
+        let err = check_plugin_flags(&flags(&["refusal-heuristic"]), &config).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("no plugin here is named `refusal-heuristic` (judge `llm`, curriculum"),
+            "{err}"
+        );
+        assert!(err.contains("--plugin judge=PATH"), "{err}");
+        check_plugin_flags(&flags(&["llm", "uniform", "compliance"]), &config).unwrap();
+    }
+
+    fn args_with(plugins: &[PluginPath]) -> TrainArgs {
+        TrainArgs { plugins: plugins.to_vec(), device: None, ..args(&[], &[]) }
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod models;
 mod overrides;
 mod plugins;
 mod run;
+mod words;
 
 use std::path::Path;
 
@@ -44,7 +45,9 @@ pub use error::{ConfigError, ConfigErrorKind};
 pub use fields::FIELDS;
 pub use game::{Game, JudgeContext};
 pub use models::{Adapter, Dtype, Lora, Models};
-pub use plugins::{CurriculumFallback, FailurePolicy, PluginLimits, Plugins, Rubrics};
+pub use plugins::{
+    CurriculumFallback, FailurePolicy, PluginLimits, Plugins, Rubrics, plugin_label,
+};
 pub use run::{Checkpoint, Output, Validation};
 
 /// Keys renamed to the standard terms: `(old, new)`, dotted. The old names are serde aliases,
@@ -150,7 +153,9 @@ impl Config {
             overrides::unset(config, origin, &overrides)?
         };
         grpo_group_sizes(&mut config, text, overrides);
-        config.check().map_err(|e| place(e, text, origin, overrides))?;
+        config
+            .check()
+            .map_err(|e| place(words::with_found(e, &config), text, origin, overrides))?;
         Ok(config)
     }
 

@@ -76,6 +76,16 @@ pub fn ipo_loss(p: &PairLogps<'_>, beta: f64) -> (Tensor, PrefStats) {
     (loss, stats(p, &chosen, &rejected, beta))
 }
 
+/// RPO's negative log-likelihood term (Pang et al. 2024, "Iterative Reasoning Preference
+/// Optimization", eq. 3; TRL's `rpo_alpha`): `-sum(log pi(y_w | x)) / tokens`, the chosen
+/// completions' summed log-probs `policy_chosen` `[B]` over `tokens`, the number of chosen
+/// completion tokens in the whole update batch (not only this micro-batch), so that the
+/// micro-batches of one update add up to the per-token mean over the batch, as TRL's
+/// cross-entropy over the chosen rows computes it.
+pub fn chosen_nll(policy_chosen: &Tensor, tokens: usize) -> Tensor {
+    -policy_chosen.sum(Kind::Float) / tokens.max(1) as f64
+}
+
 /// GRPO advantages: reward minus the mean over the batch, or over each member's group when
 /// `groups` is given (no division by the standard deviation).
 pub fn advantages(rewards: &[f32], groups: Option<&[usize]>) -> Vec<f32> {
@@ -207,6 +217,16 @@ mod tests {
         let (loss, st) = dpo_loss(&p, 0.1);
         close(loss.double_value(&[]), (0.620_957_047_8 + 0.798_138_869_4) / 2.0);
         close(st.accuracy, 0.5);
+    }
+
+    #[test]
+    fn chosen_nll_is_the_per_token_mean_over_the_batch() {
+        // Two micro-batches of an update with 3 + 2 + 5 = 10 chosen tokens in all: their terms
+        // add up to the mean negative log-prob per chosen token.
+        let a = chosen_nll(&t(&[-3.0, -1.0]), 10).double_value(&[]);
+        let b = chosen_nll(&t(&[-6.0]), 10).double_value(&[]);
+        close(a, 0.4);
+        close(a + b, 1.0);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::judging::{Assessment, Comparison, Failure, Judge, RunJudge, ScoredPai
 use crate::llm::{ChatRequest, Generation, Generator, SamplingParams};
 use crate::plugin::{
     CurriculumPlugin, EngineOptions, HostBudget, Identity, JudgeOptions, JudgePlugin, Limits,
-    PluginEngine, RubricPlugin, RubricRegistry,
+    LoadError, PluginEngine, RubricPlugin, RubricRegistry, WorldKind,
 };
 
 /// A generator that adds the time it spends to a shared counter (the judge model's share of
@@ -154,6 +154,41 @@ impl RunJudge for PluginJudge {
     }
 }
 
+/// A plugin the run names that could not be loaded: its role, its name and why (the file is
+/// named once, by [`LoadError::path`]). Its `Display` is one line,
+/// `ROLE plugin `NAME` (PATH): PROBLEM`, or `ROLE plugin PATH: PROBLEM` when the name is the
+/// role word itself (`--plugin judge=PATH`). Reached through `anyhow` with
+/// `err.downcast_ref::<PluginLoadError>()`.
+#[derive(Debug)]
+pub struct PluginLoadError {
+    /// The role the run gave the plugin.
+    pub role: WorldKind,
+    /// The plugin's name in the config (`plugins.judge`, a rubric name, `plugins.curriculum`).
+    pub name: String,
+    /// Why the file was refused.
+    pub error: LoadError,
+}
+
+impl std::error::Error for PluginLoadError {}
+
+impl std::fmt::Display for PluginLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let label = crate::game::config::plugin_label(self.role.interface(), &self.name);
+        let path = self.error.path().display();
+        if self.name == self.role.interface() {
+            write!(f, "{label} {path}: {}", self.error.problem())
+        } else {
+            write!(f, "{label} ({path}): {}", self.error.problem())
+        }
+    }
+}
+
+/// `error` as the load failure of the plugin `name` in `role`.
+fn in_role(role: WorldKind, name: &str) -> impl FnOnce(LoadError) -> PluginLoadError {
+    let name = name.to_string();
+    move |error| PluginLoadError { role, name, error }
+}
+
 /// One plugin used by a run, as recorded in `plugins.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginRecord {
@@ -225,7 +260,7 @@ pub fn load(
     let curriculum_path = p.path_of("curriculum", &p.curriculum)?;
     let curriculum =
         CurriculumPlugin::load(&engine, &curriculum_path, p.settings_of(&p.curriculum))
-            .with_context(|| format!("curriculum `{}`", p.curriculum))?;
+            .map_err(in_role(WorldKind::Curriculum, &p.curriculum))?;
     records.push(PluginRecord::of("curriculum", curriculum.identity()));
     Ok(LoadedPlugins { judge, curriculum, records })
 }
@@ -262,7 +297,7 @@ fn load_judge_with(
     for name in &rubric_names {
         let path = p.path_of("rubric", name)?;
         let rubric = RubricPlugin::load(engine, &path, p.settings_of(name))
-            .with_context(|| format!("rubric `{name}`"))?;
+            .map_err(in_role(WorldKind::Rubric, name))?;
         records.push(PluginRecord::of("rubric", rubric.identity()));
         registry.insert(Some(name), rubric)?;
     }
@@ -293,7 +328,7 @@ fn load_judge_with(
         seed: config.algorithm.seed,
     };
     let plugin = JudgePlugin::load(engine, &judge_path, registry, generator, judge_options)
-        .with_context(|| format!("judge `{}`", p.judge))?;
+        .map_err(in_role(WorldKind::Judge, &p.judge))?;
     records.push(PluginRecord::of("judge", plugin.identity()));
     Ok((PluginJudge { plugin, generation, backend }, records))
 }

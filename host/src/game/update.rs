@@ -37,11 +37,15 @@ struct PreferenceSums {
     margin: f64,
     logp_chosen: f64,
     logp_rejected: f64,
+    /// RPO's chosen NLL (already the batch's per-token mean: micro-batch terms add up).
+    nll: f64,
 }
 
 impl PreferenceSums {
-    /// Adds one micro-batch's loss and statistics with weight `w` (its share of the batch).
-    fn add(&mut self, loss: f64, st: &PrefStats, w: f64) {
+    /// Adds one micro-batch's loss and statistics with weight `w` (its share of the batch)
+    /// and its part `nll` of the batch's RPO NLL term.
+    fn add(&mut self, loss: f64, st: &PrefStats, w: f64, nll: f64) {
+        self.nll += nll;
         self.loss += loss * w;
         self.reward_chosen += st.reward_chosen * w;
         self.reward_rejected += st.reward_rejected * w;
@@ -51,8 +55,12 @@ impl PreferenceSums {
         self.logp_rejected += st.logp_rejected * w;
     }
 
-    /// Writes the sums under TRL's metric names, prefixed with the player's name.
-    fn write(&self, name: &str, m: &mut Metrics) {
+    /// Writes the sums under TRL's metric names, prefixed with the player's name; `nll_loss`
+    /// (TRL's name) only when RPO is on. `loss` is the preference loss alone.
+    fn write(&self, name: &str, m: &mut Metrics, rpo: bool) {
+        if rpo {
+            m.insert(format!("{name}/nll_loss"), self.nll);
+        }
         for (key, v) in [
             ("loss", self.loss),
             ("rewards/chosen", self.reward_chosen),
@@ -207,8 +215,9 @@ fn optimiser_update<P: Policy>(
     Ok(m)
 }
 
-/// The DPO/IPO loss (`pair_loss`) of the best-vs-worst pair of every group, backpropagated;
-/// returns whether there was anything to train.
+/// The DPO/IPO loss (`pair_loss`) of the best-vs-worst pair of every group, plus
+/// `rpo_alpha` times the chosen completions' per-token NLL over all pairs
+/// ([`loss::chosen_nll`]), backpropagated; returns whether there was anything to train.
 fn preference_backward<P: Policy>(
     player: &Player<P>,
     groups: &[Group],
@@ -234,6 +243,8 @@ fn preference_backward<P: Policy>(
     }
     m.insert(format!("{name}/pairs"), pairs.len() as f64);
     let total = pairs.len();
+    let chosen_tokens: usize = pairs.iter().map(|p| p.chosen.len()).sum();
+    let rpo = a.rpo_alpha > 0.0;
     let mut sums = PreferenceSums::default();
     for chunk in pairs.chunks(micro) {
         let k = chunk.len();
@@ -261,12 +272,19 @@ fn preference_backward<P: Policy>(
         };
         let (l, st) = pair_loss(&logps, a.beta);
         let w = k as f64 / total as f64;
-        player.current.backward(&(&l * w))?;
+        let mut objective = &l * w;
+        let mut nll = 0.0;
+        if rpo {
+            let n = loss::chosen_nll(&pc, chosen_tokens);
+            nll = n.double_value(&[]);
+            objective += n * a.rpo_alpha;
+        }
+        player.current.backward(&objective)?;
         probe::mark(&format!("{name} backward"));
-        sums.add(l.double_value(&[]), &st, w);
+        sums.add(l.double_value(&[]), &st, w, nll);
     }
     if total > 0 {
-        sums.write(name, m);
+        sums.write(name, m, rpo);
     }
     Ok(total > 0)
 }

@@ -45,6 +45,37 @@ pub struct DecodedRow {
     pub finish: FinishReason,
 }
 
+/// Rows that repeat a prompt (a player's D replies to one prompt, the attacker's A rewrites
+/// of one seed) share one prefill, as a serving engine's prefix cache shares the prompt's
+/// KV blocks between its `n` samples: the prefill, which for short replies to long prompts
+/// is most of a rollout's cost, runs on the distinct prompts only. The tokens are those of a
+/// prefill of every row, up to floating-point summation order.
+struct SharedPrefill {
+    /// Row of each distinct prompt's first occurrence, in order: the prefill's batch.
+    first: Vec<i64>,
+    /// For every row, the index into `first` of its prompt.
+    owner: Vec<i64>,
+}
+
+impl SharedPrefill {
+    /// The sharing plan, or `None` when every prompt is distinct (nothing to share).
+    fn of(prompts: &[Vec<i64>]) -> Option<Self> {
+        let mut index: std::collections::HashMap<&[i64], i64> = Default::default();
+        let mut first = Vec::new();
+        let owner = prompts
+            .iter()
+            .enumerate()
+            .map(|(r, prompt)| {
+                *index.entry(prompt.as_slice()).or_insert_with(|| {
+                    first.push(r as i64);
+                    first.len() as i64 - 1
+                })
+            })
+            .collect();
+        (first.len() < prompts.len()).then_some(Self { first, owner })
+    }
+}
+
 /// Decodes continuations of `prompts`. `stopped(row, tokens)` is asked after each new token
 /// of a row (e.g. to look for stop strings) and ends that row when it returns true.
 ///
@@ -81,6 +112,7 @@ pub fn decode(
     let (b64, p64) = (b as i64, p as i64);
     let capacity = p64 + opts.max_new_tokens as i64;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let shared = SharedPrefill::of(prompts);
     tch::no_grad(|| -> Result<()> {
         let ids_t = Tensor::from_slice(&ids).view([b64, p64]).to_device(device);
         let mask_t = Tensor::from_slice(&mask).view([b64, p64]).to_device(device);
@@ -89,10 +121,31 @@ pub fn decode(
         key_valid.narrow(1, 0, p64).copy_(&mask_t.to_kind(Kind::Bool));
         // The call's weights: with a LoRA adapter, a merged copy freed when this call ends.
         let weights = lm.sampling(b64 * capacity);
-        let mut cache = weights.new_cache(b64, capacity);
         let positions = positions_from_mask(&mask_t);
         let mut next_pos = mask_t.sum_dim_intlist(1, true, Kind::Int64);
-        let mut logits = weights.step(&ids_t, &positions, &key_valid.narrow(1, 0, p64), &mut cache);
+        let (mut cache, mut logits) = match &shared {
+            None => {
+                let mut cache = weights.new_cache(b64, capacity);
+                let logits =
+                    weights.step(&ids_t, &positions, &key_valid.narrow(1, 0, p64), &mut cache);
+                (cache, logits)
+            }
+            Some(s) => {
+                // Prefill each distinct prompt once, then give every row its prompt's cache
+                // rows and next-token logits.
+                let first = Tensor::from_slice(&s.first).to_device(device);
+                let owner = Tensor::from_slice(&s.owner).to_device(device);
+                let mut cache = weights.new_cache(s.first.len() as i64, capacity);
+                let logits = weights.step(
+                    &ids_t.index_select(0, &first),
+                    &positions.index_select(0, &first),
+                    &key_valid.narrow(1, 0, p64).index_select(0, &first),
+                    &mut cache,
+                );
+                cache.select_rows(&owner);
+                (cache, logits.index_select(0, &owner))
+            }
+        };
         // `live[i]` is the original row of batch slot `i`. Finished rows are fed padding
         // until they are a quarter of the batch, then leave it (their cache rows dropped),
         // so a long tail of unfinished rows runs narrow.

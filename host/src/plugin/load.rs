@@ -19,11 +19,12 @@ pub const PACKAGE_VERSION: &str = "0.1.0";
 /// Largest plugin file accepted (a Python component is ~20 MB).
 const MAX_FILE_BYTES: u64 = 256 << 20;
 
-/// Why a plugin file was refused. Each names the file; `reason()` is the counter key.
-#[derive(Debug, thiserror::Error)]
+/// Why a plugin file was refused. Its `Display` is `plugin PATH: PROBLEM`; callers that name
+/// the plugin's role and name themselves use [`LoadError::path`] and [`LoadError::problem`]
+/// (so the file is not named twice); `reason()` is the counter key.
+#[derive(Debug)]
 pub enum LoadError {
     /// The file could not be read, or is larger than 256 MiB.
-    #[error("plugin {path}: cannot read: {message}")]
     Io {
         /// The plugin file.
         path: PathBuf,
@@ -32,7 +33,6 @@ pub enum LoadError {
     },
     /// The file does not start with the WebAssembly magic `00 61 73 6d`, or has an unknown
     /// layer in its header.
-    #[error("plugin {path}: not a WebAssembly file ({found})")]
     NotWasm {
         /// The plugin file.
         path: PathBuf,
@@ -40,16 +40,11 @@ pub enum LoadError {
         found: String,
     },
     /// A core wasm module (header layer 0), not a component (layer 1).
-    #[error(
-        "plugin {path}: is a core WebAssembly module, not a component; encode it with \
-         wit-component (scripts/build-plugins.sh does) against the advgame:plugin@{PACKAGE_VERSION} WIT"
-    )]
     CoreModule {
         /// The plugin file.
         path: PathBuf,
     },
     /// wasmtime refused to compile the component.
-    #[error("plugin {path}: invalid component: {message}")]
     Compile {
         /// The plugin file.
         path: PathBuf,
@@ -58,7 +53,6 @@ pub enum LoadError {
     },
     /// A valid component that is not one plugin: it exports none or several of the
     /// `advgame:plugin` interfaces, or its `info()` is unusable (bad name or version).
-    #[error("plugin {path}: {message}")]
     NotAPlugin {
         /// The plugin file.
         path: PathBuf,
@@ -67,10 +61,6 @@ pub enum LoadError {
     },
     /// The component exports an `advgame:plugin` interface of an incompatible version
     /// (anything but 0.1.x).
-    #[error(
-        "plugin {path}: built for {found}, but this host implements {PACKAGE}@{PACKAGE_VERSION} \
-         (only 0.1.x is compatible); rebuild it against this host's wit/"
-    )]
     Version {
         /// The plugin file.
         path: PathBuf,
@@ -79,7 +69,6 @@ pub enum LoadError {
     },
     /// The component imports something its world does not grant (sandbox rule: deny by
     /// default).
-    #[error("plugin {path}: imports {names} which this host does not provide ({allowed})")]
     Imports {
         /// The plugin file.
         path: PathBuf,
@@ -89,7 +78,6 @@ pub enum LoadError {
         allowed: String,
     },
     /// Linking against the host functions failed (e.g. an import's signature differs).
-    #[error("plugin {path}: cannot link: {message}")]
     Link {
         /// The plugin file.
         path: PathBuf,
@@ -97,7 +85,6 @@ pub enum LoadError {
         message: String,
     },
     /// A plugin of another kind than the config slot asks for (a rubric given as a judge).
-    #[error("plugin {path}: is a {found}, expected a {expected}")]
     WrongWorld {
         /// The plugin file.
         path: PathBuf,
@@ -108,7 +95,6 @@ pub enum LoadError {
     },
     /// Instantiating the component or its first call (`info()`) failed: a trap, deadline
     /// or memory cap while starting.
-    #[error("plugin {path}: {failure}")]
     Start {
         /// The plugin file.
         path: PathBuf,
@@ -116,7 +102,6 @@ pub enum LoadError {
         failure: crate::judging::Failure,
     },
     /// The file's sha256 differs from the one the lock file pins.
-    #[error("plugin {path}: sha256 is {found}, but the lock pins {pinned}; refusing to load it")]
     PinMismatch {
         /// The plugin file.
         path: PathBuf,
@@ -127,7 +112,63 @@ pub enum LoadError {
     },
 }
 
+impl std::error::Error for LoadError {}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "plugin {}: {}", self.path().display(), self.problem())
+    }
+}
+
 impl LoadError {
+    /// The plugin file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Io { path, .. }
+            | Self::NotWasm { path, .. }
+            | Self::CoreModule { path }
+            | Self::Compile { path, .. }
+            | Self::NotAPlugin { path, .. }
+            | Self::Version { path, .. }
+            | Self::Imports { path, .. }
+            | Self::Link { path, .. }
+            | Self::WrongWorld { path, .. }
+            | Self::Start { path, .. }
+            | Self::PinMismatch { path, .. } => path,
+        }
+    }
+
+    /// What is wrong with the file, without naming it (one line, lowercase start).
+    pub fn problem(&self) -> String {
+        match self {
+            Self::Io { message, .. } => format!("cannot read: {message}"),
+            Self::NotWasm { found, .. } => format!("not a WebAssembly file ({found})"),
+            Self::CoreModule { .. } => format!(
+                "is a core WebAssembly module, not a component; encode it with wit-component \
+                 (scripts/build-plugins.sh does) against the {PACKAGE}@{PACKAGE_VERSION} WIT"
+            ),
+            Self::Compile { message, .. } => format!("invalid component: {message}"),
+            Self::NotAPlugin { message, .. } => message.clone(),
+            Self::Version { found, .. } => format!(
+                "built for {found}, but this host implements {PACKAGE}@{PACKAGE_VERSION} (only \
+                 0.1.x is compatible); rebuild it against this host's wit/"
+            ),
+            Self::Imports { names, allowed, .. } => {
+                format!("imports {names} which this host does not provide ({allowed})")
+            }
+            Self::Link { message, .. } => format!("cannot link: {message}"),
+            Self::WrongWorld { found, expected, .. } => format!(
+                "is a {} plugin (world {found}), not a {} plugin",
+                found.interface(),
+                expected.interface()
+            ),
+            Self::Start { failure, .. } => failure.to_string(),
+            Self::PinMismatch { found, pinned, .. } => {
+                format!("sha256 is {found}, but the lock pins {pinned}; refusing to load it")
+            }
+        }
+    }
+
     /// Stable snake_case key, used for the engine's load-failure counters.
     pub fn reason(&self) -> &'static str {
         match self {

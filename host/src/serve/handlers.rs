@@ -17,14 +17,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::engine::{Event, Job, JobParams};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ENDPOINTS};
 use crate::llm::FinishReason;
 use crate::model::Message;
 use crate::openai::wire::{
@@ -50,10 +50,30 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// Any other path: 404 `invalid_request_error` with code `not_found`.
-pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "no such endpoint")
-        .with_code("not_found")
+/// Any other path: 404 `invalid_request_error` with code `not_found`, listing the endpoints.
+pub async fn not_found(method: Method, uri: Uri) -> ApiError {
+    let all: Vec<String> = ENDPOINTS.iter().map(|(m, p)| format!("{m} {p}")).collect();
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("no such endpoint: {method} {}; this server has {}", uri.path(), all.join(", ")),
+    )
+    .with_code("not_found")
+}
+
+/// A method a route does not take (`GET /v1/chat/completions`): 405 `invalid_request_error`
+/// with code `method_not_allowed`, naming the method the route takes; axum adds the `Allow`
+/// header (RFC 9110, section 15.5.6) from the route's methods.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    let path = uri.path();
+    let allowed: Vec<&str> =
+        ENDPOINTS.iter().filter(|(_, p)| *p == path).map(|(m, _)| *m).collect();
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!("{method} is not allowed on {path}; use {}", allowed.join(" or ")),
+    )
+    .with_code("method_not_allowed")
 }
 
 /// `GET /v1/models`: the one served model as a `list` of one model card (401 without the

@@ -6,9 +6,10 @@
 //! - [`handlers`]: request validation, prompt rendering, responses and server-sent events.
 //!
 //! Endpoints: `GET /v1/models`, `POST /v1/chat/completions`, `POST /v1/completions`,
-//! `GET /health`. Every error is an OpenAI error object (`{"error": {"message", "type",
-//! "param", "code"}}`) with the matching HTTP status; a full queue answers 429, a stopped
-//! model thread 503. Shutdown on SIGINT/SIGTERM stops accepting connections, lets requests
+//! `GET /health` ([`ENDPOINTS`]). Every error is an OpenAI error object (`{"error":
+//! {"message", "type", "param", "code"}}`) with the matching HTTP status, unknown paths (404)
+//! and methods a route does not take (405, with `Allow`) included; a full queue answers 429,
+//! a stopped model thread 503. Shutdown on SIGINT/SIGTERM stops accepting connections, lets requests
 //! in flight finish, then returns.
 
 pub mod engine;
@@ -166,13 +167,24 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The routes over a shared state (also used by tests in-process).
+/// Every endpoint as `(method, path)`, as [`router`] routes them: what the 404 and 405 errors
+/// name (a test checks that the router answers each).
+pub const ENDPOINTS: [(&str, &str); 4] = [
+    ("GET", "/health"),
+    ("GET", "/v1/models"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+];
+
+/// The routes over a shared state (also used by tests in-process). Another path answers 404,
+/// another method 405 (with `Allow`), both as OpenAI error objects.
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(handlers::health))
         .route("/v1/models", get(handlers::models))
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/completions", post(handlers::completions))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)

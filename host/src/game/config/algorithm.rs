@@ -55,6 +55,9 @@ pub struct Algorithm {
     pub method: Method,
     /// KL strength: DPO/IPO beta, GRPO k3-KL coefficient (TRL's `beta`).
     pub beta: f64,
+    /// Weight of RPO's negative log-likelihood of the chosen completions added to the DPO/IPO
+    /// loss (TRL's `rpo_alpha`; Pang et al. 2024, eq. 3, use 1). 0 = off (the paper).
+    pub rpo_alpha: f64,
     /// Which weights sample the rollouts.
     pub sampler: Sampler,
     /// ema <- decay * ema + (1 - decay) * theta after every step.
@@ -109,6 +112,7 @@ impl Default for Algorithm {
         Self {
             method: Method::Dpo,
             beta: 0.1,
+            rpo_alpha: 0.0,
             sampler: Sampler::Ema,
             ema_decay: 0.95,
             lr: 1e-6,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Config, ConfigError, ConfigErrorKind};
+use super::{Config, ConfigError, ConfigErrorKind, Method};
 
 impl Config {
     /// Semantic checks serde cannot express (ranges, consistency).
@@ -41,6 +41,12 @@ impl Config {
             "must be in [0, 1]",
         );
         need(a.beta > 0.0, "algorithm.beta", "must be > 0");
+        need(a.rpo_alpha >= 0.0, "algorithm.rpo_alpha", "must be >= 0");
+        need(
+            a.rpo_alpha == 0.0 || a.method != Method::Grpo,
+            "algorithm.rpo_alpha",
+            "applies to the preference losses (method = \"dpo\" or \"ipo\"), not to grpo",
+        );
         need((0.0..=1.0).contains(&a.ema_decay), "algorithm.ema_decay", "must be in [0, 1]");
         need(a.lr >= 0.0, "algorithm.learning_rate", "must be >= 0");
         need((0.0..1.0).contains(&a.adam_beta1), "algorithm.adam_beta1", "must be in [0, 1)");

@@ -1,6 +1,7 @@
 //! [`ConfigError`]: every way a run configuration can be wrong (unreadable file, TOML syntax,
 //! unknown key, wrong type, bad value, out-of-range value, missing file, bad `--set` item), as
-//! one value that names the file, the line and column, the field and what was expected.
+//! one value that names the file, the line and column, the field, what was expected and what
+//! was found, in the project's words ([`super::words`], not serde's type names).
 //!
 //! Positions come from `toml`'s spans ([`toml::de::Error::span`] for what serde refuses,
 //! [`toml::de::DeTable`]'s spanned keys for what [`super::Config::check`] refuses); the text is
@@ -8,7 +9,7 @@
 
 use std::fmt;
 
-use super::RENAMED;
+use super::{RENAMED, words};
 
 /// What kind of problem a [`ConfigError`] is: what tests and callers match on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,10 +125,15 @@ impl ConfigError {
         } else {
             kind_of_serde_message(&message)
         };
+        let field = (!path.is_empty() && path != ".").then(|| path.to_string());
+        // What the field takes and what was found, in the project's words (not serde's).
+        let message = match syntax {
+            false => words::reword(&message, field.as_deref(), || words::enum_at(text, path))
+                .unwrap_or(message),
+            true => words::syntax_hint(&message, err.span().and_then(|s| text.get(s))),
+        };
         let mut e = Self::new(kind, message);
-        if !path.is_empty() && path != "." {
-            e.field = Some(path.to_string());
-        }
+        e.field = field;
         let span = err.span();
         if kind == ConfigErrorKind::DuplicateKey {
             // serde reports a field given twice at its table; name the field, placed at its
@@ -201,7 +207,8 @@ pub(super) fn kind_of_serde_message(message: &str) -> ConfigErrorKind {
         ConfigErrorKind::UnknownKey
     } else if message.starts_with("duplicate field") || message.starts_with("duplicate key") {
         ConfigErrorKind::DuplicateKey
-    } else if message.starts_with("invalid type") {
+    } else if message.starts_with("invalid type") || message == "wanted string or table" {
+        // toml's words for a value of the wrong type given to an enum field.
         ConfigErrorKind::WrongType
     } else {
         ConfigErrorKind::InvalidValue

@@ -165,6 +165,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "KL strength: DPO/IPO beta, or the GRPO k3-KL coefficient (TRL's `beta`). > 0.",
     ),
     (
+        "algorithm.rpo_alpha",
+        "RPO (Pang et al. 2024, eq. 3; TRL's `rpo_alpha`): adds rpo_alpha times the negative log-likelihood of the chosen completions, per token over the update's batch, to the DPO/IPO loss, so the preferred replies gain probability instead of only gaining on the rejected ones. Context distillation (game.defender_sampling_*) relies on it to make the bare prompt produce what the instruction did. >= 0; 0 (default and paper) = plain DPO/IPO; not with grpo.",
+    ),
+    (
         "algorithm.sampler",
         "Which weights sample the rollouts: `ema` (the EMA copy, also the reference: the paper) or `current` (reference = the initial model).",
     ),

@@ -131,7 +131,7 @@ impl Dtype {
 
 /// A [`Device`] as TOML writes it: `cpu`, `cuda:N`.
 mod device_name {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
     use tch::Device;
 
     pub fn serialize<S: Serializer>(d: &Device, s: S) -> Result<S::Ok, S::Error> {
@@ -139,8 +139,22 @@ mod device_name {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Device, D::Error> {
-        let name = String::deserialize(d)?;
-        crate::model::parse_device(&name).map_err(serde::de::Error::custom)
+        d.deserialize_str(Name)
+    }
+
+    /// Reads a device name; a value of another type is told what the field takes.
+    struct Name;
+
+    impl serde::de::Visitor<'_> for Name {
+        type Value = Device;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("`cpu`, `cuda` or `cuda:N` (a string in quotes)")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Device, E> {
+            crate::model::parse_device(name).map_err(E::custom)
+        }
     }
 }
 
@@ -160,5 +174,7 @@ mod tests {
         }
         let err = toml::from_str::<Models>("device = \"tpu\"").unwrap_err().to_string();
         assert!(err.contains("tpu") && err.contains("cuda:N"), "{err}");
+        let err = toml::from_str::<Models>("device = 0").unwrap_err().to_string();
+        assert!(err.contains("expected `cpu`, `cuda` or `cuda:N`"), "{err}");
     }
 }

@@ -11,7 +11,7 @@
 //! refused for a text field with the quoting fix), so one `--set` means the same TOML value
 //! wherever it lands. Old key names (see [`super::RENAMED`]) are accepted and mean the new key.
 
-use super::{Config, ConfigError, ConfigErrorKind, RENAMED};
+use super::{Config, ConfigError, ConfigErrorKind, RENAMED, words};
 
 /// A [`ConfigErrorKind::BadOverride`] about the item `item`.
 fn bad(item: &str, message: impl Into<String>) -> ConfigError {
@@ -55,6 +55,17 @@ impl Override {
         } else {
             Some(match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
                 Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+                // A whole number TOML cannot hold is not meant as text.
+                Err(_) if is_whole_number(raw) => {
+                    return Err(bad(
+                        item,
+                        format!(
+                            "{raw} is beyond TOML's whole numbers (64 bits: at most {}); quote \
+                             it to mean the text",
+                            i64::MAX
+                        ),
+                    ));
+                }
                 Err(_) => toml::Value::String(raw.into()),
             })
         };
@@ -106,9 +117,11 @@ impl Override {
 
     /// Explains a deserialization error at this override's key, with the quoting fix when a
     /// bare value was not the text the field wants.
-    fn explain(&self, message: &str) -> String {
+    fn explain(&self, message: &str, field: Option<&str>) -> String {
         let mut out = format!("{message} (from --set {})", self.item);
-        let wants_text = message.contains("expected a string") || message.contains("path string");
+        let wants_text = field == Some(self.dotted().as_str())
+            && (message.contains(&format!("expected {}", words::STRING))
+                || message.contains(words::PATH));
         if wants_text && !matches!(self.value, Some(toml::Value::String(_))) {
             let raw = self.item.split_once('=').map_or("", |(_, r)| r.trim());
             out.push_str(&format!(
@@ -118,6 +131,13 @@ impl Override {
         }
         out
     }
+}
+
+/// Whether `raw` is written as a whole number (sign, digits, `_` separators).
+fn is_whole_number(raw: &str) -> bool {
+    let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+    digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
 /// Replaces old key names by the current ones, in place.
@@ -172,13 +192,16 @@ pub(super) fn explain(origin: &str, overrides: &[Override], e: ConfigError) -> C
     // `game.top_p` a table).
     let at = |o: &&Override| {
         let key = o.dotted();
+        // ... or a list item or key inside the value it set (`--set k=[1]` at `k[0]`).
         e.field.as_deref().is_some_and(|f| {
-            key == f || key.strip_prefix(f).is_some_and(|rest| rest.starts_with('.'))
+            key == f
+                || key.strip_prefix(f).is_some_and(|rest| rest.starts_with('.'))
+                || f.strip_prefix(&key).is_some_and(|rest| rest.starts_with(['.', '[']))
         })
     };
     match overrides.iter().rev().find(at) {
         Some(o) => {
-            let message = o.explain(&e.message);
+            let message = o.explain(&e.message, e.field.as_deref());
             ConfigError { message, ..e }.from_set(&o.item).in_file(origin)
         }
         None => {
@@ -262,17 +285,23 @@ pub(super) fn unset(
                         .in_file(origin));
                 }
                 let raw = o.item.split_once('=').map_or("", |(_, r)| r.trim());
-                return Err(ConfigError::new(
-                    ConfigErrorKind::NotOptional,
-                    format!(
-                        "cannot be unset: it is not optional ({message}; from --set {}); to set \
-                         the text, quote it: --set '{path}=\"{raw}\"'",
-                        o.item
-                    ),
-                )
-                .field(path)
-                .from_set(&o.item)
-                .in_file(origin));
+                // serde: `invalid type: null, expected TYPE`.
+                let takes = message
+                    .rsplit_once(", expected ")
+                    .map_or(message.clone(), |(_, e)| words::expected_words(e, Some(&path)));
+                let mut text = format!(
+                    "cannot be unset: it is not optional (it takes {takes}; from --set {})",
+                    o.item
+                );
+                if takes == words::STRING || takes == words::PATH {
+                    text.push_str(&format!(
+                        "; to set the text, quote it: --set '{path}=\"{raw}\"'"
+                    ));
+                }
+                return Err(ConfigError::new(ConfigErrorKind::NotOptional, text)
+                    .field(path)
+                    .from_set(&o.item)
+                    .in_file(origin));
             }
         }
     }

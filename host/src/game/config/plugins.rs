@@ -153,6 +153,12 @@ impl Default for Plugins {
     }
 }
 
+/// How errors name a plugin: `ROLE plugin `NAME``, or `ROLE plugin` when the name is the
+/// role word itself (`--plugin judge=PATH` names the judge `judge`), so no word is said twice.
+pub fn plugin_label(role: &str, name: &str) -> String {
+    if name == role { format!("{role} plugin") } else { format!("{role} plugin `{name}`") }
+}
+
 impl Plugins {
     /// The folder built plugins are looked up in: `dir`, else the host's default
     /// ([`crate::plugin::default_plugin_dir`]).
@@ -177,7 +183,8 @@ impl Plugins {
             return Err(ConfigError::new(
                 ConfigErrorKind::MissingFile,
                 format!(
-                    "plugin `{name}`: {} (from plugins.paths / --plugin) is not a file",
+                    "{}: {} is not a file (set by plugins.paths or --plugin)",
+                    plugin_label(kind, name),
                     p.display()
                 ),
             )
@@ -190,8 +197,9 @@ impl Plugins {
             ConfigError::new(
                 ConfigErrorKind::MissingFile,
                 format!(
-                    "{kind} plugin `{name}`: none of {} exists (build the built-in plugins with \
+                    "{}: none of {} exists (build the built-in plugins with \
                      scripts/build-plugins.sh, or pass --plugin {name}=PATH)",
+                    plugin_label(kind, name),
                     candidates
                         .iter()
                         .map(|p| p.display().to_string())

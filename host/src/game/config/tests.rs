@@ -138,7 +138,10 @@ fn range_checks_name_the_field() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.to_string(), "t.toml:2:9: field `game.top_p`: must be in (0, 1]");
+    assert_eq!(
+        err.to_string(),
+        "t.toml:2:9: field `game.top_p`: must be in (0, 1], found the number 1.5"
+    );
     // Every out-of-range field is reported, the first one typed; an old key name is found
     // at its line; a value from `--set` names the item instead of a line.
     let err =
@@ -150,7 +153,27 @@ fn range_checks_name_the_field() {
             if f == "algorithm.learning_rate"),
         "{err:?}"
     );
-    assert!(err.to_string().contains("; field `algorithm.learning_rate`: must be >= 0"), "{err}");
+    assert!(
+        err.to_string().starts_with(
+            "--set game.top_p=2 (over t.toml): field `game.top_p`: must be in (0, 1], found the \
+             number 2;"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("; field `algorithm.learning_rate`: must be >= 0, found the number -1"),
+        "{err}"
+    );
+    // An f32 field's value reads as written.
+    let err = Config::parse("[game]\ntop_p = 1.1\n", "t.toml", &[]).unwrap_err();
+    assert!(err.to_string().ends_with("found the number 1.1"), "{err}");
+    // RPO's NLL term belongs to the preference losses only.
+    let err = Config::parse("[algorithm]\nmethod = \"grpo\"\nrpo_alpha = 1.0\n", "t.toml", &[])
+        .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("algorithm.rpo_alpha"), "{err:?}");
+    assert!(err.to_string().starts_with("t.toml:3:"), "{err}");
+    assert!(Config::parse("[algorithm]\nrpo_alpha = 1.0\n", "t.toml", &[]).is_ok());
     let err = Config::parse("[models]\ndevice = \"tpu\"\n", "t.toml", &[]).unwrap_err();
     assert!(
         matches!(
@@ -356,8 +379,9 @@ fn case_14_a_bare_number_for_a_text_field_names_the_quoting_fix() {
     assert_eq!(err.set.as_deref(), Some("output.name=2024"), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "q.toml: field `output.name`: invalid type: integer `2024`, expected a string (from \
-         --set output.name=2024); to pass it as text, quote it: --set 'output.name=\"2024\"'"
+        "q.toml: field `output.name`: expected a string in quotes, found the whole number 2024 \
+         (from --set output.name=2024); to pass it as text, quote it: --set \
+         'output.name=\"2024\"'"
     );
     let err = Config::parse("", "q.toml", &["data.harmful=true".into()]).unwrap_err().to_string();
     assert!(
@@ -462,4 +486,137 @@ fn old_betas_pair_means_adam_beta1_and_adam_beta2() {
     assert!(err.to_string().contains("algorithm.adam_beta2"), "{err}");
     let err = Config::parse("", "t.toml", &["algorithm.adam_epsilon=0".into()]).unwrap_err();
     assert!(err.to_string().contains("algorithm.adam_epsilon"), "{err}");
+}
+
+/// A value of the wrong type reads in the project's words (what the field takes, with its
+/// documented range or its accepted values, and what was found), never serde's (`expected
+/// usize`), the same from a file (with its line) and from a `--set` item (naming the item).
+#[test]
+fn wrong_types_say_what_the_field_takes_and_what_was_found() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (section, key = value, field, message)
+        (
+            "algorithm",
+            "seeds_per_category = \"eight\"",
+            "algorithm.seeds_per_category",
+            "expected a whole number >= 1, found the string \"eight\"",
+        ),
+        (
+            "algorithm",
+            "learning_rate = \"fast\"",
+            "algorithm.learning_rate",
+            "expected a number >= 0, found the string \"fast\"",
+        ),
+        (
+            "algorithm",
+            "seed = -3",
+            "algorithm.seed",
+            "expected a whole number >= 0, found the whole number -3",
+        ),
+        (
+            "models.lora",
+            "r = 1.5",
+            "models.lora.r",
+            "expected a whole number >= 1, found the number 1.5",
+        ),
+        ("game", "top_p = [1]", "game.top_p", "expected a number in (0, 1], found a list"),
+        (
+            "game",
+            "faithfulness_gate = \"yes\"",
+            "game.faithfulness_gate",
+            "expected true or false, found the string \"yes\"",
+        ),
+        (
+            "output",
+            "name = true",
+            "output.name",
+            "expected a string in quotes, found the boolean true",
+        ),
+        (
+            "data",
+            "harmful = 3",
+            "data.harmful",
+            "expected a path (a string in quotes), found the whole number 3",
+        ),
+        (
+            "game",
+            "attacker_stop = \"x\"",
+            "game.attacker_stop",
+            "expected a list in brackets, e.g. [\"a\", \"b\"], found the string \"x\"",
+        ),
+        (
+            "validation",
+            "harmful_rubrics = [1]",
+            "validation.harmful_rubrics[0]",
+            "expected a string in quotes, found the whole number 1",
+        ),
+        (
+            "algorithm",
+            "method = \"fast\"",
+            "algorithm.method",
+            "expected one of `dpo`, `ipo`, `grpo`, found the string \"fast\"",
+        ),
+        (
+            "algorithm",
+            "method = 3",
+            "algorithm.method",
+            "expected one of `dpo`, `ipo`, `grpo` (a string in quotes), found the whole number 3",
+        ),
+        (
+            "models",
+            "adapter = \"x\"",
+            "models.adapter",
+            "expected `none` or `lora`, found the string \"x\"",
+        ),
+        (
+            "models",
+            "device = 0",
+            "models.device",
+            "expected `cpu`, `cuda` or `cuda:N` (a string in quotes), found the whole number 0",
+        ),
+        (
+            "plugins",
+            "limits = 3",
+            "plugins.limits",
+            "expected a table ([section] or { key = value }), found the whole number 3",
+        ),
+    ];
+    for (section, entry, field, message) in cases {
+        let text = format!("[{section}]\n{entry}\n");
+        let err = Config::parse(&text, "x.toml", &[]).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("x.toml:2:"), "the file and the line: {shown}");
+        assert!(shown.ends_with(&format!(": field `{field}`: {message}")), "{shown}");
+        assert!(
+            matches!(err.kind, ConfigErrorKind::WrongType | ConfigErrorKind::InvalidValue),
+            "{err:?}"
+        );
+        let item = format!("{section}.{}", entry.replace(" = ", "="));
+        let err = Config::parse("", "x.toml", std::slice::from_ref(&item)).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with(&format!("x.toml: field `{field}`: {message} (from --set {item})")),
+            "{shown}"
+        );
+        assert_eq!(err.set.as_deref(), Some(item.as_str()), "{err:?}");
+    }
+    // `null` is not TOML: the file is told how to unset, `--set` refuses a field that is not
+    // optional in the same words.
+    let err = Config::parse("[algorithm]\nmax_steps = null\n", "x.toml", &[]).unwrap_err();
+    assert!(err.to_string().starts_with("x.toml:2:13: `null` is not a TOML value"), "{err}");
+    let err = Config::parse("", "x.toml", &["algorithm.max_steps=null".into()]).unwrap_err();
+    assert!(err.to_string().contains("it takes a whole number >= 0;"), "{err}");
+    assert!(!err.to_string().contains("quote"), "no text hint for a number: {err}");
+    // A whole number beyond TOML's: refused as such, not taken for text.
+    let err = Config::parse("", "x.toml", &["game.attacks_per_seed=99999999999999999999".into()])
+        .unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
+    assert!(err.to_string().contains("beyond TOML's whole numbers"), "{err}");
+    // No message of this kind keeps serde's type names.
+    for serde_word in ["usize", "u64", "f64", "f32", "i64", "a sequence", "invalid type"] {
+        for (section, entry, ..) in cases {
+            let err = Config::parse(&format!("[{section}]\n{entry}\n"), "x.toml", &[]).unwrap_err();
+            assert!(!err.to_string().contains(serde_word), "{err}");
+        }
+    }
 }

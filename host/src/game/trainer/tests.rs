@@ -352,3 +352,32 @@ fn bf16_ema_masters_move_by_the_expected_amount_and_resume_exactly() {
     let (la, lb) = (la.unwrap(), lb.unwrap());
     assert_eq!(reproducible_at(&la, &[3, 4]).unwrap(), reproducible_at(&lb, &[3, 4]).unwrap());
 }
+
+#[test]
+fn rpo_nll_pulls_mass_to_the_chosen_replies_and_is_micro_batch_invariant() {
+    // One step on the toy game: plain DPO, then RPO (rpo_alpha = 1) with two micro-batch sizes.
+    let play = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut overrides = vec!["algorithm.steps=1", "validation.every=0"];
+        overrides.extend_from_slice(extra);
+        let config = setup(dir.path(), &overrides);
+        let run = create_run_dir(&config).unwrap();
+        let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
+        t.run(&mut |_| {}).unwrap();
+        let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
+        (t.defender.current.probs(), lines.last().unwrap().1.clone())
+    };
+    let (dpo, dpo_metrics) = play(&[]);
+    let (rpo, rpo_metrics) = play(&["algorithm.rpo_alpha=1.0"]);
+    let (rpo_1, _) = play(&["algorithm.rpo_alpha=1.0", "algorithm.micro_batch=1"]);
+    assert!(!dpo_metrics.contains_key("defender/nll_loss"));
+    let nll = rpo_metrics["defender/nll_loss"];
+    assert!(nll.is_finite() && nll > 0.0, "{nll}");
+    // DPO's gradient on a menu's logits is e_chosen - e_rejected: the reply that is never chosen
+    // nor rejected (the ramble, index 2) keeps its logit. RPO's NLL also pushes it down.
+    assert!(rpo[2] < dpo[2] - 1e-4, "ramble: rpo {} vs dpo {}", rpo[2], dpo[2]);
+    // The NLL is the per-token mean over the update's batch, whatever its micro-batches.
+    for (x, y) in rpo.iter().zip(&rpo_1) {
+        assert!((x - y).abs() < 1e-6, "{rpo:?} vs {rpo_1:?}");
+    }
+}
