@@ -7,6 +7,7 @@
 //! only the adapter; the base's tensors are frozen and never copied.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result, bail};
@@ -21,6 +22,16 @@ use crate::model::error::{FieldError, LoadError};
 use crate::model::lora::LoraAdapter;
 use crate::model::weights::{self, WeightFiles};
 
+/// Tokens (rows x positions) from which a generation call or a forward pass without
+/// gradients (a DPO/IPO reference forward on an EMA adapter, scoring) of an adapter view
+/// runs on merged weights ([`CausalLm::sampling`]: made for the call, freed after it)
+/// instead of the side paths. Merging SmolLM2-135M's projections cost about as much CPU as
+/// the side paths of ~700 prefill tokens (1 thread, `examples/bench_lora_decode.rs`;
+/// BENCHMARKS.md, LoRA section), so smaller calls (a chat request to `serve`) keep the side
+/// paths. Both quickstart-lora generation batches and its reference micro-batches are
+/// larger.
+pub const MERGED_FORWARD_MIN_TOKENS: i64 = 1024;
+
 /// A causal LM (Llama, Mistral, Qwen2 or Qwen3 family): the base weights, shared, plus an
 /// optional LoRA adapter. Without an adapter the base weights are the trainable ones.
 #[derive(Debug)]
@@ -29,6 +40,9 @@ pub struct CausalLm {
     adapter: Option<LoraAdapter>,
     /// Activation checkpointing state of this view, when on (`model::checkpointing`).
     pub(crate) checkpointing: Option<Checkpointing>,
+    /// From how many tokens a generation call or no-grad forward pass with an adapter runs
+    /// on merged weights ([`CausalLm::sampling`]); `None`: never.
+    merge_from_tokens: Option<i64>,
 }
 
 /// `dir/config.json`: the typed config, the JSON as read, and the decoder it describes.
@@ -55,6 +69,8 @@ struct Base {
     kind: Kind,
     /// The folder the weights came from (recorded as an adapter's base model).
     dir: Option<PathBuf>,
+    /// Merged weight sets ([`Sampling`]) of this base alive now.
+    merged_sets: AtomicUsize,
 }
 
 impl CausalLm {
@@ -90,8 +106,18 @@ impl CausalLm {
                 }))
             })?;
         let decoder = Mutex::new(decoder);
-        let base = Base { vs, config, raw_config, decoder, spec, device, kind, dir: None };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
+        let base = Base {
+            vs,
+            config,
+            raw_config,
+            decoder,
+            spec,
+            device,
+            kind,
+            dir: None,
+            merged_sets: AtomicUsize::new(0),
+        };
+        Ok(Self::view(Arc::new(base), None))
     }
 
     fn load_typed(dir: &Path, device: Device, kind: Kind) -> Result<Self, LoadError> {
@@ -121,8 +147,29 @@ impl CausalLm {
         }
         let dir = Some(dir.to_path_buf());
         let decoder = Mutex::new(decoder);
-        let base = Base { vs, config, raw_config, decoder, spec, device, kind, dir };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
+        let base = Base {
+            vs,
+            config,
+            raw_config,
+            decoder,
+            spec,
+            device,
+            kind,
+            dir,
+            merged_sets: AtomicUsize::new(0),
+        };
+        Ok(Self::view(Arc::new(base), None))
+    }
+
+    /// A view of `base` with `adapter`, without checkpointing, merging from the default
+    /// size ([`MERGED_FORWARD_MIN_TOKENS`]).
+    fn view(base: Arc<Base>, adapter: Option<LoraAdapter>) -> Self {
+        Self {
+            base,
+            adapter,
+            checkpointing: None,
+            merge_from_tokens: Some(MERGED_FORWARD_MIN_TOKENS),
+        }
     }
 
     /// A copy for an EMA or frozen reference model that shares no trainable storage with
@@ -130,11 +177,10 @@ impl CausalLm {
     /// and a deep copy of the adapter (in its dtype).
     pub fn try_clone(&self) -> Result<Self> {
         if let Some(adapter) = &self.adapter {
-            return Ok(Self {
-                base: Arc::clone(&self.base),
-                adapter: Some(adapter.try_clone(adapter.kind())?),
-                checkpointing: None,
-            });
+            return Ok(Self::view(
+                Arc::clone(&self.base),
+                Some(adapter.try_clone(adapter.kind())?),
+            ));
         }
         let b = &self.base;
         self.rebuilt(b.kind, b.dir.clone(), &|_, src| src.detach().copy())
@@ -166,8 +212,9 @@ impl CausalLm {
             device: b.device,
             kind,
             dir,
+            merged_sets: AtomicUsize::new(0),
         };
-        Ok(Self { base: Arc::new(base), adapter: None, checkpointing: None })
+        Ok(Self::view(Arc::new(base), None))
     }
 
     /// A view of the same base weights with `adapter` on its projections. The base's tensors
@@ -179,25 +226,21 @@ impl CausalLm {
             bail!("the adapter has {} layers, the base model {layers}", adapter.num_layers());
         }
         self.freeze_base();
-        Ok(Self { base: Arc::clone(&self.base), adapter: Some(adapter), checkpointing: None })
+        Ok(Self::view(Arc::clone(&self.base), Some(adapter)))
     }
 
     /// A view of the same base weights with no adapter (frozen: see
     /// [`CausalLm::with_adapter`]), e.g. the fixed reference of LoRA players.
     pub fn without_adapter(&self) -> Self {
         self.freeze_base();
-        Self { base: Arc::clone(&self.base), adapter: None, checkpointing: None }
+        Self::view(Arc::clone(&self.base), None)
     }
 
     /// A view of the same base with a deep copy of this view's adapter in `kind` (an f32 EMA
     /// copy of a bf16 adapter). Errors when this view has no adapter.
     pub fn adapter_copy(&self, kind: Kind) -> Result<Self> {
         let adapter = self.adapter.as_ref().context("this model has no adapter to copy")?;
-        Ok(Self {
-            base: Arc::clone(&self.base),
-            adapter: Some(adapter.try_clone(kind)?),
-            checkpointing: None,
-        })
+        Ok(Self::view(Arc::clone(&self.base), Some(adapter.try_clone(kind)?)))
     }
 
     fn freeze_base(&self) {
@@ -292,6 +335,18 @@ impl CausalLm {
                 self.hidden_states_checkpointed(state, input_ids, &positions, &mask)
             }
             _ => {
+                if self.adapter.is_some() && !grad_enabled() {
+                    let weights = self.sampling(input_ids.numel() as i64);
+                    if let Some(merged) = &weights.merged {
+                        return merged.hidden_states(
+                            input_ids,
+                            &positions,
+                            Some(&mask),
+                            None,
+                            None,
+                        );
+                    }
+                }
                 let adapter = self.adapter.as_ref().map(LoraAdapter::pass);
                 self.decoder().hidden_states(input_ids, &positions, Some(&mask), None, adapter)
             }
@@ -303,21 +358,53 @@ impl CausalLm {
         self.decoder().logits(hidden)
     }
 
-    /// One cached step: runs `input_ids` `[B, T]` at `positions` with `key_valid` `[B, L]`
-    /// (L = cache length after the step) and returns the last position's logits `[B, V]`.
-    pub(crate) fn step(
-        &self,
-        input_ids: &Tensor,
-        positions: &Tensor,
-        key_valid: &Tensor,
-        cache: &mut KvCache,
-    ) -> Tensor {
-        let t = input_ids.size()[1];
-        let mask = attention_mask_4d(key_valid, cache.len(), t);
-        let adapter = self.adapter.as_ref().map(LoraAdapter::pass);
-        let hidden =
-            self.decoder().hidden_states(input_ids, positions, Some(&mask), Some(cache), adapter);
-        self.decoder().step_logits(&hidden.select(1, t - 1), cache)
+    /// From how many tokens (rows x positions) a generation call, or a forward pass without
+    /// gradients, of a view with an adapter runs on merged weights ([`CausalLm::sampling`]);
+    /// `None`: never (every projection adds the adapter's low-rank side path, as the
+    /// training forward pass does). Default: [`MERGED_FORWARD_MIN_TOKENS`].
+    pub fn set_merged_sampling(&mut self, from_tokens: Option<i64>) {
+        self.merge_from_tokens = from_tokens;
+    }
+
+    /// See [`CausalLm::set_merged_sampling`].
+    pub fn merged_sampling(&self) -> Option<i64> {
+        self.merge_from_tokens
+    }
+
+    /// The weights of one generation call or no-grad forward pass over `tokens` positions in
+    /// all (rows x (prompt + new tokens)). With an adapter in evaluation mode on an f32 (or
+    /// f64) base, and `tokens` at least [`CausalLm::merged_sampling`]: a merged copy of the adapted
+    /// projections, `W + scaling * B A` ([`Decoder::merged`]), made now and freed when the
+    /// returned value is dropped (at the end of the call), so decode steps run the plain
+    /// projections instead of `x A^T B^T * scaling` per projection and layer, and nothing of
+    /// it outlives the call (a generation phase's copy is gone before the update; a
+    /// reference forward's before the backward pass). The base is never written.
+    /// Otherwise: this view itself (no adapter, or the side paths).
+    ///
+    /// Why not for bf16/f16 bases: the sum would be rounded to the base dtype, where an f32
+    /// EMA adapter's small updates can vanish (the side path adds them in f32 to each
+    /// output instead). Why not in training mode: the side path's dropout has no merged form.
+    pub(crate) fn sampling(&self, tokens: i64) -> Sampling<'_> {
+        let merged = self
+            .adapter
+            .as_ref()
+            .filter(|a| {
+                self.merge_from_tokens.is_some_and(|n| tokens >= n)
+                    && !a.training()
+                    && matches!(self.base.kind, Kind::Float | Kind::Double)
+            })
+            .map(|a| {
+                let merged = self.decoder().merged(a);
+                self.base.merged_sets.fetch_add(1, Ordering::Relaxed);
+                merged
+            });
+        Sampling { lm: self, merged }
+    }
+
+    /// Merged weight sets ([`CausalLm::sampling`]) of this view's base alive now: nonzero
+    /// only while a generation call on merged weights runs.
+    pub fn merged_sets_alive(&self) -> usize {
+        self.base.merged_sets.load(Ordering::Relaxed)
     }
 
     /// Writes what this model trains: with an adapter, the adapter alone in PEFT layout
@@ -400,4 +487,51 @@ pub fn device_name(device: Device) -> String {
 /// The dtype a device runs at by default: f32 on CPU, bf16 on CUDA.
 pub fn default_kind(device: Device) -> Kind {
     if device.is_cuda() { Kind::BFloat16 } else { Kind::Float }
+}
+
+/// The weights of one generation call ([`CausalLm::sampling`]): the model's own view, or a
+/// merged copy that is freed when this is dropped.
+pub(crate) struct Sampling<'a> {
+    lm: &'a CausalLm,
+    merged: Option<Decoder>,
+}
+
+impl Sampling<'_> {
+    /// An empty cache for `batch` rows and up to `capacity` positions.
+    pub(crate) fn new_cache(&self, batch: i64, capacity: i64) -> KvCache {
+        match &self.merged {
+            Some(d) => d.new_cache(batch, capacity),
+            None => self.lm.decoder().new_cache(batch, capacity),
+        }
+    }
+
+    /// One cached step: runs `input_ids` `[B, T]` at `positions` with `key_valid` `[B, L]`
+    /// (L = cache length after the step) and returns the last position's logits `[B, V]`.
+    pub(crate) fn step(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        key_valid: &Tensor,
+        cache: &mut KvCache,
+    ) -> Tensor {
+        let t = input_ids.size()[1];
+        let mask = attention_mask_4d(key_valid, cache.len(), t);
+        let mut run = |decoder: &Decoder, adapter| {
+            let hidden =
+                decoder.hidden_states(input_ids, positions, Some(&mask), Some(cache), adapter);
+            decoder.step_logits(&hidden.select(1, t - 1), cache)
+        };
+        match &self.merged {
+            Some(d) => run(d, None),
+            None => run(&self.lm.decoder(), self.lm.adapter.as_ref().map(LoraAdapter::pass)),
+        }
+    }
+}
+
+impl Drop for Sampling<'_> {
+    fn drop(&mut self) {
+        if self.merged.take().is_some() {
+            self.lm.base.merged_sets.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }

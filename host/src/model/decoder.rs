@@ -12,7 +12,7 @@
 
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::model::lora::{AdapterPass, Target};
+use crate::model::lora::{AdapterPass, LoraAdapter, Target};
 
 /// Rotary embedding frequencies (transformers' `rope_type`).
 #[derive(Debug, Clone, PartialEq)]
@@ -263,28 +263,33 @@ impl Panels {
 }
 
 /// The projection weights transposed to `[in, out]` contiguous, and the LM head as
-/// [`Panels`], for decode steps on CPU. Built when a cache is made, kept while the weights stay the same: each
-/// source weight's data pointer and version counter (bumped by every in-place update, e.g.
-/// an optimizer step or `VarStore::copy`) are recorded and compared at the next
-/// [`Decoder::new_cache`], which rebuilds the layout when any changed. Costs one more copy of
-/// those weights in memory while it is held.
+/// [`Panels`], for decode steps on CPU. Built when a cache is made, kept while the weights
+/// stay the same (see [`LayoutCache`]). Costs one more copy of those weights in memory while
+/// it is held.
 #[derive(Debug)]
 struct DecodeLayout {
     /// Per block: q, k, v, o, gate, up, down.
     blocks: Vec<[Tensor; 7]>,
     lm_head: Panels,
-    stamps: Vec<(usize, i64)>,
 }
 
-impl DecodeLayout {
-    /// New handles on the same tensors.
-    fn shallow_clone(&self) -> Self {
-        Self {
-            blocks: self.blocks.iter().map(|b| b.each_ref().map(Tensor::shallow_clone)).collect(),
-            lm_head: self.lm_head.shallow_clone(),
-            stamps: self.stamps.clone(),
-        }
-    }
+/// What identifies a weight's current values: its data pointer and version counter (bumped
+/// by every in-place update, e.g. an optimizer step or `VarStore::copy`).
+type Stamp = (usize, i64);
+
+fn stamp(t: &Tensor) -> Stamp {
+    (t.data_ptr() as usize, t.internal_version())
+}
+
+/// A decoder's [`DecodeLayout`], its two parts held and rebuilt separately: the transposed
+/// projections and the LM head's panels, each with the [`Stamp`]s of its sources, compared
+/// at the next [`Decoder::new_cache`], which rebuilds a part whose sources changed. Separate
+/// so that LoRA sampling on merged weights ([`Decoder::merged`]) can share the frozen base's
+/// LM head panels without making the base's transposed projections, which it replaces.
+#[derive(Debug, Default)]
+struct LayoutCache {
+    blocks: Option<(Vec<Stamp>, Vec<[Tensor; 7]>)>,
+    lm_head: Option<(Stamp, Panels)>,
 }
 
 #[derive(Debug)]
@@ -380,8 +385,8 @@ pub struct Decoder {
     lm_head: Tensor,
     inv_freq: Tensor,
     kind: Kind,
-    /// See [`DecodeLayout`]; `None` until the first cache on CPU.
-    decode_layout: std::sync::Mutex<Option<DecodeLayout>>,
+    /// See [`DecodeLayout`]; empty until the first cache on CPU.
+    layout: std::sync::Mutex<LayoutCache>,
 }
 
 impl Decoder {
@@ -462,7 +467,7 @@ impl Decoder {
             lm_head,
             inv_freq,
             kind,
-            decode_layout: std::sync::Mutex::new(None),
+            layout: std::sync::Mutex::new(LayoutCache::default()),
         })
     }
 
@@ -490,39 +495,152 @@ impl Decoder {
         }
     }
 
-    /// The current [`DecodeLayout`] (rebuilt if a weight changed since it was made), on CPU.
+    /// The current [`DecodeLayout`] (a part rebuilt if a weight changed since it was made),
+    /// on CPU.
     fn decode_layout(&self) -> Option<DecodeLayout> {
         if self.embed.device() != Device::Cpu {
             return None;
         }
-        let sources: Vec<&Tensor> = self
-            .blocks
+        let mut cache = self.layout.lock().unwrap_or_else(|e| e.into_inner());
+        let blocks = self.layout_blocks(&mut cache);
+        let lm_head = self.layout_head(&mut cache);
+        Some(DecodeLayout { blocks, lm_head })
+    }
+
+    /// The projection weights of every block, q, k, v, o, gate, up, down.
+    fn projections(&self) -> impl Iterator<Item = &Tensor> {
+        self.blocks
             .iter()
             .flat_map(|b| [&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down])
             .map(|l| &l.weight)
-            .chain(std::iter::once(&self.lm_head))
-            .collect();
-        let stamps: Vec<(usize, i64)> =
-            sources.iter().map(|t| (t.data_ptr() as usize, t.internal_version())).collect();
-        let mut held = self.decode_layout.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(layout) = held.as_ref()
-            && layout.stamps == stamps
+    }
+
+    /// The transposed projections of `cache`, rebuilt first when stale.
+    fn layout_blocks(&self, cache: &mut LayoutCache) -> Vec<[Tensor; 7]> {
+        let stamps: Vec<Stamp> = self.projections().map(stamp).collect();
+        if let Some((held, blocks)) = &cache.blocks
+            && *held == stamps
         {
-            return Some(layout.shallow_clone());
+            return blocks.iter().map(|b| b.each_ref().map(Tensor::shallow_clone)).collect();
         }
         // Drop the stale copy before making the new one (peak memory).
-        *held = None;
-        let layout = tch::no_grad(|| {
-            let t = |w: &Tensor| w.detach().tr().contiguous();
-            let mut it = sources.iter();
-            let blocks = (0..self.blocks.len())
-                .map(|_| std::array::from_fn(|_| t(it.next().expect("7 weights per block"))))
-                .collect();
-            DecodeLayout { blocks, lm_head: Panels::new(&self.lm_head), stamps }
+        cache.blocks = None;
+        let blocks: Vec<[Tensor; 7]> = tch::no_grad(|| {
+            let mut it = self.projections().map(|w| w.detach().tr().contiguous());
+            (0..self.blocks.len())
+                .map(|_| std::array::from_fn(|_| it.next().expect("7 weights per block")))
+                .collect()
         });
-        let shared = layout.shallow_clone();
-        *held = Some(layout);
-        Some(shared)
+        let shared = blocks.iter().map(|b| b.each_ref().map(Tensor::shallow_clone)).collect();
+        cache.blocks = Some((stamps, blocks));
+        shared
+    }
+
+    /// The LM head's panels of `cache`, rebuilt first when stale.
+    fn layout_head(&self, cache: &mut LayoutCache) -> Panels {
+        let stamp = stamp(&self.lm_head);
+        if let Some((held, panels)) = &cache.lm_head
+            && *held == stamp
+        {
+            return panels.shallow_clone();
+        }
+        cache.lm_head = None;
+        let panels = tch::no_grad(|| Panels::new(&self.lm_head));
+        let shared = panels.shallow_clone();
+        cache.lm_head = Some((stamp, panels));
+        shared
+    }
+
+    /// A decoder for sampling from this one with `adapter` merged into its weights (PEFT's
+    /// `merge_adapter`, without touching the frozen base that other views share): every
+    /// adapted projection is a new tensor `W + scaling * B A`
+    /// ([`LoraAdapter::merged_weight`]) in the weights' dtype; everything else (embeddings,
+    /// norms, projections the adapter does not target, the LM head) is this decoder's own
+    /// tensors, by reference. On CPU the sums are made directly in the decode layout
+    /// (`[in, out]` contiguous), which the merged decoder's prefill multiplies by too, and
+    /// the LM head's panels are this decoder's: the merged copy costs the adapted
+    /// projections once, and this decoder's own transposed projections are never made for
+    /// it (unless the adapter leaves some projection untargeted, which then comes from
+    /// them).
+    ///
+    /// Decoding on it runs the plain projections, no low-rank side paths: the logits equal
+    /// the side paths' up to f32 rounding (tests: `model::generate`). It holds its copy
+    /// until dropped; no dropout (an evaluation-mode forward).
+    pub(crate) fn merged(&self, adapter: &LoraAdapter) -> Decoder {
+        let cpu = self.embed.device() == Device::Cpu;
+        let untargeted = (0..self.blocks.len())
+            .any(|l| Target::ALL.iter().any(|&t| adapter.get(l, t).is_none()));
+        let (base_blocks, head) = if cpu {
+            let mut cache = self.layout.lock().unwrap_or_else(|e| e.into_inner());
+            let blocks = untargeted.then(|| self.layout_blocks(&mut cache));
+            (blocks, Some(self.layout_head(&mut cache)))
+        } else {
+            (None, None)
+        };
+        let mut layout_blocks = Vec::with_capacity(self.blocks.len());
+        let blocks = self
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(l, b)| {
+                let mut transposed: [Option<Tensor>; 7] = Default::default();
+                let mut merge = |lin: &Linear, t: Target| -> Linear {
+                    let bias = lin.bias.as_ref().map(Tensor::shallow_clone);
+                    let weight = match adapter.merged_weight(l, t, &lin.weight, cpu) {
+                        Some(w) => {
+                            transposed[t as usize] = cpu.then(|| w.tr());
+                            w
+                        }
+                        None => {
+                            transposed[t as usize] = base_blocks
+                                .as_ref()
+                                .map(|blocks| blocks[l][t as usize].shallow_clone());
+                            lin.weight.shallow_clone()
+                        }
+                    };
+                    Linear { weight, bias }
+                };
+                let block = Block {
+                    input_norm: b.input_norm.shallow_clone(),
+                    q: merge(&b.q, Target::Q),
+                    k: merge(&b.k, Target::K),
+                    v: merge(&b.v, Target::V),
+                    o: merge(&b.o, Target::O),
+                    qk_norm: b
+                        .qk_norm
+                        .as_ref()
+                        .map(|(q, k)| (q.shallow_clone(), k.shallow_clone())),
+                    window: b.window,
+                    post_norm: b.post_norm.shallow_clone(),
+                    gate: merge(&b.gate, Target::Gate),
+                    up: merge(&b.up, Target::Up),
+                    down: merge(&b.down, Target::Down),
+                };
+                if cpu {
+                    layout_blocks.push(transposed.map(|t| t.expect("every projection laid out")));
+                }
+                block
+            })
+            .collect();
+        let mut merged = Decoder {
+            spec: self.spec.clone(),
+            embed: self.embed.shallow_clone(),
+            blocks,
+            norm: self.norm.shallow_clone(),
+            lm_head: self.lm_head.shallow_clone(),
+            inv_freq: self.inv_freq.shallow_clone(),
+            kind: self.kind,
+            layout: std::sync::Mutex::new(LayoutCache::default()),
+        };
+        if let Some(panels) = head {
+            let stamps = merged.projections().map(stamp).collect();
+            let cache = LayoutCache {
+                blocks: Some((stamps, layout_blocks)),
+                lm_head: Some((stamp(&merged.lm_head), panels)),
+            };
+            merged.layout = std::sync::Mutex::new(cache);
+        }
+        merged
     }
 
     fn rms_norm(&self, xs: &Tensor, weight: &Tensor) -> Tensor {

@@ -78,6 +78,9 @@ impl SharedPrefill {
 
 /// Decodes continuations of `prompts`. `stopped(row, tokens)` is asked after each new token
 /// of a row (e.g. to look for stop strings) and ends that row when it returns true.
+///
+/// A model with a LoRA adapter decodes on merged weights made for this call and freed when
+/// it returns, when the call is large enough ([`CausalLm::sampling`]).
 pub fn decode(
     lm: &CausalLm,
     prompts: &[Vec<i64>],
@@ -116,12 +119,15 @@ pub fn decode(
         let key_valid = Tensor::zeros([b64, capacity], (Kind::Bool, device));
 
         key_valid.narrow(1, 0, p64).copy_(&mask_t.to_kind(Kind::Bool));
+        // The call's weights: with a LoRA adapter, a merged copy freed when this call ends.
+        let weights = lm.sampling(b64 * capacity);
         let positions = positions_from_mask(&mask_t);
         let mut next_pos = mask_t.sum_dim_intlist(1, true, Kind::Int64);
         let (mut cache, mut logits) = match &shared {
             None => {
-                let mut cache = lm.decoder().new_cache(b64, capacity);
-                let logits = lm.step(&ids_t, &positions, &key_valid.narrow(1, 0, p64), &mut cache);
+                let mut cache = weights.new_cache(b64, capacity);
+                let logits =
+                    weights.step(&ids_t, &positions, &key_valid.narrow(1, 0, p64), &mut cache);
                 (cache, logits)
             }
             Some(s) => {
@@ -129,8 +135,8 @@ pub fn decode(
                 // rows and next-token logits.
                 let first = Tensor::from_slice(&s.first).to_device(device);
                 let owner = Tensor::from_slice(&s.owner).to_device(device);
-                let mut cache = lm.decoder().new_cache(s.first.len() as i64, capacity);
-                let logits = lm.step(
+                let mut cache = weights.new_cache(s.first.len() as i64, capacity);
+                let logits = weights.step(
                     &ids_t.index_select(0, &first),
                     &positions.index_select(0, &first),
                     &key_valid.narrow(1, 0, p64).index_select(0, &first),
@@ -182,7 +188,7 @@ pub fn decode(
             let input = Tensor::from_slice(&feed).view([feed.len() as i64, 1]).to_device(device);
             let filled = cache.len() + 1;
             let _ = key_valid.narrow(1, filled - 1, 1).fill_(1);
-            logits = lm.step(&input, &next_pos, &key_valid.narrow(1, 0, filled), &mut cache);
+            logits = weights.step(&input, &next_pos, &key_valid.narrow(1, 0, filled), &mut cache);
             next_pos += 1;
         }
         Ok(())
@@ -259,4 +265,169 @@ fn pick(
     let ids = flat[..b].iter().map(|&x| x as i64).collect();
     let lps = flat[b..].iter().map(|&x| x as f32).collect();
     Ok((ids, lps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::causal_lm::MERGED_FORWARD_MIN_TOKENS;
+    use crate::model::lora::{LoraAdapter, LoraConfig, Target};
+    use tch::Device;
+
+    /// A 2-layer Llama of random weights (untied head, q/k/v biases) and a 257-word vocabulary.
+    fn tiny() -> (tempfile::TempDir, CausalLm) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+            "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+            "vocab_size": 257, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+            "tie_word_embeddings": false, "max_position_embeddings": 128,
+            "attention_bias": true
+        });
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let lm = CausalLm::from_config(dir.path(), Device::Cpu, Kind::Float, 3).unwrap();
+        (dir, lm)
+    }
+
+    /// An adapter whose `A` and `B` are both random (a trained one: `B != 0`).
+    fn trained_adapter(lm: &CausalLm, targets: &[&str], seed: i64) -> LoraAdapter {
+        let config = LoraConfig {
+            r: 4,
+            lora_alpha: 8.0,
+            target_modules: targets.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        };
+        tch::manual_seed(seed);
+        LoraAdapter::build(lm.spec(), &config, Device::Cpu, Kind::Float, &mut |_, shape| {
+            Ok(Tensor::randn(shape, (Kind::Float, Device::Cpu)) * 0.2)
+        })
+        .unwrap()
+    }
+
+    fn options(max_new_tokens: usize, temperature: f32) -> DecodeOptions {
+        DecodeOptions {
+            max_new_tokens,
+            temperature,
+            top_p: 0.9,
+            seed: 5,
+            stop_token_ids: Vec::new(),
+            pad_token_id: 0,
+        }
+    }
+
+    fn prompts() -> Vec<Vec<i64>> {
+        vec![vec![5, 17, 99, 3, 250], vec![7, 8], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
+    }
+
+    /// With `B = 0` every merged projection equals the base's bit for bit, in both layouts,
+    /// and the base is left as it was.
+    #[test]
+    fn merged_weights_of_a_fresh_adapter_equal_the_base() {
+        let (_dir, lm) = tiny();
+        let config = LoraConfig { r: 4, ..Default::default() };
+        let adapter = LoraAdapter::new(lm.spec(), &config, Device::Cpu, Kind::Float, 1).unwrap();
+        let vars = lm.base_var_store().variables();
+        for l in 0..2 {
+            for t in Target::ALL {
+                let w = &vars[&format!("model.layers.{l}.{}.weight", t.path())];
+                let before = w.copy();
+                for transposed in [false, true] {
+                    let m = adapter.merged_weight(l, t, w, transposed).unwrap();
+                    assert!(m.equal(w), "layer {l} {t:?} transposed {transposed}");
+                    assert_ne!(m.data_ptr(), w.data_ptr(), "a new tensor, not the base");
+                    assert_eq!(m.is_contiguous(), !transposed);
+                    assert!(m.tr().is_contiguous() || !transposed);
+                }
+                assert!(w.equal(&before), "the base was written");
+            }
+        }
+    }
+
+    /// Decoding on merged weights gives the side paths' tokens and log-probs (f32 rounding
+    /// apart), for all projections and for some (the rest from the base's own layout), with
+    /// greedy and sampled decoding; merging twice gives the same bits.
+    #[test]
+    fn merged_decoding_matches_the_side_paths() {
+        let (_dir, lm) = tiny();
+        for targets in [&Target::ALL.map(Target::module)[..], &["q_proj", "down_proj"]] {
+            let mut view = lm.with_adapter(trained_adapter(&lm, targets, 4)).unwrap();
+            assert_eq!(view.merged_sampling(), Some(MERGED_FORWARD_MIN_TOKENS));
+            for temperature in [0.0, 1.0] {
+                let opts = options(12, temperature);
+                view.set_merged_sampling(None);
+                let side = decode(&view, &prompts(), &opts, |_, _| false).unwrap();
+                view.set_merged_sampling(Some(0));
+                let merged = decode(&view, &prompts(), &opts, |_, _| false).unwrap();
+                let again = decode(&view, &prompts(), &opts, |_, _| false).unwrap();
+                assert_eq!(merged, again, "merging is deterministic");
+                for (s, m) in side.iter().zip(&merged) {
+                    assert_eq!(s.tokens, m.tokens, "{targets:?} T={temperature}");
+                    for (a, b) in s.logprobs.iter().zip(&m.logprobs) {
+                        assert!((a - b).abs() <= 1e-5, "{targets:?}: log-prob {a} vs {b}");
+                    }
+                }
+                // The adapter changes the model: the base alone decodes differently.
+                let base = decode(&lm, &prompts(), &opts, |_, _| false).unwrap();
+                assert_ne!(base, merged);
+            }
+        }
+    }
+
+    /// A forward pass without gradients of at least `MERGED_FORWARD_MIN_TOKENS` tokens (a
+    /// DPO reference forward) runs on merged weights with the side paths' logits; with
+    /// gradients it keeps the side paths (the adapter must get its gradients).
+    #[test]
+    fn large_no_grad_forward_on_merged_weights_matches_the_side_paths() {
+        let (_dir, lm) = tiny();
+        let mut view = lm.with_adapter(trained_adapter(&lm, &["q_proj", "up_proj"], 6)).unwrap();
+        let t = MERGED_FORWARD_MIN_TOKENS / 2;
+        let ids = Tensor::randint(257, [2, t], (Kind::Int64, Device::Cpu));
+        let mask = Tensor::ones([2, t], (Kind::Int64, Device::Cpu));
+        let _ = mask.get(1).narrow(0, 0, 9).fill_(0);
+        let merged = tch::no_grad(|| view.forward(&ids, &mask));
+        view.set_merged_sampling(None);
+        let side = tch::no_grad(|| view.forward(&ids, &mask));
+        view.set_merged_sampling(Some(MERGED_FORWARD_MIN_TOKENS + 1));
+        assert!(tch::no_grad(|| view.forward(&ids, &mask)).equal(&side), "below: side paths");
+        let diff = (&merged - &side).abs().max().double_value(&[]);
+        assert!(diff <= 1e-5, "logits differ by {diff}");
+        assert!(!merged.equal(&side), "the merged path ran (different rounding)");
+        assert_eq!(view.merged_sets_alive(), 0);
+        // With gradients: the side paths, so the adapter gets its gradients.
+        view.set_merged_sampling(Some(0));
+        let with_grad = view.forward(&ids, &mask);
+        assert!(with_grad.requires_grad());
+        assert!(with_grad.detach().equal(&side), "side paths bit for bit");
+    }
+
+    /// The merged copy exists only during a generation call, and only when merging applies.
+    #[test]
+    fn generation_frees_the_merged_copy() {
+        let (_dir, lm) = tiny();
+        let mut view = lm.with_adapter(trained_adapter(&lm, &["v_proj"], 2)).unwrap();
+        let opts = options(4, 0.0);
+        // 3 rows x (11 + 4) positions: below the default threshold, the side paths.
+        let rows = decode(&view, &prompts(), &opts, |_, _| view.merged_sets_alive() != 0);
+        assert!(rows.unwrap().iter().all(|r| r.tokens.len() == 4));
+        view.set_merged_sampling(Some(3 * 15));
+        let mut seen = Vec::new();
+        decode(&view, &prompts(), &opts, |_, _| {
+            seen.push(view.merged_sets_alive());
+            false
+        })
+        .unwrap();
+        assert!(!seen.is_empty() && seen.iter().all(|&n| n == 1), "{seen:?}");
+        assert_eq!(view.merged_sets_alive(), 0, "freed when the call returned");
+        // Merged sampling off, training mode (dropout), or no adapter: no copy.
+        view.set_merged_sampling(None);
+        let rows = decode(&view, &prompts(), &opts, |_, _| view.merged_sets_alive() != 0);
+        assert!(rows.unwrap().iter().all(|r| r.tokens.len() == 4));
+        view.set_merged_sampling(Some(0));
+        view.adapter_mut().unwrap().set_training(Some(crate::model::DropoutSeed(1)));
+        let rows = decode(&view, &prompts(), &opts, |_, _| view.merged_sets_alive() != 0);
+        assert!(rows.unwrap().iter().all(|r| r.tokens.len() == 4));
+        let rows = decode(&lm, &prompts(), &opts, |_, _| lm.merged_sets_alive() != 0).unwrap();
+        assert!(rows.iter().all(|r| r.tokens.len() == 4));
+    }
 }

@@ -413,7 +413,9 @@ impl LoraAdapter {
     /// Dropout (probability `lora_dropout`) applies when `dropout` gives the pass's key: the
     /// mask is that of site `(layer, target)` of the key (`model::dropout`), so the same key
     /// gives the same mask. Returns `base_out` unchanged when this layer/target is not
-    /// adapted.
+    /// adapted. When `base_out` is contiguous and in the adapter's dtype, the low-rank
+    /// product is accumulated into its storage by one GEMM (so `base_out` must be this
+    /// call's own output, as the decoder's projections give it).
     pub fn apply(
         &self,
         layer: usize,
@@ -431,9 +433,54 @@ impl LoraAdapter {
             }
             _ => x,
         };
-        let delta = x.linear(&lin.a, None::<Tensor>).linear(&lin.b, None::<Tensor>) * self.scaling;
+        let down = x.linear(&lin.a, None::<Tensor>);
+        if out_kind == self.kind && base_out.is_contiguous() {
+            // One GEMM accumulating into the base output (`beta = 1`), `scaling` folded into
+            // the rank-r activations: no `[.., out]` temporaries for the product, the scaled
+            // product and the sum, nor their passes in backward (the frozen projection's
+            // backward does not read its output, so writing it in place is safe for
+            // autograd). The same sum as PEFT's up to f32 rounding order.
+            let (out, r) = (lin.b.size()[0], lin.b.size()[1]);
+            let mut rows = base_out.view([-1, out]);
+            let _ = rows.addmm_(&(down * self.scaling).view([-1, r]), &lin.b.tr());
+            return base_out;
+        }
+        let delta = down.linear(&lin.b, None::<Tensor>) * self.scaling;
         let sum = base_out + delta;
         if sum.kind() == out_kind { sum } else { sum.to_kind(out_kind) }
+    }
+
+    /// PEFT's `merge` for one projection: `W + scaling * B A` for the frozen `weight` `W`
+    /// `[out, in]` of `(layer, target)`, in `W`'s dtype and on its device, as a new tensor
+    /// (`W` is never written: other views share it); `None` when that projection is not
+    /// adapted. With `transposed`, the sum is stored as `W'^T` `[in, out]` contiguous and
+    /// returned as its `[out, in]` view, the layout CPU decode steps multiply by (see
+    /// `model::decoder`'s decode layout); else `[out, in]` contiguous.
+    ///
+    /// One GEMM of inner size `r` added onto a copy of `W` (`addmm`, `scaling` folded into
+    /// `A`): with `B = 0` the product is exactly zero and the result equals `W` bit for bit
+    /// (but for the sign of zeros). Deterministic: the same matrices give the same bits.
+    /// Only for evaluation: the merged weight carries no dropout and no gradient.
+    pub fn merged_weight(
+        &self,
+        layer: usize,
+        target: Target,
+        weight: &Tensor,
+        transposed: bool,
+    ) -> Option<Tensor> {
+        let lin = self.get(layer, target)?;
+        let kind = weight.kind();
+        Some(tch::no_grad(|| {
+            let a = lin.a.detach().to_kind(kind) * self.scaling;
+            let b = lin.b.detach().to_kind(kind);
+            let w = weight.detach();
+            if transposed {
+                // [in, out] = W^T + (s A)^T B^T; addmm writes a fresh contiguous result.
+                w.tr().addmm(&a.tr(), &b.tr()).tr()
+            } else {
+                w.addmm(&b, &a)
+            }
+        }))
     }
 
     /// `scaling * B A` `[out, in]` in f32 for every adapted projection, keyed by the base

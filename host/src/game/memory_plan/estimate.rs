@@ -145,17 +145,8 @@ impl MemoryPlan {
         // The decode layout (CPU): a transposed copy of a model's projections and LM head,
         // made at its first generation and kept while its weights stay the same.
         if !cuda {
-            for (what, spec, copies) in decode_layouts(x) {
-                let per = decode_layout_bytes(spec, e);
-                add(
-                    Phase::Resident,
-                    format!("decode layout: {what}"),
-                    copies * per,
-                    format!(
-                        "{copies} x (7 projections x {} layers + LM head {} x {}) x {e} B",
-                        spec.num_layers, spec.vocab_size, spec.hidden_size
-                    ),
-                );
+            for (what, bytes, formula) in decode_layouts(x, e)? {
+                add(Phase::Resident, format!("decode layout: {what}"), bytes, formula);
             }
         }
         terms.push(transient::generation_term(x, e));
@@ -222,21 +213,48 @@ pub fn decode_layout_bytes(spec: &DecoderSpec, e: u64) -> u64 {
 }
 
 /// The decode layouts a CPU run holds (`DecodeLayout` lives with a model's weights, so one
-/// per set of weights that generates): `(what, shape, copies)`. LoRA players share their
-/// frozen base's (one per base); full fine-tuning keeps one per sampling model (the EMA
-/// copies, or the trained weights on-policy), plus the defender's trained weights when
-/// validation generates from them while the EMA copies sample; a local judge model its own.
-fn decode_layouts(x: &PlanInputs) -> Vec<(String, &DecoderSpec, u64)> {
+/// per set of weights that generates): `(what, bytes, formula)`. LoRA players share their
+/// frozen base's (one per base); in f32 they sample on merged weights made per generation
+/// call (`CausalLm::sampling`, counted in the generation phase), so the base keeps only its
+/// LM head's panels, and its transposed projections too when the adapter leaves some
+/// untargeted. Full fine-tuning keeps one per sampling model (the EMA copies, or the
+/// trained weights on-policy), plus the defender's trained weights when validation
+/// generates from them while the EMA copies sample; a local judge model its own.
+fn decode_layouts(x: &PlanInputs, e: u64) -> Result<Vec<(String, u64, String)>> {
+    let full = |spec: &DecoderSpec, copies: u64| {
+        let formula = format!(
+            "{copies} x (7 projections x {} layers + LM head {} x {}) x {e} B",
+            spec.num_layers, spec.vocab_size, spec.hidden_size
+        );
+        (copies * decode_layout_bytes(spec, e), formula)
+    };
     let mut out = Vec::new();
-    match (&x.adapter, x.same_base) {
-        (Some(_), true) => out.push(("the shared frozen base".into(), &x.attacker, 1)),
-        (Some(_), false) => {
-            out.push(("attacker base".into(), &x.attacker, 1));
-            out.push(("defender base".into(), &x.defender, 1));
+    let mut push = |what: String, (bytes, formula): (u64, String)| out.push((what, bytes, formula));
+    match &x.adapter {
+        Some(a) => {
+            let merged = e >= 4 && a.targets_all();
+            let base = |spec: &DecoderSpec| {
+                if merged {
+                    let bytes = (spec.vocab_size * spec.hidden_size) as u64 * e;
+                    let formula = format!(
+                        "LM head {} x {} x {e} B (sampling merges the adapter into its                          own copy of the projections)",
+                        spec.vocab_size, spec.hidden_size
+                    );
+                    (bytes, formula)
+                } else {
+                    full(spec, 1)
+                }
+            };
+            if x.same_base {
+                push("the shared frozen base".into(), base(&x.attacker));
+            } else {
+                push("attacker base".into(), base(&x.attacker));
+                push("defender base".into(), base(&x.defender));
+            }
         }
-        (None, _) => {
+        None => {
             let sampler = if x.sampler == Sampler::Ema { "EMA copy" } else { "trained weights" };
-            out.push((format!("attacker {sampler}"), &x.attacker, 1));
+            push(format!("attacker {sampler}"), full(&x.attacker, 1));
             let validation = x.validation && x.sampler == Sampler::Ema;
             let copies = if validation { 2 } else { 1 };
             let what = if validation {
@@ -244,11 +262,11 @@ fn decode_layouts(x: &PlanInputs) -> Vec<(String, &DecoderSpec, u64)> {
             } else {
                 format!("defender {sampler}")
             };
-            out.push((what, &x.defender, copies));
+            push(what, full(&x.defender, copies));
         }
     }
     if let Some(j) = &x.judge {
-        out.push(("judge model".into(), j, 1));
+        push("judge model".into(), full(j, 1));
     }
-    out
+    Ok(out)
 }

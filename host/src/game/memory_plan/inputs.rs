@@ -36,6 +36,26 @@ impl AdapterPlan {
         Ok((per_layer * spec.num_layers) as u64)
     }
 
+    /// Weights of the projections the adapter targets in one model (`sum over layers and
+    /// targets of in * out`): what a merged copy for sampling holds
+    /// (`CausalLm::sampling`).
+    ///
+    /// Errors: a target that is not one of [`AdapterPlan::ALL_TARGETS`].
+    pub fn targeted_weights(&self, spec: &DecoderSpec) -> Result<u64> {
+        let per_layer: i64 = self
+            .target_modules
+            .iter()
+            .map(|t| projection_shape(spec, t).map(|(out, inp)| inp * out))
+            .sum::<Result<i64>>()?;
+        Ok((per_layer * spec.num_layers) as u64)
+    }
+
+    /// Whether every projection is targeted (then a merged copy replaces the base's own
+    /// transposed projections for decoding).
+    pub(super) fn targets_all(&self) -> bool {
+        Self::ALL_TARGETS.iter().all(|t| self.target_modules.iter().any(|m| m == t))
+    }
+
     /// Adapter outputs per token and layer (`r` per target), saved for backward.
     pub(super) fn ranks_per_layer(&self) -> i64 {
         self.r * self.target_modules.len() as i64

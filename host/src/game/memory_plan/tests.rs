@@ -198,6 +198,19 @@ fn cpu_plans_count_the_decode_layouts_held() {
     // LoRA players on one base: one layout, shared.
     x.adapter = Some(AdapterPlan { r: 16, target_modules: vec!["q_proj".into()] });
     assert_eq!(layout(&MemoryPlan::compute(&x).unwrap()), one);
+    // All projections targeted: sampling merges them into its own copy, made per generation
+    // call, so the base keeps only its LM head's panels and the generation phase holds the
+    // merged projections.
+    let q_only = MemoryPlan::compute(&x).unwrap();
+    let all = AdapterPlan::ALL_TARGETS.iter().map(|t| t.to_string()).collect();
+    x.adapter = Some(AdapterPlan { r: 16, target_modules: all });
+    let plan = MemoryPlan::compute(&x).unwrap();
+    assert_eq!(layout(&plan), 4 * 49152 * 576);
+    let generation = |plan: &MemoryPlan| {
+        plan.terms.iter().find(|t| t.phase == Phase::Generation).map(|t| t.bytes).unwrap()
+    };
+    let q = 4 * 30 * 576 * 576;
+    assert_eq!(generation(&plan), generation(&q_only) - q + 4 * 30 * 3_538_944);
     // None on CUDA.
     x.device = "cuda".into();
     assert_eq!(layout(&MemoryPlan::compute(&x).unwrap()), 0);

@@ -6,6 +6,7 @@ use super::inputs::{AdapterPlan, PlanInputs};
 use super::render::gib;
 use super::{Phase, Term};
 use crate::game::config::{Method, UpdateOrder};
+use crate::model::causal_lm::MERGED_FORWARD_MIN_TOKENS;
 use crate::model::decoder::DecoderSpec;
 use crate::model::scoring::LOGIT_CHUNK_ELEMENTS;
 
@@ -83,6 +84,19 @@ pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
             let mask = rows * (rep + 1) * p * p;
             let (i, h) = (spec.intermediate_size as u64, spec.hidden_size as u64);
             let mlp = rows * p * (3 * i + 2 * h) * e;
+            // LoRA players in f32 sample on a merged copy of the targeted projections
+            // (`CausalLm::sampling`), made for the call and freed after it.
+            let merged = match (&x.adapter, *name) {
+                (Some(a), "attacker" | "defender") if e >= 4 => {
+                    a.targeted_weights(spec).unwrap_or(0) * e
+                }
+                _ => 0,
+            };
+            let merged_formula = if merged > 0 {
+                format!("; merged LoRA projections {} x {e} B = {}", merged / e, gib(merged))
+            } else {
+                String::new()
+            };
             let formula = format!(
                 "KV cache 2 x {layers} layers x {rows} rows x ({p} + {c}) positions x {kv} x {e} B \
                  = {}; prefill mask {rows} x {} x {p}^2 x 1 B = {}; prefill MLP {rows} x {p} x \
@@ -91,8 +105,8 @@ pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
                 rep + 1,
                 gib(mask),
                 gib(mlp)
-            );
-            (*name, cache + mask + mlp, formula)
+            ) + &merged_formula;
+            (*name, cache + mask + mlp + merged, formula)
         })
         .max_by_key(|g| g.1)
         .expect("two players");
@@ -200,12 +214,32 @@ fn player_update_terms(
         (LOGIT_CHUNK_ELEMENTS as u64 / (b.completion * v).max(1)).clamp(1, b.rows.max(1));
     let chunk = chunk_rows * b.completion * v * 4;
     let layer_tmp = tokens * per_layer;
+    // A LoRA reference forward of this many tokens in f32 runs on a merged copy of the
+    // targeted projections, made for it and freed after it (`CausalLm::hidden_states`).
+    let merged = match &x.adapter {
+        Some(a)
+            if e >= 4
+                && matches!(x.method, Method::Dpo | Method::Ipo)
+                && tokens >= MERGED_FORWARD_MIN_TOKENS as u64 =>
+        {
+            a.targeted_weights(spec).unwrap_or(0) * e
+        }
+        _ => 0,
+    };
+    let merged_formula = if merged > 0 {
+        format!(" + merged LoRA projections {}", gib(merged))
+    } else {
+        String::new()
+    };
     let (bytes, formula) = [
         (3 * chunk, format!("3 x f32 logits of a {chunk_rows}-row chunk {}", gib(3 * chunk))),
         (layer_tmp, format!("one layer's activation gradients {}", gib(layer_tmp))),
         (
-            layer_tmp + chunk,
-            format!("reference forward: one layer {} + one chunk of logits", gib(layer_tmp)),
+            layer_tmp + chunk + merged,
+            format!(
+                "reference forward: one layer {} + one chunk of logits{merged_formula}",
+                gib(layer_tmp)
+            ),
         ),
     ]
     .into_iter()
