@@ -56,7 +56,12 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let player = model.load_adapter(&args.adapter, Some(Kind::Float))?;
     let merged = player.merged(kind)?;
     merged.save_pretrained(&args.out)?;
-    println!("merged {} into {} -> {}", args.adapter.display(), base.display(), args.out.display());
+    println!(
+        "wrote {}: the adapter {} merged with its base {} (the base is unchanged)",
+        args.out.display(),
+        args.adapter.display(),
+        base.display()
+    );
     Ok(())
 }
 

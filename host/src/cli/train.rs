@@ -132,7 +132,11 @@ fn print_summary(s: &Summary) {
         }
     }
     if let Some(ckpt) = &s.last_checkpoint {
-        println!("trained defender (Hugging Face layout): {}", ckpt.join("defender").display());
+        println!(
+            "trained defender ({}): {}",
+            layout(&ckpt.join("defender")),
+            ckpt.join("defender").display()
+        );
         println!("trained attacker: {}", ckpt.join("attacker").display());
     }
     println!("metrics: {}", s.run_dir.join("metrics.jsonl").display());
@@ -203,7 +207,11 @@ fn already_complete(dir: &std::path::Path, config: &Config) -> anyhow::Result<bo
         dir.display()
     );
     println!("last checkpoint: {}", last.display());
-    println!("trained defender (Hugging Face layout): {}", last.join("defender").display());
+    println!(
+        "trained defender ({}): {}",
+        layout(&last.join("defender")),
+        last.join("defender").display()
+    );
     Ok(true)
 }
 
@@ -299,6 +307,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     print_summary(&summary);
     Ok(())
+}
+
+/// How a checkpoint's player folder is laid out, for the closing lines: a LoRA player is a
+/// PEFT adapter folder (`adapter_config.json`), a fully fine-tuned one a Hugging Face model.
+fn layout(dir: &std::path::Path) -> &'static str {
+    if crate::model::lora::is_adapter_dir(dir) {
+        "PEFT adapter on its base; `export --adapter` merges it"
+    } else {
+        "Hugging Face layout"
+    }
 }
 
 #[cfg(test)]

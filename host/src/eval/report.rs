@@ -459,7 +459,7 @@ pub fn markdown(report: &Report, records: &[ResponseRecord], plots: &[String]) -
     let p = &c.sampling;
     let _ = writeln!(
         s,
-        "- decoding: {} , max_new_tokens {}",
+        "- decoding: {}, max_new_tokens {}",
         if p.temperature == 0.0 {
             "greedy".to_string()
         } else {

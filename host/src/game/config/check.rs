@@ -40,22 +40,34 @@ impl Config {
             "game.both_orders_share",
             "must be in [0, 1]",
         );
-        need(a.beta > 0.0, "algorithm.beta", "must be > 0");
-        need(a.rpo_alpha >= 0.0, "algorithm.rpo_alpha", "must be >= 0");
+        need(a.beta > 0.0 && a.beta.is_finite(), "algorithm.beta", "must be finite and > 0");
+        need(
+            a.rpo_alpha >= 0.0 && a.rpo_alpha.is_finite(),
+            "algorithm.rpo_alpha",
+            "must be finite and >= 0",
+        );
         need(
             a.rpo_alpha == 0.0 || a.method != Method::Grpo,
             "algorithm.rpo_alpha",
             "applies to the preference losses (method = \"dpo\" or \"ipo\"), not to grpo",
         );
         need((0.0..=1.0).contains(&a.ema_decay), "algorithm.ema_decay", "must be in [0, 1]");
-        need(a.lr >= 0.0, "algorithm.learning_rate", "must be >= 0");
+        need(a.lr >= 0.0 && a.lr.is_finite(), "algorithm.learning_rate", "must be finite and >= 0");
         need((0.0..1.0).contains(&a.adam_beta1), "algorithm.adam_beta1", "must be in [0, 1)");
         need((0.0..1.0).contains(&a.adam_beta2), "algorithm.adam_beta2", "must be in [0, 1)");
-        need(a.adam_epsilon > 0.0, "algorithm.adam_epsilon", "must be > 0");
+        need(
+            a.adam_epsilon > 0.0 && a.adam_epsilon.is_finite(),
+            "algorithm.adam_epsilon",
+            "must be finite and > 0",
+        );
         need((0.0..=1.0).contains(&a.final_lr_ratio), "algorithm.min_lr_rate", "must be in [0, 1]");
         need(a.grad_clip >= 0.0, "algorithm.max_grad_norm", "must be >= 0");
         need(a.seeds_per_category >= 1, "algorithm.seeds_per_category", "must be at least 1");
-        need(a.grpo_ratio_cap >= 1.0, "algorithm.grpo_ratio_cap", "must be >= 1");
+        need(
+            a.grpo_ratio_cap >= 1.0 && a.grpo_ratio_cap.is_finite(),
+            "algorithm.grpo_ratio_cap",
+            "must be finite and >= 1",
+        );
         need(a.micro_batch >= 1, "algorithm.per_device_train_batch_size", "must be at least 1");
         let fp = &self.plugins.failure_policy;
         need(

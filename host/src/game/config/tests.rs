@@ -161,8 +161,9 @@ fn range_checks_name_the_field() {
         "{err}"
     );
     assert!(
-        err.to_string()
-            .contains("; field `algorithm.learning_rate`: must be >= 0, found the number -1"),
+        err.to_string().contains(
+            "; field `algorithm.learning_rate`: must be finite and >= 0, found the number -1"
+        ),
         "{err}"
     );
     // An f32 field's value reads as written.
@@ -174,6 +175,12 @@ fn range_checks_name_the_field() {
     assert_eq!(err.field.as_deref(), Some("algorithm.rpo_alpha"), "{err:?}");
     assert!(err.to_string().starts_with("t.toml:3:"), "{err}");
     assert!(Config::parse("[algorithm]\nrpo_alpha = 1.0\n", "t.toml", &[]).is_ok());
+    // Infinite strengths and rates are refused, not trained with.
+    for key in ["beta", "rpo_alpha", "learning_rate", "adam_epsilon", "grpo_ratio_cap"] {
+        let err = Config::parse(&format!("[algorithm]\n{key} = inf\n"), "t.toml", &[]).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some(format!("algorithm.{key}").as_str()), "{err:?}");
+        assert!(err.to_string().contains("must be finite"), "{err}");
+    }
     let err = Config::parse("[models]\ndevice = \"tpu\"\n", "t.toml", &[]).unwrap_err();
     assert!(
         matches!(

@@ -237,7 +237,8 @@ fn decode_layouts(x: &PlanInputs, e: u64) -> Result<Vec<(String, u64, String)>> 
                 if merged {
                     let bytes = (spec.vocab_size * spec.hidden_size) as u64 * e;
                     let formula = format!(
-                        "LM head {} x {} x {e} B (sampling merges the adapter into its                          own copy of the projections)",
+                        "LM head {} x {} x {e} B (sampling merges the adapter into its own copy of the \
+                         projections)",
                         spec.vocab_size, spec.hidden_size
                     );
                     (bytes, formula)
