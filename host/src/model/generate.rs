@@ -274,20 +274,8 @@ mod tests {
     use crate::model::lora::{LoraAdapter, LoraConfig, Target};
     use tch::Device;
 
-    /// A 2-layer Llama of random weights (untied head, q/k/v biases) and a 257-word vocabulary.
     fn tiny() -> (tempfile::TempDir, CausalLm) {
-        let dir = tempfile::tempdir().unwrap();
-        let config = serde_json::json!({
-            "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-            "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
-            "vocab_size": 257, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
-            "tie_word_embeddings": false, "max_position_embeddings": 128,
-            "attention_bias": true
-        });
-        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-        let lm = CausalLm::from_config(dir.path(), Device::Cpu, Kind::Float, 3).unwrap();
-        (dir, lm)
+        crate::model::testkit::tiny_llama(true)
     }
 
     /// An adapter whose `A` and `B` are both random (a trained one: `B != 0`).

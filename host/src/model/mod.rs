@@ -31,6 +31,8 @@ pub mod qwen3;
 pub mod rope;
 pub mod scoring;
 pub mod template;
+#[cfg(test)]
+mod testkit;
 pub mod weights;
 
 pub use causal_lm::{CausalLm, default_kind, device_name, parse_device};
