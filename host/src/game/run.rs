@@ -87,6 +87,7 @@ fn rollout_settings(config: &Config) -> anyhow::Result<RolloutSettings> {
         defender_sampling_prompt_template: crate::game::prompts::defender_sampling_prompt_template(
             g,
         )?,
+        defender_sampling_categories: g.defender_sampling_categories.clone(),
         faithfulness_gate: g.faithfulness_gate,
         faithful_threshold: g.faithful_threshold,
         optimistic_attacker: g.optimistic_attacker,

@@ -155,6 +155,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "game.defender_sampling_prompt_template",
         "Context distillation in the user turn: a text file with one {prompt} slot; the defender's replies are sampled with this text (the prompt in the slot) as the user turn, and scored by the loss on the prompt alone. Combines with game.defender_sampling_system_prompt. Path; unset (default and paper) = the prompt as it is.",
     ),
+    (
+        "game.defender_sampling_categories",
+        "The seed categories whose defender replies are sampled under game.defender_sampling_system_prompt and game.defender_sampling_prompt_template; the others are sampled on the prompt as it is. List of `harmful` and/or `benign`, not empty; default: both.",
+    ),
     ("algorithm", "The learning algorithm and optimiser, identical for both players."),
     (
         "algorithm.method",

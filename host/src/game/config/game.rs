@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::judging::Category;
+
 /// What the judge sees as context when comparing two defender replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,6 +94,13 @@ pub struct Game {
     /// Unset (the default and the paper): the prompt as it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub defender_sampling_prompt_template: Option<PathBuf>,
+    /// The seed categories whose defender replies are sampled under the two settings above;
+    /// the others are sampled on the prompt as it is. Default: both. `["harmful"]` distils
+    /// the instruction where it applies and keeps the benign replies the model's own (a 135M
+    /// model told "refuse if harmful" also refuses a share of harmless requests, and in a
+    /// group with no real answer the judge's best is a non-answer: BENCHMARKS.md, "CPU
+    /// demo").
+    pub defender_sampling_categories: Vec<Category>,
 }
 
 impl Game {
@@ -133,6 +142,7 @@ impl Default for Game {
             direct_seed_share: 0.0,
             defender_sampling_system_prompt: None,
             defender_sampling_prompt_template: None,
+            defender_sampling_categories: vec![Category::Harmful, Category::Benign],
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct RolloutSettings {
     /// The user-turn template (one `{prompt}` slot) the defender samples under and is NOT
     /// scored under (config `game.defender_sampling_prompt_template`); `None`: the prompt.
     pub defender_sampling_prompt_template: Option<String>,
+    /// The seed categories sampled under the two settings above (config
+    /// `game.defender_sampling_categories`); the others are sampled on the bare prompt.
+    pub defender_sampling_categories: Vec<Category>,
 }
 impl RolloutSettings {
     fn defender_rubric(&self, c: Category) -> &str {
@@ -269,11 +272,19 @@ pub fn rollout(
         for (ai, attack) in tree.attacks.iter().enumerate() {
             if attack.slot == Slot::Judged {
                 let x = attack.rewrite.prompt.clone().expect("judged attacks have a prompt");
+                let distil = settings.defender_sampling_categories.contains(&tree.seed.category);
+                let (system, template) = if distil {
+                    (
+                        settings.defender_sampling_system_prompt.clone(),
+                        settings.defender_sampling_prompt_template.as_deref(),
+                    )
+                } else {
+                    (None, None)
+                };
                 for _ in 0..d_n {
                     index.push((ti, ai));
-                    let template = settings.defender_sampling_prompt_template.as_deref();
                     batch.push(ChatRequest {
-                        system: settings.defender_sampling_system_prompt.clone(),
+                        system: system.clone(),
                         ..ChatRequest::user(fill_prompt_template(template, &x))
                     });
                 }

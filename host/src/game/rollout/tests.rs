@@ -39,6 +39,7 @@ pub(crate) fn settings(a: usize, d: usize) -> RolloutSettings {
         direct_seed_share: 0.0,
         defender_sampling_system_prompt: None,
         defender_sampling_prompt_template: None,
+        defender_sampling_categories: vec![Category::Harmful, Category::Benign],
     }
 }
 
@@ -289,4 +290,36 @@ fn the_sampling_system_prompt_reaches_sampling_but_not_scoring() {
     s.defender_sampling_prompt_template = None;
     rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
     assert!(defender.calls[0].iter().all(|r| r.system.is_none() && r.user == "seed h1"));
+}
+
+#[test]
+fn sampling_categories_choose_which_seeds_are_distilled() {
+    // `defender_sampling_categories = ["harmful"]`: the harmful seed is sampled under the
+    // instruction, the benign one on its bare prompt; both are scored on the bare prompt.
+    let (mut attacker, _, judge) = harmful_scenario();
+    let mut judge = judge.score("compliance", HELP, 3.0);
+    let mut defender =
+        ScriptedGenerator::new(&[(HELP, Stop), (HARM, Stop), (HARM, Stop), (HELP, Stop)]);
+    let mut s = settings(1, 2);
+    s.direct_seed_share = 1.0;
+    s.defender_sampling_system_prompt = Some("Refuse harmful requests.".into());
+    s.defender_sampling_prompt_template = Some("If harmful, refuse.\n\n{prompt}".into());
+    s.defender_sampling_categories = vec![Category::Harmful];
+    let seeds = [seed("h1", Category::Harmful), seed("b1", Category::Benign)];
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let out = rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    let sampled = &defender.calls[0];
+    assert_eq!(sampled.len(), 4);
+    let harmful: Vec<_> = sampled.iter().filter(|r| r.user.ends_with("seed h1")).collect();
+    let benign: Vec<_> = sampled.iter().filter(|r| r.user.ends_with("seed b1")).collect();
+    assert_eq!((harmful.len(), benign.len()), (2, 2));
+    for r in harmful {
+        assert_eq!(r.system.as_deref(), Some("Refuse harmful requests."));
+        assert_eq!(r.user, "If harmful, refuse.\n\nseed h1");
+    }
+    for r in benign {
+        assert_eq!(r, &ChatRequest::user("seed b1"), "benign seeds are sampled bare");
+    }
+    let requests: Vec<_> = out.defender_groups().iter().map(|g| g.request.clone()).collect();
+    assert_eq!(requests, vec![ChatRequest::user("seed h1"), ChatRequest::user("seed b1")]);
 }
