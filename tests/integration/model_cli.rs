@@ -42,4 +42,24 @@ fn generate_reports_a_bad_model_folder_without_panicking() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // The operating system's reason is said once, not once per error in the chain.
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+}
+
+#[test]
+fn memory_plan_names_the_field_of_a_missing_model() {
+    let out = advgame()
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["train", "--config", "examples/quickstart.toml", "--memory-plan"])
+        .args(["--set", "models.attacker=/no/such/model"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--set models.attacker=/no/such/model")
+            && stderr.contains("field `models.attacker`")
+            && stderr.contains("does not exist"),
+        "{stderr}"
+    );
 }

@@ -225,15 +225,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             (None, Some(dir)) => Config::load(&run_dir::run_config(dir)?, &overrides)?,
             (None, None) => Config::parse("", "defaults", &overrides)?,
         };
+        check_plugin_flags(&args.plugins, &config)?;
         print!("{}", config.to_documented_toml()?);
         return Ok(());
     }
     if args.memory_plan {
-        let config = match (&args.config, &args.resume) {
-            (Some(file), _) => Config::load(file, &overrides)?,
-            (None, Some(dir)) => Config::load(&run_dir::run_config(dir)?, &overrides)?,
+        let file = match (&args.config, &args.resume) {
+            (Some(file), _) => file.clone(),
+            (None, Some(dir)) => run_dir::run_config(dir)?,
             (None, None) => bail!("--memory-plan needs --config or --resume"),
         };
+        let config = Config::load(&file, &overrides)?;
+        check_plugin_flags(&args.plugins, &config)?;
+        // The plan reads the models' config.json: a missing model folder is the config's
+        // field, placed as `train` places it.
+        config.check_files().map_err(|e| e.placed_in(&file, &overrides))?;
         return print_memory_plan(&args, &config);
     }
     // Before anything loads: freed training tensors go back to the kernel (`heap`).

@@ -125,6 +125,9 @@ pub fn bar_chart(
             .collect(),
     };
     let width = (160 + labels.len() * k * 70).clamp(900, 2400) as u32;
+    // Headroom above 100% for the legend (upper right, about 22 px per target in a plot area
+    // of about 470 px), so that it never covers a bar or its whisker label (up to ~108%).
+    let top = 110.0 + 9.0 * (k as f64 + 1.0);
     let root = BitMapBackend::new(path, (width, 600)).into_drawing_area();
     let draw_err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(|e| draw_err(&e))?;
@@ -133,14 +136,14 @@ pub fn bar_chart(
         .margin(16)
         .x_label_area_size(70)
         .y_label_area_size(70)
-        .build_cartesian_2d(slots, 0f64..110f64)
+        .build_cartesian_2d(slots, 0f64..top)
         .map_err(|e| draw_err(&e))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .y_desc("rate (%), whiskers: 95% bootstrap interval")
         .x_desc(x_desc)
-        .y_labels(12)
+        .y_labels((top / 10.0) as usize + 1)
         .light_line_style(WHITE)
         .y_label_formatter(&|v| if *v > 100.0 { String::new() } else { format!("{v:.0}") })
         .label_style((FAMILY, 16))

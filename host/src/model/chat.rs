@@ -379,7 +379,7 @@ fn special_ids(
     let gen_path = dir.join("generation_config.json");
     if let Ok(text) = std::fs::read_to_string(&gen_path) {
         let gen_config: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|source| LoadError::Json { path: gen_path.clone(), source })?;
+            .map_err(|cause| LoadError::Json { path: gen_path.clone(), cause })?;
         stops.extend(ids_of(&gen_config, "eos_token_id", &gen_path)?);
         pad = ids_of(&gen_config, "pad_token_id", &gen_path)?.first().copied();
         if let Some(p) = pad
@@ -397,7 +397,7 @@ fn special_ids(
     let tc_path = dir.join("tokenizer_config.json");
     if let Ok(text) = std::fs::read_to_string(&tc_path) {
         let tc: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|source| LoadError::Json { path: tc_path.clone(), source })?;
+            .map_err(|cause| LoadError::Json { path: tc_path.clone(), cause })?;
         // A token is a string or an AddedToken-style object `{"content": ...}`.
         let token_id = |key: &str| -> Option<i64> {
             let v = tc.get(key)?;

@@ -456,13 +456,13 @@ fn parse_family<T: DeserializeOwned>(raw: &serde_json::Value, arch: &str) -> Res
 impl ModelConfig {
     /// Reads and validates `config.json`. Errors start with the file's path.
     pub fn from_file(path: &Path) -> std::result::Result<(Self, serde_json::Value), LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| LoadError::Read {
             path: path.to_path_buf(),
             what: "model config",
-            source,
+            cause,
         })?;
         let raw: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|source| LoadError::Json { path: path.to_path_buf(), source })?;
+            .map_err(|cause| LoadError::Json { path: path.to_path_buf(), cause })?;
         let config = Self::from_json(&raw)
             .map_err(|error| LoadError::Field { path: path.to_path_buf(), error })?;
         Ok((config, raw))

@@ -42,15 +42,14 @@ pub(crate) use field_err;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// A file exists (or must exist) but could not be read.
-    #[error("cannot read {what} {}: {source}", path.display())]
+    #[error("cannot read {what} {}: {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// What the file is for (`model config`, `weight file`, ...).
         what: &'static str,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (in the message, not a `source()`: shown once).
+        cause: std::io::Error,
     },
     /// A required file (or entry) is missing.
     #[error("{}: {what}", path.display())]
@@ -61,13 +60,12 @@ pub enum LoadError {
         what: String,
     },
     /// A JSON file does not parse.
-    #[error("{}: invalid JSON: {source}", path.display())]
+    #[error("{}: invalid JSON: {cause}", path.display())]
     Json {
         /// The JSON file.
         path: PathBuf,
-        /// `serde_json`'s error, with line and column.
-        #[source]
-        source: serde_json::Error,
+        /// `serde_json`'s error, with line and column (in the message, not a `source()`).
+        cause: serde_json::Error,
     },
     /// A field of a JSON file (`config.json`, `generation_config.json`) that this engine
     /// cannot honour: an unsupported value, a wrong type, or settings that contradict each

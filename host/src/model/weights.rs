@@ -52,10 +52,10 @@ impl WeightFiles {
         };
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
-            let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
+            let bytes = std::fs::read(&path).map_err(|cause| LoadError::Read {
                 path: path.clone(),
                 what: "weight file",
-                source,
+                cause,
             })?;
             check_complete(&path, &bytes)?;
             files.push((path, bytes));
@@ -139,10 +139,10 @@ fn shard_paths(index: &Path) -> LoadResult<Vec<PathBuf>> {
     struct Index {
         weight_map: BTreeMap<String, String>,
     }
-    let text = std::fs::read_to_string(index).map_err(|source| LoadError::Read {
+    let text = std::fs::read_to_string(index).map_err(|cause| LoadError::Read {
         path: index.to_path_buf(),
         what: "weight index",
-        source,
+        cause,
     })?;
     let parsed: Index = serde_json::from_str(&text).map_err(|e| {
         weights_err(index, None, format!("invalid index (expected a `weight_map` object): {e}"))

@@ -66,6 +66,17 @@ impl Override {
                         ),
                     ));
                 }
+                // So is a decimal number beyond f64 (`1e400`, which TOML refuses to round).
+                Err(_) if raw.parse::<f64>().is_ok_and(f64::is_infinite) => {
+                    return Err(bad(
+                        item,
+                        format!(
+                            "{raw} is beyond TOML's floating-point numbers (64 bits: at most \
+                             about {:e}); quote it to mean the text",
+                            f64::MAX
+                        ),
+                    ));
+                }
                 Err(_) => toml::Value::String(raw.into()),
             })
         };
@@ -118,7 +129,9 @@ impl Override {
     /// Explains a deserialization error at this override's key, with the quoting fix when a
     /// bare value was not the text the field wants.
     fn explain(&self, message: &str, field: Option<&str>) -> String {
-        let mut out = format!("{message} (from --set {})", self.item);
+        // The item itself is named first by `ConfigError`'s Display (`--set ITEM (over FILE):`),
+        // as for out-of-range values.
+        let mut out = message.to_string();
         let wants_text = field == Some(self.dotted().as_str())
             && (message.contains(&format!("expected {}", words::STRING))
                 || message.contains(words::PATH));

@@ -386,8 +386,8 @@ fn case_14_a_bare_number_for_a_text_field_names_the_quoting_fix() {
     assert_eq!(err.set.as_deref(), Some("output.name=2024"), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "q.toml: field `output.name`: expected a string in quotes, found the whole number 2024 \
-         (from --set output.name=2024); to pass it as text, quote it: --set \
+        "--set output.name=2024 (over q.toml): field `output.name`: expected a string in \
+         quotes, found the whole number 2024; to pass it as text, quote it: --set \
          'output.name=\"2024\"'"
     );
     let err = Config::parse("", "q.toml", &["data.harmful=true".into()]).unwrap_err().to_string();
@@ -602,7 +602,7 @@ fn wrong_types_say_what_the_field_takes_and_what_was_found() {
         let err = Config::parse("", "x.toml", std::slice::from_ref(&item)).unwrap_err();
         let shown = err.to_string();
         assert!(
-            shown.starts_with(&format!("x.toml: field `{field}`: {message} (from --set {item})")),
+            shown.starts_with(&format!("--set {item} (over x.toml): field `{field}`: {message}")),
             "{shown}"
         );
         assert_eq!(err.set.as_deref(), Some(item.as_str()), "{err:?}");
@@ -619,6 +619,11 @@ fn wrong_types_say_what_the_field_takes_and_what_was_found() {
         .unwrap_err();
     assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
     assert!(err.to_string().contains("beyond TOML's whole numbers"), "{err}");
+    // So is a decimal number beyond f64.
+    let err = Config::parse("", "x.toml", &["algorithm.rpo_alpha=1e400".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
+    assert!(err.to_string().contains("beyond TOML's floating-point numbers"), "{err}");
+    assert!(!err.to_string().contains("string"), "{err}");
     // No message of this kind keeps serde's type names.
     for serde_word in ["usize", "u64", "f64", "f32", "i64", "a sequence", "invalid type"] {
         for (section, entry, ..) in cases {
