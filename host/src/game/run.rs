@@ -88,6 +88,7 @@ fn rollout_settings(config: &Config) -> anyhow::Result<RolloutSettings> {
             g,
         )?,
         defender_sampling_categories: g.defender_sampling_categories.clone(),
+        defender_sampling_share: g.defender_sampling_share,
         faithfulness_gate: g.faithfulness_gate,
         faithful_threshold: g.faithful_threshold,
         optimistic_attacker: g.optimistic_attacker,

@@ -39,6 +39,11 @@ impl Config {
             "must name harmful and/or benign (to sample every seed bare, unset \
              game.defender_sampling_system_prompt and game.defender_sampling_prompt_template)",
         );
+        need(
+            (0.0..=1.0).contains(&g.defender_sampling_share),
+            "game.defender_sampling_share",
+            "must be in [0, 1]",
+        );
         need(g.top_p > 0.0 && g.top_p <= 1.0, "game.top_p", "must be in (0, 1]");
         need((0.0..=1.0).contains(&g.swap_share), "game.swap_share", "must be in [0, 1]");
         need(

@@ -159,6 +159,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "game.defender_sampling_categories",
         "The seed categories whose defender replies are sampled under game.defender_sampling_system_prompt and game.defender_sampling_prompt_template; the others are sampled on the prompt as it is. List of `harmful` and/or `benign`, not empty; default: both.",
     ),
+    (
+        "game.defender_sampling_share",
+        "Share of each prompt's replies (game.replies_per_prompt, rounded to the nearest count) sampled under game.defender_sampling_system_prompt and game.defender_sampling_prompt_template; the rest are sampled on the bare prompt, so the judge's pair can contrast the two (RLCD, Yang et al. 2023). Fraction in [0, 1]; default 1 (every reply).",
+    ),
     ("algorithm", "The learning algorithm and optimiser, identical for both players."),
     (
         "algorithm.method",

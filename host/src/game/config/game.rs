@@ -101,6 +101,12 @@ pub struct Game {
     /// group with no real answer the judge's best is a non-answer: BENCHMARKS.md, "CPU
     /// demo").
     pub defender_sampling_categories: Vec<Category>,
+    /// Share of each prompt's `replies_per_prompt` replies (rounded to the nearest count)
+    /// sampled under the two settings above; the rest are sampled on the bare prompt, so one
+    /// group holds both what the model says when told and what it says on its own, and the
+    /// judge's pair contrasts them (as RLCD, Yang et al. 2023, builds its pairs from a
+    /// positive and a plain prompt). In [0, 1]; default 1 (every reply).
+    pub defender_sampling_share: f64,
 }
 
 impl Game {
@@ -143,6 +149,7 @@ impl Default for Game {
             defender_sampling_system_prompt: None,
             defender_sampling_prompt_template: None,
             defender_sampling_categories: vec![Category::Harmful, Category::Benign],
+            defender_sampling_share: 1.0,
         }
     }
 }

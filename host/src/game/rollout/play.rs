@@ -56,6 +56,9 @@ pub struct RolloutSettings {
     /// The seed categories sampled under the two settings above (config
     /// `game.defender_sampling_categories`); the others are sampled on the bare prompt.
     pub defender_sampling_categories: Vec<Category>,
+    /// Share of each prompt's replies sampled under them (config
+    /// `game.defender_sampling_share`); the rest on the bare prompt.
+    pub defender_sampling_share: f64,
 }
 impl RolloutSettings {
     fn defender_rubric(&self, c: Category) -> &str {
@@ -272,20 +275,25 @@ pub fn rollout(
         for (ai, attack) in tree.attacks.iter().enumerate() {
             if attack.slot == Slot::Judged {
                 let x = attack.rewrite.prompt.clone().expect("judged attacks have a prompt");
-                let distil = settings.defender_sampling_categories.contains(&tree.seed.category);
-                let (system, template) = if distil {
-                    (
-                        settings.defender_sampling_system_prompt.clone(),
-                        settings.defender_sampling_prompt_template.as_deref(),
-                    )
-                } else {
-                    (None, None)
-                };
-                for _ in 0..d_n {
+                // The first `distilled` replies are sampled under the instruction.
+                let distilled =
+                    if settings.defender_sampling_categories.contains(&tree.seed.category) {
+                        (settings.defender_sampling_share * d_n as f64).round() as usize
+                    } else {
+                        0
+                    };
+                for j in 0..d_n {
                     index.push((ti, ai));
-                    batch.push(ChatRequest {
-                        system: system.clone(),
-                        ..ChatRequest::user(fill_prompt_template(template, &x))
+                    batch.push(if j < distilled {
+                        ChatRequest {
+                            system: settings.defender_sampling_system_prompt.clone(),
+                            ..ChatRequest::user(fill_prompt_template(
+                                settings.defender_sampling_prompt_template.as_deref(),
+                                &x,
+                            ))
+                        }
+                    } else {
+                        ChatRequest::user(x.clone())
                     });
                 }
             }

@@ -40,6 +40,7 @@ pub(crate) fn settings(a: usize, d: usize) -> RolloutSettings {
         defender_sampling_system_prompt: None,
         defender_sampling_prompt_template: None,
         defender_sampling_categories: vec![Category::Harmful, Category::Benign],
+        defender_sampling_share: 1.0,
     }
 }
 
@@ -322,4 +323,38 @@ fn sampling_categories_choose_which_seeds_are_distilled() {
     }
     let requests: Vec<_> = out.defender_groups().iter().map(|g| g.request.clone()).collect();
     assert_eq!(requests, vec![ChatRequest::user("seed h1"), ChatRequest::user("seed b1")]);
+}
+
+#[test]
+fn sampling_share_mixes_instructed_and_bare_replies_in_one_group() {
+    // `defender_sampling_share = 0.5` with 4 replies: 2 under the instruction, 2 bare, in one
+    // group scored on the bare prompt, so the judge's pair can contrast the two.
+    let (mut attacker, _, mut judge) = harmful_scenario();
+    let mut defender =
+        ScriptedGenerator::new(&[(HELP, Stop), (HELP, Stop), (HARM, Stop), (HARM, Stop)]);
+    let mut s = settings(1, 4);
+    s.direct_seed_share = 1.0;
+    s.defender_sampling_prompt_template = Some("If harmful, refuse.\n\n{prompt}".into());
+    s.defender_sampling_share = 0.5;
+    let seeds = [seed("h1", Category::Harmful)];
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let out = rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    let users: Vec<&str> = defender.calls[0].iter().map(|r| r.user.as_str()).collect();
+    assert_eq!(
+        users,
+        ["If harmful, refuse.\n\nseed h1", "If harmful, refuse.\n\nseed h1", "seed h1", "seed h1"]
+    );
+    let groups = out.defender_groups();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].request, ChatRequest::user("seed h1"));
+    assert_eq!(groups[0].members.len(), 4);
+    // The instructed refusal is chosen over the bare answer.
+    let rewards: Vec<Option<f32>> = groups[0].members.iter().map(|m| m.reward).collect();
+    let (chosen, rejected) = select_pair(&rewards).unwrap();
+    assert_eq!((chosen, rejected), (0, 3), "{rewards:?}");
+    // Share 0: every reply bare.
+    s.defender_sampling_share = 0.0;
+    let mut defender = ScriptedGenerator::new(&[(HELP, Stop); 4]);
+    rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    assert!(defender.calls[0].iter().all(|r| r.user == "seed h1"));
 }
