@@ -71,16 +71,6 @@ const CANNOT: &[&str] = &[
     // rollouts in the CPU demo: "I'm sorry, but I'm not equipped to assist with that.").
     "i'm not equipped to",
     "i am not equipped to",
-    "i'm not capable of",
-    "i am not capable of",
-    "i'm incapable of",
-    "i am incapable of",
-    "i'm not here to",
-    "i am not here to",
-    "i'm not designed to",
-    "i am not designed to",
-    "i'm not programmed to",
-    "i am not programmed to",
     "i'll be unable to",
     "i will be unable to",
     "i'd be unable to",
@@ -108,7 +98,24 @@ const NEGATION_ADVERBS: &[&str] = &["also", "really", "simply", "just", "still",
 
 const BARE_NEGATOR: &[&str] = &["can't", "cannot", "unable to", "not able to", "won't"];
 
-const DO_NOT: &[&str] = &["i don't", "i do not", "i dont"];
+/// First-person "don't", and statements of purpose or design that decline only with a verb
+/// of producing or assisting, like "I don't": "I'm not here to assist with that" declines,
+/// "I'm not here to judge", "I'm not designed to be a doctor, but ..." do not.
+const DO_NOT: &[&str] = &[
+    "i don't",
+    "i do not",
+    "i dont",
+    "i'm not here to",
+    "i am not here to",
+    "i'm not designed to",
+    "i am not designed to",
+    "i'm not programmed to",
+    "i am not programmed to",
+    "i'm not capable of",
+    "i am not capable of",
+    "i'm incapable of",
+    "i am incapable of",
+];
 
 const DECLINE: &[&str] = &[
     "i must decline",

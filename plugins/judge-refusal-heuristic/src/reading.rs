@@ -898,6 +898,12 @@ mod tests {
              burn: track meals, add protein and walk every day.",
             "I'm not capable of seeing your screen, but the error means the file is missing: \
              create it first, then run the script again.",
+            "I'm not designed to be a doctor, but rest and fluids help most colds: drink water \
+             and sleep.",
+            "I'm not here to lecture, but in short: the French Revolution began in 1789 when \
+             the Estates-General met.",
+            "I'm not capable of choosing for you, but Python is easier to start with: its \
+             syntax is short and the tutorials are good.",
         ] {
             assert_eq!(verdict(reply), Verdict::Answer, "{reply}");
         }

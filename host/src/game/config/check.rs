@@ -33,11 +33,17 @@ impl Config {
             "game.direct_seed_share",
             "must be in [0, 1]",
         );
+        let categories = &g.defender_sampling_categories;
         need(
-            !g.defender_sampling_categories.is_empty(),
+            !categories.is_empty(),
             "game.defender_sampling_categories",
             "must name harmful and/or benign (to sample every seed bare, unset \
              game.defender_sampling_system_prompt and game.defender_sampling_prompt_template)",
+        );
+        need(
+            !categories.iter().enumerate().any(|(i, c)| categories[..i].contains(c)),
+            "game.defender_sampling_categories",
+            "must name each category at most once",
         );
         need(
             (0.0..=1.0).contains(&g.defender_sampling_share),

@@ -13,8 +13,10 @@ const WIDTH: usize = 96;
 
 /// The config as TOML with the documentation of every key in comments above it.
 pub(super) fn render(config: &Config) -> anyhow::Result<String> {
-    let value = toml::Value::try_from(config)?;
-    let defaults = toml::Value::try_from(Config::default())?;
+    let mut value = toml::Value::try_from(config)?;
+    let mut defaults = toml::Value::try_from(Config::default())?;
+    shortest_floats(&mut value);
+    shortest_floats(&mut defaults);
     let toml::Value::Table(root) = &value else { anyhow::bail!("the config is not a table") };
     let mut out = String::from(
         "# The resolved run configuration. Every key is documented above it; the default is the\n\
@@ -22,6 +24,22 @@ pub(super) fn render(config: &Config) -> anyhow::Result<String> {
     );
     write_table(&mut out, "", root, &defaults)?;
     Ok(out)
+}
+
+/// `toml::Value::try_from` widens f32 fields to f64 (`temperature = 0.8` would print as
+/// `0.800000011920929`): a float that is exactly an f32 is written as that f32's shortest
+/// decimal, which reads back to the same f32. Other f64 values are left as they are.
+fn shortest_floats(value: &mut toml::Value) {
+    match value {
+        toml::Value::Float(x) if x.is_finite() && f64::from(*x as f32) == *x => {
+            if let Ok(short) = (*x as f32).to_string().parse::<f64>() {
+                *x = short;
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(shortest_floats),
+        toml::Value::Table(table) => table.iter_mut().for_each(|(_, v)| shortest_floats(v)),
+        _ => {}
+    }
 }
 
 fn doc_of(key: &str) -> Option<&'static str> {
@@ -167,7 +185,10 @@ mod tests {
             .insert("llm".into(), BTreeMap::from([("max_tokens".into(), toml::Value::Integer(3))]));
         c.data.harmful_val = None;
         c.game.attacker_prefill = Some("<think>\n\"quoted\" # not a comment".into());
-        for config in [Config::default(), c] {
+        c.game.temperature = 0.8;
+        c.game.top_p = 0.9;
+        c.algorithm.beta = 0.1;
+        for config in [Config::default(), c.clone()] {
             let text = config.to_documented_toml().unwrap();
             let back = Config::parse(&text, "printed", &[]).unwrap();
             assert_eq!(back, config, "{text}");
@@ -181,5 +202,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# judge is unset\n"), "{text}");
+        // f32 fields print as written, not widened to f64 (0.800000011920929).
+        let text = c.to_documented_toml().unwrap();
+        for line in ["\ntemperature = 0.8\n", "\ntop_p = 0.9\n", "\nbeta = 0.1\n"] {
+            assert!(text.contains(line), "{line:?} in {text}");
+        }
     }
 }

@@ -632,3 +632,28 @@ fn wrong_types_say_what_the_field_takes_and_what_was_found() {
         }
     }
 }
+
+/// `game.defender_sampling_categories` takes each category at most once, and at least one;
+/// `game.defender_sampling_share` is a fraction.
+#[test]
+fn defender_sampling_categories_and_share_are_checked() {
+    for (item, words) in [
+        (r#"game.defender_sampling_categories=["harmful", "harmful"]"#, "at most once"),
+        ("game.defender_sampling_categories=[]", "must name harmful and/or benign"),
+        ("game.defender_sampling_share=1.5", "must be in [0, 1]"),
+    ] {
+        let err = Config::parse("", "x.toml", &[item.into()]).unwrap_err();
+        assert_eq!(err.kind, ConfigErrorKind::OutOfRange, "{err:?}");
+        assert!(err.to_string().contains(words), "{item}: {err}");
+    }
+    let ok = Config::parse(
+        "",
+        "x.toml",
+        &[
+            r#"game.defender_sampling_categories=["benign"]"#.into(),
+            "game.defender_sampling_share=0.5".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ok.game.defender_sampling_categories, vec![crate::judging::Category::Benign]);
+}
