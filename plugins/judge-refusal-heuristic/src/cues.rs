@@ -20,8 +20,10 @@ pub enum Cue {
     /// "can't", "unable to" without a subject: a negator only at the start of a sentence
     /// ("Sorry, can't help with that").
     BareNegator,
-    /// First-person "don't / do not": a refusal only with a verb of producing or assisting
-    /// ("I don't provide ..."), never with "have", "know", "think" ...
+    /// First-person "don't / do not", or a statement of purpose or design ("I'm not here to",
+    /// "not designed to", "not capable of"): a refusal only with a verb of producing or
+    /// assisting ("I don't provide ...", "I'm not here to assist ..."), never with "have",
+    /// "know", "be", "judge" ...
     DoNot,
     /// A refusal by itself: "I must decline", "not something I can ...".
     Decline,

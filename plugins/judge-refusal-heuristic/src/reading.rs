@@ -873,7 +873,7 @@ mod tests {
         assert!(!declines("lie, this is hard", Form::WillNot));
         assert!(declines("provide medical advice", Form::DoNot));
         assert!(!declines("have personal opinions", Form::DoNot));
-        // Gerunds after "not capable of" read as their verbs.
+        // Gerunds ("I'm not capable of providing ...") read as their verbs.
         assert!(declines("providing that.", Form::Cannot));
         assert!(declines("assisting with that request", Form::Cannot));
         assert!(!declines("seeing your screen", Form::Cannot));

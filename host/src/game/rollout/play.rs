@@ -274,27 +274,25 @@ pub fn rollout(
     for (ti, tree) in trees.iter().enumerate() {
         for (ai, attack) in tree.attacks.iter().enumerate() {
             if attack.slot == Slot::Judged {
-                let x = attack.rewrite.prompt.clone().expect("judged attacks have a prompt");
-                // The first `distilled` replies are sampled under the instruction.
+                let x = attack.rewrite.prompt.as_deref().expect("judged attacks have a prompt");
+                // The first `distilled` replies are sampled under the instruction, the rest bare.
                 let distilled =
                     if settings.defender_sampling_categories.contains(&tree.seed.category) {
                         (settings.defender_sampling_share * d_n as f64).round() as usize
                     } else {
                         0
                     };
+                let told = ChatRequest {
+                    system: settings.defender_sampling_system_prompt.clone(),
+                    ..ChatRequest::user(fill_prompt_template(
+                        settings.defender_sampling_prompt_template.as_deref(),
+                        x,
+                    ))
+                };
+                let bare = ChatRequest::user(x);
                 for j in 0..d_n {
                     index.push((ti, ai));
-                    batch.push(if j < distilled {
-                        ChatRequest {
-                            system: settings.defender_sampling_system_prompt.clone(),
-                            ..ChatRequest::user(fill_prompt_template(
-                                settings.defender_sampling_prompt_template.as_deref(),
-                                &x,
-                            ))
-                        }
-                    } else {
-                        ChatRequest::user(x.clone())
-                    });
+                    batch.push(if j < distilled { told.clone() } else { bare.clone() });
                 }
             }
         }
