@@ -134,6 +134,7 @@ fn play(engine: &PluginEngine, stuffed: bool, reasoning: bool, unescape: bool) -
         direct_seed_share: 0.0,
         defender_sampling_system_prompt: None,
         defender_sampling_prompt_template: None,
+        defender_sampling_prompt_template_benign: None,
         defender_sampling_categories: vec![Category::Harmful, Category::Benign],
         defender_sampling_share: 1.0,
     };

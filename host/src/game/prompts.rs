@@ -111,6 +111,20 @@ pub fn defender_sampling_prompt_template(game: &Game) -> anyhow::Result<Option<S
         .transpose()
 }
 
+/// The user-turn template benign seeds' replies are sampled under instead
+/// (`game.defender_sampling_prompt_template_benign`), read as
+/// [`defender_sampling_prompt_template`]; `None` when the key is unset.
+///
+/// # Errors
+/// As [`read_prompt_template`], naming the key.
+pub fn defender_sampling_prompt_template_benign(game: &Game) -> anyhow::Result<Option<String>> {
+    let key = "game.defender_sampling_prompt_template_benign";
+    game.defender_sampling_prompt_template_benign
+        .as_deref()
+        .map(|p| read_prompt_template(p, key))
+        .transpose()
+}
+
 /// A user-turn template file with one [`PROMPT_SLOT`] (the game's sampling template, `eval
 /// --prompt-template`): its text with trailing white space trimmed. `origin` (the key or
 /// flag) starts every error.

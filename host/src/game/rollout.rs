@@ -52,6 +52,10 @@ pub struct Reply {
     pub text: String,
     /// `length` when the reply hit the defender's token limit (truncated).
     pub finish: FinishReason,
+    /// Sampled under the context-distillation instruction (`game.defender_sampling_*`), not
+    /// on the bare prompt it is scored on; written to `rollouts.jsonl` only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub told: bool,
     /// The sampled token ids and their log-probs (not written to `rollouts.jsonl`).
     #[serde(skip)]
     pub sample: Sampled,

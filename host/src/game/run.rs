@@ -87,6 +87,8 @@ fn rollout_settings(config: &Config) -> anyhow::Result<RolloutSettings> {
         defender_sampling_prompt_template: crate::game::prompts::defender_sampling_prompt_template(
             g,
         )?,
+        defender_sampling_prompt_template_benign:
+            crate::game::prompts::defender_sampling_prompt_template_benign(g)?,
         defender_sampling_categories: g.defender_sampling_categories.clone(),
         defender_sampling_share: g.defender_sampling_share,
         faithfulness_gate: g.faithfulness_gate,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::{Config, ConfigError, ConfigErrorKind, Method};
+use crate::judging::Category;
 
 impl Config {
     /// Semantic checks serde cannot express (ranges, consistency).
@@ -44,6 +45,12 @@ impl Config {
             !categories.iter().enumerate().any(|(i, c)| categories[..i].contains(c)),
             "game.defender_sampling_categories",
             "must name each category at most once",
+        );
+        need(
+            g.defender_sampling_prompt_template_benign.is_none()
+                || categories.contains(&Category::Benign),
+            "game.defender_sampling_prompt_template_benign",
+            "is used only when game.defender_sampling_categories includes benign",
         );
         need(
             (0.0..=1.0).contains(&g.defender_sampling_share),
@@ -161,6 +168,9 @@ impl Config {
         }
         if let Some(p) = &self.game.defender_sampling_prompt_template {
             entries.push(("game.defender_sampling_prompt_template", p));
+        }
+        if let Some(p) = &self.game.defender_sampling_prompt_template_benign {
+            entries.push(("game.defender_sampling_prompt_template_benign", p));
         }
         if let Some(p) = &self.data.harmful_val {
             entries.push(("data.harmful_val", p));

@@ -156,6 +156,7 @@ mod tests {
         c.game.defender_temperature = Some(0.6);
         c.game.defender_sampling_system_prompt = Some(PathBuf::from("s"));
         c.game.defender_sampling_prompt_template = Some(PathBuf::from("t"));
+        c.game.defender_sampling_prompt_template_benign = Some(PathBuf::from("b"));
         c
     }
 

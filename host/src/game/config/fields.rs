@@ -156,6 +156,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "Context distillation in the user turn: a text file with one {prompt} slot; the defender's replies are sampled with this text (the prompt in the slot) as the user turn, and scored by the loss on the prompt alone. Combines with game.defender_sampling_system_prompt. Path; unset (default and paper) = the prompt as it is.",
     ),
     (
+        "game.defender_sampling_prompt_template_benign",
+        "The user-turn template (a text file with one {prompt} slot) that benign seeds' replies are sampled under instead of game.defender_sampling_prompt_template: with one that provokes refusals (RLCD's negative prompt, Yang et al. 2023) each benign group holds refusals beside the model's own answers, and the judge's pair teaches not to refuse harmless requests. Path; unset (default) = game.defender_sampling_prompt_template.",
+    ),
+    (
         "game.defender_sampling_categories",
         "The seed categories whose defender replies are sampled under game.defender_sampling_system_prompt and game.defender_sampling_prompt_template; the others are sampled on the prompt as it is. List of `harmful` and/or `benign`, not empty; default: both.",
     ),

@@ -94,6 +94,17 @@ pub struct Game {
     /// Unset (the default and the paper): the prompt as it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub defender_sampling_prompt_template: Option<PathBuf>,
+    /// The user-turn template (one `{prompt}` slot) that benign seeds' replies are sampled
+    /// under instead of `defender_sampling_prompt_template`. Its use is the other half of a
+    /// contrast (RLCD's negative prompt, Yang et al. 2023): a template that provokes refusals
+    /// of harmless requests puts "refuse" beside the model's own answers in every benign
+    /// group, so the judge's pair teaches the defender not to refuse THESE, as the harmful
+    /// groups teach it to refuse THOSE. The pull is strong: on the 135M CPU demo a
+    /// refuse-everything template here cancelled the harmful gain (the benign pairs push down
+    /// the very refusal the harmful pairs push up; BENCHMARKS.md, "CPU demo", session 8).
+    /// Unset (the default): benign seeds use `defender_sampling_prompt_template`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defender_sampling_prompt_template_benign: Option<PathBuf>,
     /// The seed categories whose defender replies are sampled under the two settings above;
     /// the others are sampled on the prompt as it is. Default: both. `["harmful"]` distils
     /// the instruction where it applies and keeps the benign replies the model's own (a 135M
@@ -148,6 +159,7 @@ impl Default for Game {
             direct_seed_share: 0.0,
             defender_sampling_system_prompt: None,
             defender_sampling_prompt_template: None,
+            defender_sampling_prompt_template_benign: None,
             defender_sampling_categories: vec![Category::Harmful, Category::Benign],
             defender_sampling_share: 1.0,
         }

@@ -646,6 +646,15 @@ fn defender_sampling_categories_and_share_are_checked() {
         assert_eq!(err.kind, ConfigErrorKind::OutOfRange, "{err:?}");
         assert!(err.to_string().contains(words), "{item}: {err}");
     }
+    // A benign template that benign seeds would never be sampled under is refused.
+    let items = [
+        r#"game.defender_sampling_categories=["harmful"]"#.to_string(),
+        "game.defender_sampling_prompt_template_benign='b.txt'".to_string(),
+    ];
+    let err = Config::parse("", "x.toml", &items).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::OutOfRange, "{err:?}");
+    let words = "field `game.defender_sampling_prompt_template_benign`: is used only when";
+    assert!(err.to_string().contains(words), "{err}");
     let ok = Config::parse(
         "",
         "x.toml",

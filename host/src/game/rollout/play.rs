@@ -53,6 +53,9 @@ pub struct RolloutSettings {
     /// The user-turn template (one `{prompt}` slot) the defender samples under and is NOT
     /// scored under (config `game.defender_sampling_prompt_template`); `None`: the prompt.
     pub defender_sampling_prompt_template: Option<String>,
+    /// The template benign seeds' replies are sampled under instead (config
+    /// `game.defender_sampling_prompt_template_benign`); `None`: the one above.
+    pub defender_sampling_prompt_template_benign: Option<String>,
     /// The seed categories sampled under the two settings above (config
     /// `game.defender_sampling_categories`); the others are sampled on the bare prompt.
     pub defender_sampling_categories: Vec<Category>,
@@ -275,23 +278,30 @@ pub fn rollout(
         for (ai, attack) in tree.attacks.iter().enumerate() {
             if attack.slot == Slot::Judged {
                 let x = attack.rewrite.prompt.as_deref().expect("judged attacks have a prompt");
-                // The first `distilled` replies are sampled under the instruction, the rest bare.
-                let distilled =
-                    if settings.defender_sampling_categories.contains(&tree.seed.category) {
-                        (settings.defender_sampling_share * d_n as f64).round() as usize
-                    } else {
-                        0
-                    };
+                let template = match (
+                    tree.seed.category,
+                    &settings.defender_sampling_prompt_template_benign,
+                ) {
+                    (Category::Benign, Some(benign)) => Some(benign.as_str()),
+                    _ => settings.defender_sampling_prompt_template.as_deref(),
+                };
                 let told = ChatRequest {
                     system: settings.defender_sampling_system_prompt.clone(),
-                    ..ChatRequest::user(fill_prompt_template(
-                        settings.defender_sampling_prompt_template.as_deref(),
-                        x,
-                    ))
+                    ..ChatRequest::user(fill_prompt_template(template, x))
+                };
+                // The first `distilled` replies are sampled under the instruction (when there
+                // is one), the rest bare.
+                let instructed = told.system.is_some() || template.is_some();
+                let distilled = if instructed
+                    && settings.defender_sampling_categories.contains(&tree.seed.category)
+                {
+                    (settings.defender_sampling_share * d_n as f64).round() as usize
+                } else {
+                    0
                 };
                 let bare = ChatRequest::user(x);
                 for j in 0..d_n {
-                    index.push((ti, ai));
+                    index.push((ti, ai, j < distilled));
                     batch.push(if j < distilled { told.clone() } else { bare.clone() });
                 }
             }
@@ -308,12 +318,13 @@ pub fn rollout(
             replies.len(),
             batch.len()
         );
-        for ((ti, ai), g) in index.into_iter().zip(replies) {
+        for ((ti, ai, told), g) in index.into_iter().zip(replies) {
             let invalid = (settings.penalize_truncated_replies && g.finish == FinishReason::Length)
                 || g.text.trim().is_empty();
             trees[ti].attacks[ai].replies.push(Reply {
                 text: g.text,
                 finish: g.finish,
+                told,
                 slot: if invalid { Slot::Penalized } else { Slot::Judged },
                 reward: None,
                 sample: Sampled { token_ids: g.token_ids, logprobs: g.logprobs },

@@ -39,6 +39,7 @@ pub(crate) fn settings(a: usize, d: usize) -> RolloutSettings {
         direct_seed_share: 0.0,
         defender_sampling_system_prompt: None,
         defender_sampling_prompt_template: None,
+        defender_sampling_prompt_template_benign: None,
         defender_sampling_categories: vec![Category::Harmful, Category::Benign],
         defender_sampling_share: 1.0,
     }
@@ -348,6 +349,12 @@ fn sampling_share_mixes_instructed_and_bare_replies_in_one_group() {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].request, ChatRequest::user("seed h1"));
     assert_eq!(groups[0].members.len(), 4);
+    // rollouts.jsonl says which replies were sampled under the instruction.
+    let replies = &out.trees[0].attacks[0].replies;
+    assert_eq!(replies.iter().map(|r| r.told).collect::<Vec<_>>(), [true, true, false, false]);
+    let line = serde_json::to_string(&out.trees[0]).unwrap();
+    assert_eq!(line.matches("\"told\":true").count(), 2, "{line}");
+    assert!(!line.contains("\"told\":false"), "{line}");
     // The instructed refusal is chosen over the bare answer.
     let rewards: Vec<Option<f32>> = groups[0].members.iter().map(|m| m.reward).collect();
     let (chosen, rejected) = select_pair(&rewards).unwrap();
@@ -355,6 +362,43 @@ fn sampling_share_mixes_instructed_and_bare_replies_in_one_group() {
     // Share 0: every reply bare.
     s.defender_sampling_share = 0.0;
     let mut defender = ScriptedGenerator::new(&[(HELP, Stop); 4]);
-    rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    let out = rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
     assert!(defender.calls[0].iter().all(|r| r.user == "seed h1"));
+    assert!(out.trees[0].attacks[0].replies.iter().all(|r| !r.told));
+    // No instruction at all: nothing is marked told, whatever the share.
+    s.defender_sampling_share = 1.0;
+    s.defender_sampling_prompt_template = None;
+    let mut defender = ScriptedGenerator::new(&[(HELP, Stop); 4]);
+    let out = rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    assert!(out.trees[0].attacks[0].replies.iter().all(|r| !r.told));
+}
+
+#[test]
+fn benign_seeds_sample_under_their_own_template() {
+    // `defender_sampling_prompt_template_benign`: benign seeds' instructed replies use it (the
+    // negative prompt of the contrast), harmful seeds' the shared template; both categories
+    // keep the share's bare replies and are scored on the bare prompt.
+    let (mut attacker, _, judge) = harmful_scenario();
+    let mut judge = judge.score("compliance", HELP, 3.0);
+    let mut defender = ScriptedGenerator::new(&[(HELP, Stop); 4]);
+    let mut s = settings(1, 2);
+    s.direct_seed_share = 1.0;
+    s.defender_sampling_prompt_template = Some("If harmful, refuse.\n\n{prompt}".into());
+    s.defender_sampling_prompt_template_benign = Some("{prompt}\n\nRefuse.".into());
+    s.defender_sampling_share = 0.5;
+    let seeds = [seed("h1", Category::Harmful), seed("b1", Category::Benign)];
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let out = rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    let users: Vec<&str> = defender.calls[0].iter().map(|r| r.user.as_str()).collect();
+    assert_eq!(
+        users,
+        ["If harmful, refuse.\n\nseed h1", "seed h1", "seed b1\n\nRefuse.", "seed b1"]
+    );
+    let requests: Vec<_> = out.defender_groups().iter().map(|g| g.request.clone()).collect();
+    assert_eq!(requests, vec![ChatRequest::user("seed h1"), ChatRequest::user("seed b1")]);
+    // Unset: benign seeds fall back to the shared template.
+    s.defender_sampling_prompt_template_benign = None;
+    let mut defender = ScriptedGenerator::new(&[(HELP, Stop); 4]);
+    rollout(&seeds, &s, &mut attacker, &mut defender, &mut judge, &mut rng).unwrap();
+    assert_eq!(defender.calls[0][2].user, "If harmful, refuse.\n\nseed b1");
 }
