@@ -50,7 +50,8 @@ impl Config {
             g.defender_sampling_prompt_template_benign.is_none()
                 || categories.contains(&Category::Benign),
             "game.defender_sampling_prompt_template_benign",
-            "is used only when game.defender_sampling_categories includes benign",
+            "is used only when game.defender_sampling_categories includes benign (add benign there, \
+             or unset it: --set game.defender_sampling_prompt_template_benign=null)",
         );
         need(
             (0.0..=1.0).contains(&g.defender_sampling_share),
