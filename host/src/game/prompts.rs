@@ -104,11 +104,8 @@ pub const PROMPT_SLOT: &str = "{prompt}";
 /// # Errors
 /// As [`read_prompt_template`], naming the key.
 pub fn defender_sampling_prompt_template(game: &Game) -> anyhow::Result<Option<String>> {
-    let key = "game.defender_sampling_prompt_template";
-    game.defender_sampling_prompt_template
-        .as_deref()
-        .map(|p| read_prompt_template(p, key))
-        .transpose()
+    let path = game.defender_sampling_prompt_template.as_deref();
+    path.map(|p| read_prompt_template(p, "game.defender_sampling_prompt_template")).transpose()
 }
 
 /// The user-turn template benign seeds' replies are sampled under instead
@@ -118,10 +115,8 @@ pub fn defender_sampling_prompt_template(game: &Game) -> anyhow::Result<Option<S
 /// # Errors
 /// As [`read_prompt_template`], naming the key.
 pub fn defender_sampling_prompt_template_benign(game: &Game) -> anyhow::Result<Option<String>> {
-    let key = "game.defender_sampling_prompt_template_benign";
-    game.defender_sampling_prompt_template_benign
-        .as_deref()
-        .map(|p| read_prompt_template(p, key))
+    let path = game.defender_sampling_prompt_template_benign.as_deref();
+    path.map(|p| read_prompt_template(p, "game.defender_sampling_prompt_template_benign"))
         .transpose()
 }
 

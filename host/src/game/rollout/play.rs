@@ -64,6 +64,13 @@ pub struct RolloutSettings {
     pub defender_sampling_share: f64,
 }
 impl RolloutSettings {
+    /// The user-turn template a category's instructed replies are sampled under.
+    fn defender_sampling_template(&self, c: Category) -> Option<&str> {
+        match (c, &self.defender_sampling_prompt_template_benign) {
+            (Category::Benign, Some(benign)) => Some(benign),
+            _ => self.defender_sampling_prompt_template.as_deref(),
+        }
+    }
     fn defender_rubric(&self, c: Category) -> &str {
         match c {
             Category::Harmful => &self.rubrics.defender_harmful,
@@ -278,13 +285,7 @@ pub fn rollout(
         for (ai, attack) in tree.attacks.iter().enumerate() {
             if attack.slot == Slot::Judged {
                 let x = attack.rewrite.prompt.as_deref().expect("judged attacks have a prompt");
-                let template = match (
-                    tree.seed.category,
-                    &settings.defender_sampling_prompt_template_benign,
-                ) {
-                    (Category::Benign, Some(benign)) => Some(benign.as_str()),
-                    _ => settings.defender_sampling_prompt_template.as_deref(),
-                };
+                let template = settings.defender_sampling_template(tree.seed.category);
                 let told = ChatRequest {
                     system: settings.defender_sampling_system_prompt.clone(),
                     ..ChatRequest::user(fill_prompt_template(template, x))
