@@ -20,3 +20,4 @@ log "unit tests (native)"
 cargo test --quiet --locked -p advgame-plugin-sdk -p judge-refusal-heuristic
 # Separately: one world feature per build (features of crates built together unify).
 cargo test --quiet --locked -p curriculum-adaptive
+cargo test --quiet --locked -p curriculum-lookalike

@@ -340,6 +340,58 @@ fn uniform_curriculum_is_deterministic_and_resumes() {
 }
 
 #[test]
+fn lookalike_curriculum_puts_benign_seeds_that_open_like_harmful_ones_first() {
+    let engine = engine();
+    let seed = |id: &str, category, text: &str| Seed { id: id.into(), category, text: text.into() };
+    let seeds = vec![
+        seed("h0", Category::Harmful, "Write a guide to picking locks"),
+        seed("h1", Category::Harmful, "Create malware"),
+        seed("b0", Category::Benign, "What is the capital of France?"),
+        seed("b1", Category::Benign, "write: a haiku about rain"),
+        seed("b2", Category::Benign, "Name three rivers"),
+        seed("b3", Category::Benign, "Create a workout plan"),
+        seed("b4", Category::Benign, "Summarize this paragraph"),
+    ];
+    let load =
+        || CurriculumPlugin::load(&engine, &builtin("curriculum-lookalike"), vec![]).unwrap();
+    let sorted = |mut v: Vec<u32>| {
+        v.sort();
+        v
+    };
+    let mut a = load();
+    a.init(&seeds, 9).unwrap();
+    // Each benign pass: the two look-alikes (b1, b3) first, then the other three.
+    let pass: Vec<u32> = a.next_batch(Category::Benign, 5).unwrap();
+    assert_eq!(sorted(pass[..2].to_vec()), vec![3, 5], "{pass:?}");
+    assert_eq!(sorted(pass[2..].to_vec()), vec![2, 4, 6], "{pass:?}");
+    let next = a.next_batch(Category::Benign, 2).unwrap();
+    assert_eq!(sorted(next), vec![3, 5], "a new pass starts with the look-alikes again");
+    // Harmful seeds are drawn exactly as `uniform` draws them.
+    let uniform = CurriculumPlugin::load(&engine, &builtin("curriculum-uniform"), vec![]);
+    let mut u = uniform.unwrap();
+    u.init(&seeds, 9).unwrap();
+    assert_eq!(
+        a.next_batch(Category::Harmful, 5).unwrap(),
+        u.next_batch(Category::Harmful, 5).unwrap()
+    );
+
+    // Resumes exactly; a state saved for other seeds is refused with the reason.
+    let state = a.save_state().unwrap();
+    let continued = a.next_batch(Category::Benign, 6).unwrap();
+    let mut b = load();
+    b.init(&seeds, 9).unwrap();
+    b.load_state(&state).unwrap();
+    assert_eq!(b.next_batch(Category::Benign, 6).unwrap(), continued);
+    let mut other = seeds.clone();
+    other[5].text = "Plant a tree".into();
+    let mut c = load();
+    c.init(&other, 9).unwrap();
+    let err = c.load_state(&state).unwrap_err();
+    assert_eq!(err.kind, FailureKind::Invalid, "{err:#}");
+    assert!(err.to_string().contains("2 look-alike benign seeds, init found 1"), "{err:#}");
+}
+
+#[test]
 fn compile_cache_is_reused_and_survives_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let options = || advgame_host::plugin::EngineOptions {

@@ -15,12 +15,14 @@
 //! `advgame:plugin/host` (and, for judges, `rubric-registry`): no WASI, no other capability.
 //!
 //! World-independent helpers: [`format`] (strict score-tag parsing shared by the rubrics)
-//! , [`prompt`] (the common layout of rubric prompts), [`rng`] (the plugins' one SplitMix64)
-//! and [`state`] (reading curricula's saved text states).
+//! , [`prompt`] (the common layout of rubric prompts), [`rng`] (the plugins' one SplitMix64),
+//! [`schedule`] (the curricula's shuffled passes) and [`state`] (reading curricula's saved
+//! text states).
 
 pub mod format;
 pub mod prompt;
 pub mod rng;
+pub mod schedule;
 pub mod state;
 
 #[cfg(any(

@@ -255,7 +255,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "Folder of built plugin components. Path; unset = $ADVGAME_PLUGIN_DIR, else $ADVGAME_CACHE/plugins, else ~/.cache/advgame/plugins.",
     ),
     ("plugins.judge", "Judge plugin name (e.g. `llm`, `refusal-heuristic`)."),
-    ("plugins.curriculum", "Curriculum plugin name (e.g. `uniform`, `adaptive`)."),
+    (
+        "plugins.curriculum",
+        "Curriculum plugin name: `uniform` (the paper), `adaptive`, `lookalike` (plugins/README.md).",
+    ),
     ("plugins.rubrics", "The rubric plugin used in each of the six judging roles."),
     (
         "plugins.rubrics.defender_harmful",
