@@ -150,6 +150,18 @@ mod tests {
         assert_eq!(p.save(), "7:1:7");
     }
 
+    /// The orders the `uniform` curriculum drew before the tiers existed (its own shuffle,
+    /// rng seed 42, 10 seeds): a one-tier lane must keep drawing them, or resumed runs and
+    /// recorded schedules would change under users.
+    #[test]
+    fn one_tier_keeps_the_uniform_curriculums_orders() {
+        let mut a = Passes::new(42, 0, vec![(0..10).collect()]);
+        assert_eq!(a.take(10), vec![1, 4, 8, 3, 2, 0, 9, 6, 5, 7]);
+        let mut b = Passes::new(42, 1, vec![(0..10).collect()]);
+        b.take(10);
+        assert_eq!(b.take(10), vec![1, 2, 7, 9, 0, 6, 5, 4, 8, 3], "lane 1, epoch 1");
+    }
+
     #[test]
     fn restore_continues_exactly_and_refuses_what_does_not_fit() {
         let mut a = Passes::new(3, 0, vec![(0..9).collect()]);
