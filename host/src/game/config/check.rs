@@ -127,13 +127,15 @@ impl Config {
         }
     }
 
-    /// Checks that every file and folder the run reads exists, naming the field otherwise.
+    /// Checks that every file and folder the run reads exists, and that the instruction and
+    /// template files hold their slots, naming the field otherwise.
     ///
     /// # Errors
     /// A [`ConfigErrorKind::MissingFile`] [`ConfigError`] naming the field and the path (and
     /// the working directory relative paths are resolved against); an
-    /// [`ConfigErrorKind::InvalidValue`] one for a remote judge model whose settings do not
-    /// hold together.
+    /// [`ConfigErrorKind::InvalidValue`] one for an empty path, a remote judge model whose
+    /// settings do not hold together, an instruction or template file without its slot
+    /// (`{seed}`, `{prompt}`) or an empty sampling system prompt.
     pub fn check_files(&self) -> Result<(), ConfigError> {
         let mut entries: Vec<(&str, &Path)> = vec![
             ("models.attacker", &self.models.attacker),
@@ -179,7 +181,14 @@ impl Config {
         if let Some(p) = &self.data.benign_val {
             entries.push(("data.benign_val", p));
         }
-        for (field, path) in entries {
+        for &(field, path) in &entries {
+            if path.as_os_str().is_empty() {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    "is an empty path (expected a file or folder)",
+                )
+                .field(field));
+            }
             if !path.exists() {
                 let cwd = std::env::current_dir().map(|d| d.display().to_string());
                 return Err(ConfigError::new(
@@ -190,6 +199,60 @@ impl Config {
                         path.display(),
                         cwd.unwrap_or_default()
                     ),
+                )
+                .field(field));
+            }
+        }
+        self.check_prompt_files()
+    }
+
+    /// Reads the instruction and template files the run fills in, so that one without its
+    /// slot (or an empty system prompt) stops the run before anything is made, at the field.
+    fn check_prompt_files(&self) -> Result<(), ConfigError> {
+        use crate::game::prompts::{PROMPT_SLOT, SLOT};
+        let g = &self.game;
+        let slotted = [
+            ("game.attacker_prompt_harmful", Some(&g.attacker_prompt_harmful), SLOT),
+            ("game.attacker_prompt_benign", Some(&g.attacker_prompt_benign), SLOT),
+            (
+                "game.defender_sampling_prompt_template",
+                g.defender_sampling_prompt_template.as_ref(),
+                PROMPT_SLOT,
+            ),
+            (
+                "game.defender_sampling_prompt_template_benign",
+                g.defender_sampling_prompt_template_benign.as_ref(),
+                PROMPT_SLOT,
+            ),
+        ];
+        let read = |field: &str, path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    format!("cannot read {}: {e} (expected a UTF-8 text file)", path.display()),
+                )
+                .field(field)
+            })
+        };
+        for (field, path, slot) in slotted {
+            let Some(path) = path else { continue };
+            if !read(field, path)?.contains(slot) {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    format!(
+                        "{} has no {slot} placeholder (where the request goes)",
+                        path.display()
+                    ),
+                )
+                .field(field));
+            }
+        }
+        if let Some(path) = &g.defender_sampling_system_prompt {
+            let field = "game.defender_sampling_system_prompt";
+            if read(field, path)?.trim().is_empty() {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    format!("{} is empty (expected the system message)", path.display()),
                 )
                 .field(field));
             }

@@ -666,3 +666,44 @@ fn defender_sampling_categories_and_share_are_checked() {
     .unwrap();
     assert_eq!(ok.game.defender_sampling_categories, vec![crate::judging::Category::Benign]);
 }
+
+#[test]
+fn prompt_files_without_their_slot_or_empty_paths_are_refused_before_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let put = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let any = put("any.txt", "x");
+    let seed_ok = put("attack.txt", "Rewrite: {seed}");
+    let no_prompt = put("tpl.txt", "Refuse if harmful: {request}");
+    let blank = put("system.txt", " \n");
+    let base = format!(
+        "[models]\nattacker = \"{any}\"\ndefender = \"{any}\"\n[data]\nharmful = \"{any}\"\n\
+         benign = \"{any}\"\nharmful_val = \"{any}\"\nbenign_val = \"{any}\"\n\
+         [game]\nattacker_prompt_harmful = \"{seed_ok}\"\n\
+         attacker_prompt_benign = \"{seed_ok}\"\n"
+    );
+    let check = |extra: &str| {
+        Config::parse(&format!("{base}{extra}"), "t.toml", &[]).unwrap().check_files()
+    };
+    check("").unwrap();
+    let err = check(&format!("defender_sampling_prompt_template = \"{no_prompt}\"\n")).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::InvalidValue, "{err:?}");
+    assert_eq!(err.field.as_deref(), Some("game.defender_sampling_prompt_template"));
+    assert!(err.to_string().contains("tpl.txt has no {prompt} placeholder"), "{err}");
+    let err =
+        check(&format!("defender_sampling_prompt_template_benign = \"{any}\"\n")).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("game.defender_sampling_prompt_template_benign"));
+    let err = check(&format!("defender_sampling_system_prompt = \"{blank}\"\n")).unwrap_err();
+    assert!(err.to_string().contains("system.txt is empty"), "{err}");
+    let err = check("defender_sampling_prompt_template = \"\"\n").unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::InvalidValue, "{err:?}");
+    assert!(err.to_string().contains("is an empty path"), "{err}");
+    let attack_without_slot = base.replace(&seed_ok, &any);
+    let err =
+        Config::parse(&attack_without_slot, "t.toml", &[]).unwrap().check_files().unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("game.attacker_prompt_harmful"));
+    assert!(err.to_string().contains("has no {seed} placeholder"), "{err}");
+}
