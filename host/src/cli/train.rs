@@ -137,7 +137,12 @@ fn print_summary(s: &Summary) {
             layout(&ckpt.join("defender")),
             ckpt.join("defender").display()
         );
-        println!("trained attacker: {}", ckpt.join("attacker").display());
+        let attacker = ckpt.join("attacker");
+        if s.attacker_updates == 0 {
+            println!("attacker (never updated: it formed no pairs): {}", attacker.display());
+        } else {
+            println!("trained attacker: {}", attacker.display());
+        }
     }
     println!("metrics: {}", s.run_dir.join("metrics.jsonl").display());
 }

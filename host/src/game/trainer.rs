@@ -58,6 +58,10 @@ pub struct Summary {
     pub last: Option<Metrics>,
     /// Wall-clock seconds of this call.
     pub seconds: f64,
+    /// Optimiser updates the attacker has taken over the whole run (resumes included): 0
+    /// when it never formed a pair (e.g. `game.direct_seed_share = 1` or one rewrite per
+    /// seed), so the checkpoint's attacker is the initial model.
+    pub attacker_updates: u64,
 }
 
 /// A training run in progress (made by [`crate::game::run::start`] or
@@ -165,6 +169,7 @@ impl<P: Policy> Trainer<P> {
             first,
             last,
             seconds: started.elapsed().as_secs_f64(),
+            attacker_updates: self.attacker.optimizer.steps,
         })
     }
 

@@ -98,6 +98,7 @@ fn dpo_run_learns_and_resumes_exactly() {
     let before = a.defender.current.probs();
     let summary = a.run(&mut |_| {}).unwrap();
     assert_eq!(summary.steps, 4);
+    assert!(summary.attacker_updates > 0, "the attacker formed pairs and was updated");
     let after = a.defender.current.probs();
     // The defender moved away from uniform; the EMA copy lags behind the weights.
     assert!(after.iter().zip(&before).any(|(x, y)| (x - y).abs() > 1e-4), "{after:?}");
@@ -135,7 +136,8 @@ fn dpo_run_learns_and_resumes_exactly() {
     drop(b);
     let mut b = trainer(&config, &run_b, judge(), CountingCurriculum::default(), true).unwrap();
     assert_eq!(b.step(), 2);
-    b.run(&mut |_| {}).unwrap();
+    let summary_b = b.run(&mut |_| {}).unwrap();
+    assert_eq!(summary_b.attacker_updates, summary.attacker_updates, "counted over the run");
     let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
     assert_eq!(lines_b.iter().map(|l| l.0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     assert_eq!(
@@ -152,6 +154,7 @@ fn ipo_grpo_and_on_policy_variants_run() {
         vec!["algorithm.method=grpo", "game.attacks_per_seed=3", "game.replies_per_prompt=3"],
         vec!["algorithm.method=grpo", "algorithm.grpo_baseline=group", "algorithm.sampler=current"],
         vec!["algorithm.sampler=current"],
+        vec!["game.direct_seed_share=1.0"],
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut overrides = extra.clone();
@@ -160,8 +163,11 @@ fn ipo_grpo_and_on_policy_variants_run() {
         let run = create_run_dir(&config).unwrap();
         let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
         let before = t.defender.current.probs();
-        t.run(&mut |_| {}).unwrap();
+        let summary = t.run(&mut |_| {}).unwrap();
         assert_ne!(t.defender.current.probs(), before, "{extra:?}");
+        // Seeds sent straight to the defender give the attacker nothing to learn from.
+        let direct = extra.contains(&"game.direct_seed_share=1.0");
+        assert_eq!(summary.attacker_updates == 0, direct, "{extra:?}");
         let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
         assert!(
             lines[1..].iter().any(|(_, m)| m.get("defender/loss").is_some_and(|v| v.is_finite())),
