@@ -129,7 +129,7 @@ impl ConfigError {
         // What the field takes and what was found, in the project's words (not serde's).
         let message = match syntax {
             false => words::reword(&message, field.as_deref(), || words::enum_at(text, path))
-                .unwrap_or(message),
+                .unwrap_or_else(|| words::suggest_field(&message)),
             true => words::syntax_hint(&message, err.span().and_then(|s| text.get(s))),
         };
         let mut e = Self::new(kind, message);

@@ -278,7 +278,7 @@ pub(super) fn unset(
                 let Some(o) = nulls.iter().find(|o| o.dotted() == path) else {
                     return Err(ConfigError::new(
                         super::error::kind_of_serde_message(&message),
-                        message,
+                        super::words::suggest_field(&message),
                     )
                     .field(path)
                     .in_file(origin));
@@ -292,10 +292,13 @@ pub(super) fn unset(
                     continue;
                 }
                 if message.starts_with("unknown field") {
-                    return Err(ConfigError::new(ConfigErrorKind::UnknownKey, message)
-                        .field(path)
-                        .from_set(&o.item)
-                        .in_file(origin));
+                    return Err(ConfigError::new(
+                        ConfigErrorKind::UnknownKey,
+                        super::words::suggest_field(&message),
+                    )
+                    .field(path)
+                    .from_set(&o.item)
+                    .in_file(origin));
                 }
                 let raw = o.item.split_once('=').map_or("", |(_, r)| r.trim());
                 // serde: `invalid type: null, expected TYPE`.

@@ -53,6 +53,30 @@ pub(super) fn reword(
     Some(format!("expected {}, found {}", expected_words(expected, field), found_words(found)))
 }
 
+/// serde's `unknown field `x`, expected one of `a`, `b`, ...` with the closest accepted name
+/// suggested after the unknown one (`unknown field `x` (did you mean `b`?), expected ...`),
+/// when one is close: Jaro-Winkler similarity at least 0.8 (typos and missing letters; clap
+/// suggests at a similar bar). Other messages come back unchanged.
+pub(super) fn suggest_field(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((unknown, accepted)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let best = accepted
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| (strsim::jaro_winkler(unknown, name), name))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, name)) => format!("unknown field `{unknown}` (did you mean `{name}`?){accepted}"),
+        None => message.to_string(),
+    }
+}
+
 /// A TOML syntax error at the text `at`, with the fix when the text is a word people write
 /// for "no value" (`null`, which TOML lacks; toml then says `invalid float, expected nan`).
 pub(super) fn syntax_hint(message: &str, at: Option<&str>) -> String {
@@ -236,6 +260,23 @@ pub(super) fn documented_range(field: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_field_gets_the_closest_accepted_name() {
+        let m = "unknown field `learnig_rate`, expected one of `method`, `learning_rate`, `lr`";
+        assert_eq!(
+            suggest_field(m),
+            "unknown field `learnig_rate` (did you mean `learning_rate`?), expected one of \
+             `method`, `learning_rate`, `lr`"
+        );
+        let far = "unknown field `colour`, expected one of `method`, `seed`";
+        assert_eq!(suggest_field(far), far);
+        assert_eq!(
+            suggest_field("unknown field `x`, there are no fields"),
+            "unknown field `x`, there are no fields"
+        );
+        assert_eq!(suggest_field("invalid type: string"), "invalid type: string");
+    }
 
     #[test]
     fn ranges_come_from_the_documentation() {
