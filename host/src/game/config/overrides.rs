@@ -305,10 +305,7 @@ pub(super) fn unset(
                 let takes = message
                     .rsplit_once(", expected ")
                     .map_or(message.clone(), |(_, e)| words::expected_words(e, Some(&path)));
-                let mut text = format!(
-                    "cannot be unset: it is not optional (it takes {takes}; from --set {})",
-                    o.item
-                );
+                let mut text = format!("cannot be unset: it is not optional (it takes {takes})");
                 if takes == words::STRING || takes == words::PATH {
                     text.push_str(&format!(
                         "; to set the text, quote it: --set '{path}=\"{raw}\"'"

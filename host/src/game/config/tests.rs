@@ -362,7 +362,7 @@ fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
     assert!(not_optional(&err, "output.name"), "{err:?}");
     assert!(
         err.to_string()
-            .starts_with("t.toml: field `output.name`: cannot be unset: it is not optional"),
+            .starts_with("--set output.name=none (over t.toml): field `output.name`: cannot be unset: it is not optional"),
         "{err}"
     );
     assert!(err.to_string().contains("--set 'output.name=\"none\"'"), "{err}");
@@ -612,7 +612,7 @@ fn wrong_types_say_what_the_field_takes_and_what_was_found() {
     let err = Config::parse("[algorithm]\nmax_steps = null\n", "x.toml", &[]).unwrap_err();
     assert!(err.to_string().starts_with("x.toml:2:13: `null` is not a TOML value"), "{err}");
     let err = Config::parse("", "x.toml", &["algorithm.max_steps=null".into()]).unwrap_err();
-    assert!(err.to_string().contains("it takes a whole number >= 0;"), "{err}");
+    assert!(err.to_string().ends_with("(it takes a whole number >= 0)"), "{err}");
     assert!(!err.to_string().contains("quote"), "no text hint for a number: {err}");
     // A whole number beyond TOML's: refused as such, not taken for text.
     let err = Config::parse("", "x.toml", &["game.attacks_per_seed=99999999999999999999".into()])
