@@ -707,3 +707,21 @@ fn prompt_files_without_their_slot_or_empty_paths_are_refused_before_a_run() {
     assert_eq!(err.field.as_deref(), Some("game.attacker_prompt_harmful"));
     assert!(err.to_string().contains("has no {seed} placeholder"), "{err}");
 }
+
+/// An enum inside a list (`defender_sampling_categories = [1]`) gets the same words as an
+/// enum field, not toml's "wanted string or table".
+#[test]
+fn a_wrong_value_in_a_list_of_enums_names_the_accepted_values() {
+    let err =
+        Config::parse("[game]\ndefender_sampling_categories = [\"harmful\", 2]\n", "x.toml", &[])
+            .unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::WrongType, "{err:?}");
+    assert_eq!(err.field.as_deref(), Some("game.defender_sampling_categories[1]"));
+    assert_eq!(
+        err.message,
+        "expected `harmful` or `benign` (a string in quotes), found the whole number 2"
+    );
+    let set = ["game.defender_sampling_categories=[1]".to_string()];
+    let err = Config::parse("", "x.toml", &set).unwrap_err();
+    assert!(err.to_string().contains("expected `harmful` or `benign`"), "{err}");
+}

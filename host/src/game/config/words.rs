@@ -192,7 +192,12 @@ pub(super) fn enum_at(text: &str, path: &str) -> Option<(Vec<String>, toml::Valu
     let mut root: toml::Value = toml::from_str(text).ok()?;
     let mut node = &mut root;
     for part in path.split('.') {
-        node = node.get_mut(part)?;
+        // A list element: `name[0]` (serde_path_to_error's spelling), possibly nested.
+        let mut pieces = part.split('[');
+        node = node.get_mut(pieces.next()?)?;
+        for index in pieces {
+            node = node.get_mut(index.strip_suffix(']')?.parse::<usize>().ok()?)?;
+        }
     }
     let found = std::mem::replace(node, toml::Value::String("\u{1}".into()));
     let err = serde_path_to_error::deserialize::<_, Config>(root).err()?;
