@@ -388,7 +388,10 @@ fn lookalike_curriculum_puts_benign_seeds_that_open_like_harmful_ones_first() {
     c.init(&other, 9).unwrap();
     let err = c.load_state(&state).unwrap_err();
     assert_eq!(err.kind, FailureKind::Invalid, "{err:#}");
-    assert!(err.to_string().contains("2 look-alike benign seeds, init found 1"), "{err:#}");
+    assert!(
+        err.to_string().contains("state has 2+3 seeds in lane 1, init was given 1+4"),
+        "{err:#}"
+    );
 }
 
 #[test]

@@ -15,32 +15,17 @@
 //! (`advgame_plugin_sdk::schedule`); no settings.
 
 use advgame_plugin_sdk::curriculum::{Category, Curriculum, Outcome, PluginInfo, Seed};
-use advgame_plugin_sdk::schedule::Passes;
+use advgame_plugin_sdk::schedule::Lanes;
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-/// Version tag of the saved state; `load-state` refuses anything else.
+/// Version tag of the saved state; `load-state` refuses anything else. The benign lane's
+/// sizes in it (`benign=LOOKALIKES+OTHERS:epoch:pos`) catch a state restored against seeds
+/// that split differently.
 const STATE_TAG: &str = "lookalike-v1";
 
-#[derive(Debug, Default)]
-struct State {
-    rng_seed: u64,
-    /// Harmful (one tier), benign (look-alikes, then the rest).
-    lanes: [Passes; 2],
-    lookalikes: usize,
-    observed: u64,
-    ready: bool,
-}
-
 thread_local! {
-    static STATE: RefCell<State> = RefCell::new(State::default());
-}
-
-fn lane_index(category: Category) -> usize {
-    match category {
-        Category::Harmful => 0,
-        Category::Benign => 1,
-    }
+    static STATE: RefCell<Lanes> = RefCell::new(Lanes::default());
 }
 
 /// The opening word of a seed: its first whitespace-separated word, lowercased, with
@@ -79,68 +64,25 @@ impl Curriculum for Lookalike {
                 Category::Benign => rest.push(i),
             }
         }
-        let lookalikes = alike.len();
-        let lanes =
-            [Passes::new(rng_seed, 0, vec![harmful]), Passes::new(rng_seed, 1, vec![alike, rest])];
-        STATE.with(|s| {
-            *s.borrow_mut() = State { rng_seed, lanes, lookalikes, observed: 0, ready: true }
-        });
+        STATE.with(|s| *s.borrow_mut() = Lanes::new(rng_seed, vec![harmful], vec![alike, rest]));
         Ok(())
     }
 
     fn next_batch(category: Category, size: u32) -> Vec<u32> {
-        STATE.with(|s| s.borrow_mut().lanes[lane_index(category)].take(size as usize))
+        STATE.with(|s| s.borrow_mut().take(category == Category::Harmful, size as usize))
     }
 
     fn observe(outcomes: Vec<Outcome>) {
-        STATE.with(|s| s.borrow_mut().observed += outcomes.len() as u64);
+        STATE.with(|s| s.borrow_mut().observe(outcomes.len()));
     }
 
     fn save_state() -> Vec<u8> {
-        STATE.with(|s| {
-            let st = s.borrow();
-            let [h, b] = &st.lanes;
-            format!(
-                "{STATE_TAG} rng={} observed={} lookalikes={} harmful={} benign={}",
-                st.rng_seed,
-                st.observed,
-                st.lookalikes,
-                h.save(),
-                b.save()
-            )
-            .into_bytes()
-        })
+        STATE.with(|s| s.borrow().save(STATE_TAG).into_bytes())
     }
 
     fn load_state(state: Vec<u8>) -> Result<(), String> {
         let text = std::str::from_utf8(&state).map_err(|_| "state is not UTF-8".to_string())?;
-        let mut fields = advgame_plugin_sdk::state::Fields::new(text, STATE_TAG)?;
-        let mut get = |key: &str| fields.get(key);
-        let num = |v: &str, what: &str| {
-            v.parse::<u64>().map_err(|_| format!("{what}: `{v}` is not a number"))
-        };
-        let rng = num(get("rng")?, "rng")?;
-        let observed = num(get("observed")?, "observed")?;
-        let lookalikes = num(get("lookalikes")?, "lookalikes")?;
-        let lanes = [get("harmful")?, get("benign")?];
-        STATE.with(|s| {
-            let mut st = s.borrow_mut();
-            if !st.ready {
-                return Err("load-state before init: call init with the run's seeds first".into());
-            }
-            if rng != st.rng_seed {
-                return Err(format!("state is for rng seed {rng}, init was given {}", st.rng_seed));
-            }
-            if lookalikes != st.lookalikes as u64 {
-                return Err(format!(
-                    "state has {lookalikes} look-alike benign seeds, init found {}",
-                    st.lookalikes
-                ));
-            }
-            Passes::restore_all(&mut st.lanes, &lanes)?;
-            st.observed = observed;
-            Ok(())
-        })
+        STATE.with(|s| s.borrow_mut().load(STATE_TAG, text))
     }
 }
 

@@ -5,30 +5,14 @@
 //! just two cursors.
 
 use advgame_plugin_sdk::curriculum::{Category, Curriculum, Outcome, PluginInfo, Seed};
-use advgame_plugin_sdk::schedule::Passes;
+use advgame_plugin_sdk::schedule::Lanes;
 use std::cell::RefCell;
 
 /// Version tag of the saved state; `load-state` refuses anything else.
 const STATE_TAG: &str = "uniform-v1";
 
-#[derive(Debug, Default)]
-struct State {
-    rng_seed: u64,
-    /// Harmful, benign: one tier each.
-    lanes: [Passes; 2],
-    observed: u64,
-    ready: bool,
-}
-
 thread_local! {
-    static STATE: RefCell<State> = RefCell::new(State::default());
-}
-
-fn lane_index(category: Category) -> usize {
-    match category {
-        Category::Harmful => 0,
-        Category::Benign => 1,
-    }
+    static STATE: RefCell<Lanes> = RefCell::new(Lanes::default());
 }
 
 struct Uniform;
@@ -44,62 +28,33 @@ impl Curriculum for Uniform {
     }
 
     fn init(seeds: Vec<Seed>, rng_seed: u64) -> Result<(), String> {
-        let mut members: [Vec<u32>; 2] = Default::default();
+        let (mut harmful, mut benign) = (Vec::new(), Vec::new());
         for (i, seed) in seeds.iter().enumerate() {
             let i = u32::try_from(i).map_err(|_| "more than 2^32 seeds".to_string())?;
-            members[lane_index(seed.category)].push(i);
+            match seed.category {
+                Category::Harmful => harmful.push(i),
+                Category::Benign => benign.push(i),
+            }
         }
-        let [h, b] = members;
-        let lanes = [Passes::new(rng_seed, 0, vec![h]), Passes::new(rng_seed, 1, vec![b])];
-        STATE.with(|s| *s.borrow_mut() = State { rng_seed, lanes, observed: 0, ready: true });
+        STATE.with(|s| *s.borrow_mut() = Lanes::new(rng_seed, vec![harmful], vec![benign]));
         Ok(())
     }
 
     fn next_batch(category: Category, size: u32) -> Vec<u32> {
-        STATE.with(|s| s.borrow_mut().lanes[lane_index(category)].take(size as usize))
+        STATE.with(|s| s.borrow_mut().take(category == Category::Harmful, size as usize))
     }
 
     fn observe(outcomes: Vec<Outcome>) {
-        STATE.with(|s| s.borrow_mut().observed += outcomes.len() as u64);
+        STATE.with(|s| s.borrow_mut().observe(outcomes.len()));
     }
 
     fn save_state() -> Vec<u8> {
-        STATE.with(|s| {
-            let st = s.borrow();
-            let [h, b] = &st.lanes;
-            format!(
-                "{STATE_TAG} rng={} observed={} harmful={} benign={}",
-                st.rng_seed,
-                st.observed,
-                h.save(),
-                b.save()
-            )
-            .into_bytes()
-        })
+        STATE.with(|s| s.borrow().save(STATE_TAG).into_bytes())
     }
 
     fn load_state(state: Vec<u8>) -> Result<(), String> {
         let text = std::str::from_utf8(&state).map_err(|_| "state is not UTF-8".to_string())?;
-        let mut fields = advgame_plugin_sdk::state::Fields::new(text, STATE_TAG)?;
-        let mut get = |key: &str| fields.get(key);
-        let num = |v: &str, what: &str| {
-            v.parse::<u64>().map_err(|_| format!("{what}: `{v}` is not a number"))
-        };
-        let rng = num(get("rng")?, "rng")?;
-        let observed = num(get("observed")?, "observed")?;
-        let lanes = [get("harmful")?, get("benign")?];
-        STATE.with(|s| {
-            let mut st = s.borrow_mut();
-            if !st.ready {
-                return Err("load-state before init: call init with the run's seeds first".into());
-            }
-            if rng != st.rng_seed {
-                return Err(format!("state is for rng seed {rng}, init was given {}", st.rng_seed));
-            }
-            Passes::restore_all(&mut st.lanes, &lanes)?;
-            st.observed = observed;
-            Ok(())
-        })
+        STATE.with(|s| s.borrow_mut().load(STATE_TAG, text))
     }
 }
 

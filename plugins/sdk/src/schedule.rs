@@ -3,8 +3,9 @@
 //! A [`Passes`] holds one category's seed indices in tiers. Each pass (an epoch) visits every
 //! index exactly once: tier 0's in a shuffled order, then tier 1's, and so on; when a pass is
 //! used up the next epoch reshuffles every tier. The order of epoch `e` is a pure function of
-//! `(rng seed, lane, e, tier)`, so the saved position is three numbers (`count:epoch:pos`)
-//! and a restored schedule continues exactly.
+//! `(rng seed, lane, e, tier)`, so the saved position is three fields (`sizes:epoch:pos`, the
+//! sizes being the tiers' seed counts joined by `+`) and a restored schedule continues
+//! exactly. [`Lanes`] is a whole curriculum's state: one [`Passes`] per category.
 
 use crate::rng;
 
@@ -60,50 +61,42 @@ impl Passes {
         out
     }
 
-    /// The cursor as `count:epoch:pos` (count = [`Passes::len`], kept to catch a state
-    /// restored against other seeds).
+    /// The tiers' sizes joined by `+` (`"9"` for one tier of 9 seeds, `"3+6"` for two).
+    fn sizes(&self) -> String {
+        let sizes: Vec<String> = self.tiers.iter().map(|t| t.len().to_string()).collect();
+        sizes.join("+")
+    }
+
+    /// The cursor as `sizes:epoch:pos` (the sizes are kept to catch a state restored
+    /// against other seeds).
     pub fn save(&self) -> String {
-        format!("{}:{}:{}", self.len(), self.epoch, self.pos)
+        format!("{}:{}:{}", self.sizes(), self.epoch, self.pos)
     }
 
     /// Moves the cursor to a position written by [`Passes::save`]. Errors name what does not
-    /// match: the format, a seed count other than this lane's, a position past the pass.
+    /// match: the format, tier sizes other than this lane's, a position past the pass.
     pub fn restore(&mut self, text: &str) -> Result<(), String> {
         let parts: Vec<&str> = text.split(':').collect();
-        let [n, epoch, pos] = parts.as_slice() else {
+        let [sizes, epoch, pos] = parts.as_slice() else {
             return Err(format!("lane `{text}`: expected count:epoch:pos"));
         };
         let num = |v: &str, what: &str| {
             v.parse::<u64>().map_err(|_| format!("{what}: `{v}` is not a number"))
         };
-        let (n, epoch, pos) = (num(n, "count")?, num(epoch, "epoch")?, num(pos, "pos")?);
-        if n != self.len() as u64 {
+        let (epoch, pos) = (num(epoch, "epoch")?, num(pos, "pos")?);
+        if *sizes != self.sizes() {
             return Err(format!(
-                "state has {n} seeds in lane {}, init was given {}",
+                "state has {sizes} seeds in lane {}, init was given {}",
                 self.lane,
-                self.len()
+                self.sizes()
             ));
         }
-        if pos > n {
-            return Err(format!("position {pos} beyond {n} seeds"));
+        if pos > self.len() as u64 {
+            return Err(format!("position {pos} beyond {} seeds", self.len()));
         }
         self.epoch = epoch;
         self.pos = pos as usize;
         self.order = self.epoch_order(epoch);
-        Ok(())
-    }
-
-    /// Restores every lane from its saved text (`texts[i]` for `lanes[i]`) or none: on an
-    /// error the lanes are left as they were, so a refused state changes nothing.
-    pub fn restore_all(lanes: &mut [Passes], texts: &[&str]) -> Result<(), String> {
-        if lanes.len() != texts.len() {
-            return Err(format!("state has {} lanes, expected {}", texts.len(), lanes.len()));
-        }
-        let mut restored = lanes.to_vec();
-        for (lane, text) in restored.iter_mut().zip(texts) {
-            lane.restore(text)?;
-        }
-        lanes.clone_from_slice(&restored);
         Ok(())
     }
 
@@ -128,9 +121,82 @@ impl Passes {
     }
 }
 
+/// A curriculum's whole state when it is one [`Passes`] per category (lane 0 harmful, lane
+/// 1 benign): the batches, the count of observed outcomes, and the saved text
+/// `TAG rng=R observed=N harmful=sizes:epoch:pos benign=sizes:epoch:pos`.
+#[derive(Debug, Default)]
+pub struct Lanes {
+    rng_seed: u64,
+    lanes: [Passes; 2],
+    observed: u64,
+    /// Set by [`Lanes::new`]: a default (never initialised) state refuses [`Lanes::load`].
+    ready: bool,
+}
+
+impl Lanes {
+    /// The state at the start of a run: the harmful seeds' tiers (lane 0) and the benign
+    /// seeds' (lane 1), as [`Passes::new`] takes them.
+    pub fn new(rng_seed: u64, harmful: Vec<Vec<u32>>, benign: Vec<Vec<u32>>) -> Self {
+        Self {
+            rng_seed,
+            lanes: [Passes::new(rng_seed, 0, harmful), Passes::new(rng_seed, 1, benign)],
+            observed: 0,
+            ready: true,
+        }
+    }
+
+    /// The next `size` seed indices of the harmful (`true`) or benign lane.
+    pub fn take(&mut self, harmful: bool, size: usize) -> Vec<u32> {
+        self.lanes[usize::from(!harmful)].take(size)
+    }
+
+    /// Counts `n` more observed outcomes (kept in the state, for inspection).
+    pub fn observe(&mut self, n: usize) {
+        self.observed += n as u64;
+    }
+
+    /// The saved text, starting with `tag`.
+    pub fn save(&self, tag: &str) -> String {
+        let [h, b] = &self.lanes;
+        format!(
+            "{tag} rng={} observed={} harmful={} benign={}",
+            self.rng_seed,
+            self.observed,
+            h.save(),
+            b.save()
+        )
+    }
+
+    /// Continues from a text written by [`Lanes::save`] with the same `tag`, or changes
+    /// nothing: a state for another tag, rng seed or set of seeds is refused with the reason.
+    pub fn load(&mut self, tag: &str, text: &str) -> Result<(), String> {
+        let mut fields = crate::state::Fields::new(text, tag)?;
+        let mut get = |key: &str| fields.get(key);
+        let num = |v: &str, what: &str| {
+            v.parse::<u64>().map_err(|_| format!("{what}: `{v}` is not a number"))
+        };
+        let rng = num(get("rng")?, "rng")?;
+        let observed = num(get("observed")?, "observed")?;
+        let saved = [get("harmful")?, get("benign")?];
+        if !self.ready {
+            return Err("load-state before init: call init with the run's seeds first".into());
+        }
+        if rng != self.rng_seed {
+            return Err(format!("state is for rng seed {rng}, init was given {}", self.rng_seed));
+        }
+        let mut restored = self.lanes.clone();
+        for (lane, text) in restored.iter_mut().zip(saved) {
+            lane.restore(text)?;
+        }
+        self.lanes = restored;
+        self.observed = observed;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Passes;
+    use super::{Lanes, Passes};
 
     #[test]
     fn a_pass_visits_tier_zero_first_and_every_index_once() {
@@ -147,7 +213,7 @@ mod tests {
         let mut head = second[..3].to_vec();
         head.sort();
         assert_eq!(head, vec![10, 11, 12]);
-        assert_eq!(p.save(), "7:1:7");
+        assert_eq!(p.save(), "3+4:1:7");
     }
 
     /// The orders the `uniform` curriculum drew before the tiers existed (its own shuffle,
@@ -160,6 +226,7 @@ mod tests {
         let mut b = Passes::new(42, 1, vec![(0..10).collect()]);
         b.take(10);
         assert_eq!(b.take(10), vec![1, 2, 7, 9, 0, 6, 5, 4, 8, 3], "lane 1, epoch 1");
+        assert_eq!(b.save(), "10:1:10", "the state text of a one-tier lane is unchanged too");
     }
 
     #[test]
@@ -178,22 +245,35 @@ mod tests {
         );
         assert_eq!(b.restore("9:0:10").unwrap_err(), "position 10 beyond 9 seeds");
         assert_eq!(b.restore("9:x:0").unwrap_err(), "epoch: `x` is not a number");
+        let mut tiers = Passes::new(3, 1, vec![(0..4).collect(), (4..9).collect()]);
+        let err = tiers.restore("5+4:0:0").unwrap_err();
+        assert_eq!(err, "state has 5+4 seeds in lane 1, init was given 4+5");
     }
 
     #[test]
-    fn restore_all_moves_every_lane_or_none() {
-        let fresh = || {
-            [Passes::new(5, 0, vec![(0..4).collect()]), Passes::new(5, 1, vec![(4..6).collect()])]
-        };
-        let mut lanes = fresh();
-        lanes[0].take(3);
-        let before = lanes[0].save();
-        let err = Passes::restore_all(&mut lanes, &["4:0:1", "9:0:0"]).unwrap_err();
-        assert_eq!(err, "state has 9 seeds in lane 1, init was given 2");
-        assert_eq!(lanes[0].save(), before, "a refused state changes nothing");
-        Passes::restore_all(&mut lanes, &["4:2:1", "2:0:1"]).unwrap();
-        assert_eq!((lanes[0].save(), lanes[1].save()), ("4:2:1".into(), "2:0:1".into()));
-        assert!(Passes::restore_all(&mut lanes, &["4:0:0"]).is_err());
+    fn lanes_save_and_load_all_or_nothing() {
+        let fresh = || Lanes::new(5, vec![(0..4).collect()], vec![vec![4], vec![5]]);
+        let mut a = fresh();
+        a.take(true, 3);
+        a.take(false, 1);
+        a.observe(2);
+        let saved = a.save("t-v1");
+        assert_eq!(saved, "t-v1 rng=5 observed=2 harmful=4:0:3 benign=1+1:0:1");
+        let next = (a.take(true, 5), a.take(false, 3));
+        let mut b = fresh();
+        b.load("t-v1", &saved).unwrap();
+        assert_eq!((b.take(true, 5), b.take(false, 3)), next);
+        // A refused state changes nothing.
+        let mut c = fresh();
+        c.take(true, 1);
+        let before = c.save("t-v1");
+        let err = c.load("t-v1", "t-v1 rng=5 observed=0 harmful=4:0:1 benign=2:0:0").unwrap_err();
+        assert_eq!(err, "state has 2 seeds in lane 1, init was given 1+1");
+        assert_eq!(c.save("t-v1"), before);
+        assert!(c.load("t-v1", "t-v1 rng=6 observed=0 harmful=4:0:1 benign=1+1:0:0").is_err());
+        assert!(c.load("u-v1", &saved).is_err());
+        let err = Lanes::default().load("t-v1", &saved).unwrap_err();
+        assert!(err.contains("before init"), "{err}");
     }
 
     #[test]
