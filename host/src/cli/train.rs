@@ -245,6 +245,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         // The plan reads the models' config.json: a missing model folder is the config's
         // field, placed as `train` places it.
         config.check_files().map_err(|e| e.placed_in(&file, &overrides))?;
+        config.check_plugin_files().map_err(|e| e.placed_in(&file, &overrides))?;
         return print_memory_plan(&args, &config);
     }
     // Before anything loads: freed training tensors go back to the kernel (`heap`).

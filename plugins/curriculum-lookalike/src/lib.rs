@@ -13,6 +13,11 @@
 //! `uniform` curriculum draws them. Over a long run every benign seed is still seen once per
 //! pass; a short run sees look-alikes only. Deterministic and resumable like `uniform`
 //! (`advgame_plugin_sdk::schedule`); no settings.
+//!
+//! When to use it: when a defender starts refusing harmless orders. It is a dial, not a free
+//! lunch: on the CPU demo (SmolLM2-135M, 4 LoRA updates of 32 + 32 seeds) it kept benign
+//! compliance at the base level (0, -3, 0 points over three training seeds) but the refusal
+//! gain fell from +22.3 to +7.7 points (BENCHMARKS.md "CPU demo", session 9).
 
 use advgame_plugin_sdk::curriculum::{Category, Curriculum, Outcome, PluginInfo, Seed};
 use advgame_plugin_sdk::schedule::Lanes;

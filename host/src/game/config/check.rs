@@ -100,6 +100,16 @@ impl Config {
             "plugins.failure_policy.max_step_failure_share",
             "must be in [0, 1]",
         );
+        let plugins = &self.plugins;
+        for (field, name) in
+            [("plugins.judge", &plugins.judge), ("plugins.curriculum", &plugins.curriculum)]
+        {
+            need(
+                !name.trim().is_empty(),
+                field,
+                "must name a plugin (e.g. `uniform`), not be empty",
+            );
+        }
         let lora = &self.models.lora;
         need(lora.r >= 1, "models.lora.r", "must be at least 1");
         need(
@@ -185,7 +195,8 @@ impl Config {
             if path.as_os_str().is_empty() {
                 return Err(ConfigError::new(
                     ConfigErrorKind::InvalidValue,
-                    "is an empty path (expected a file or folder)",
+                    "is an empty path (expected a path; an optional setting is unset by leaving \
+                     it out, or with --set KEY=null)",
                 )
                 .field(field));
             }
@@ -204,6 +215,23 @@ impl Config {
             }
         }
         self.check_prompt_files()
+    }
+
+    /// Resolves every plugin the run loads (the judge, the curriculum, each rubric role and
+    /// validation rubric) to its component file, as `train` does before it loads them: a dry
+    /// run (`--memory-plan`) then catches a misspelt plugin name too.
+    ///
+    /// # Errors
+    /// The first name that resolves to no file ([`super::Plugins::path_of`]).
+    pub fn check_plugin_files(&self) -> Result<(), ConfigError> {
+        let p = &self.plugins;
+        p.path_of("judge", &p.judge)?;
+        p.path_of("curriculum", &p.curriculum)?;
+        let v = &self.validation;
+        for name in p.rubric_names().iter().chain(&v.harmful_rubrics).chain(&v.benign_rubrics) {
+            p.path_of("rubric", name)?;
+        }
+        Ok(())
     }
 
     /// Reads the instruction and template files the run fills in, so that one without its

@@ -174,7 +174,9 @@ impl Plugins {
     ///
     /// # Errors
     /// A [`ConfigErrorKind::MissingFile`] [`ConfigError`]: about `plugins.paths.NAME` when
-    /// that entry is not a file, otherwise about `plugins.dir`, naming every place looked at.
+    /// that entry is not a file, otherwise about `plugins.judge` / `plugins.curriculum` (for
+    /// a rubric: `plugins.dir`), naming every place looked at, the plugins of that kind built
+    /// there and the closest of them.
     pub fn path_of(&self, kind: &str, name: &str) -> Result<PathBuf, ConfigError> {
         if let Some(p) = self.paths.get(name) {
             if p.is_file() {
@@ -193,22 +195,34 @@ impl Plugins {
         let dir = self.plugin_dir();
         let candidates =
             [dir.join(format!("{name}.wasm")), dir.join(format!("{kind}-{name}.wasm"))];
-        candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-            ConfigError::new(
-                ConfigErrorKind::MissingFile,
-                format!(
-                    "{}: none of {} exists (build the built-in plugins with \
-                     scripts/build-plugins.sh, or pass --plugin {name}=PATH)",
-                    plugin_label(kind, name),
-                    candidates
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-            .field("plugins.dir")
-        })
+        if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+            return Ok(found.clone());
+        }
+        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        let built = built_names(&dir, kind);
+        let mut message =
+            format!("{}: none of {} exists", plugin_label(kind, name), tried.join(", "));
+        if !built.is_empty() {
+            message.push_str(&format!("; built {kind} plugins there: {}", built.join(", ")));
+            let close = built
+                .iter()
+                .map(|b| (strsim::jaro_winkler(name, b), b))
+                .filter(|(score, _)| *score >= 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, b)) = close {
+                message.push_str(&format!(" (did you mean `{b}`?)"));
+            }
+        }
+        message.push_str(&format!(
+            " (build the built-in plugins with scripts/build-plugins.sh, or pass --plugin \
+             {name}=PATH)"
+        ));
+        // The name is the judge's or the curriculum's own key; a rubric's could be any role.
+        let field = match kind {
+            "judge" | "curriculum" => format!("plugins.{kind}"),
+            _ => "plugins.dir".to_string(),
+        };
+        Err(ConfigError::new(ConfigErrorKind::MissingFile, message).field(field))
     }
 
     /// Every distinct rubric name, in a stable order.
@@ -247,4 +261,18 @@ impl Plugins {
             })
             .unwrap_or_default()
     }
+}
+
+/// The names of the `{kind}-NAME.wasm` components in `dir`, sorted (empty when it cannot be
+/// read).
+fn built_names(dir: &std::path::Path, kind: &str) -> Vec<String> {
+    let prefix = format!("{kind}-");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|f| f.strip_prefix(&prefix)?.strip_suffix(".wasm").map(String::from))
+        .collect();
+    names.sort();
+    names
 }

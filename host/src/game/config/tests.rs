@@ -275,9 +275,23 @@ fn plugin_names_resolve_to_files() {
     assert_eq!(p.path_of("judge", "mine").unwrap(), dir.path().join("mine.wasm"));
     let err = p.path_of("judge", "llm").unwrap_err();
     assert_eq!(err.kind, ConfigErrorKind::MissingFile, "{err:?}");
-    assert_eq!(err.field.as_deref(), Some("plugins.dir"), "{err:?}");
+    assert_eq!(err.field.as_deref(), Some("plugins.judge"), "{err:?}");
     let err = err.to_string();
     assert!(err.contains("judge-llm.wasm") && err.contains("--plugin llm=PATH"), "{err}");
+    // What is built there, and the closest name.
+    std::fs::write(dir.path().join("curriculum-lookalike.wasm"), b"x").unwrap();
+    std::fs::write(dir.path().join("curriculum-uniform.wasm"), b"x").unwrap();
+    let err = p.path_of("curriculum", "lookalke").unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("plugins.curriculum"), "{err:?}");
+    assert!(
+        err.message.contains(
+            "built curriculum plugins there: lookalike, uniform (did you mean `lookalike`?)"
+        ),
+        "{err}"
+    );
+    let err = p.path_of("rubric", "nothing-like-it").unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("plugins.dir"), "{err:?}");
+    assert!(err.message.contains("built rubric plugins there: refusal ("), "{err}");
     p.paths.insert("llm".into(), dir.path().join("nope.wasm"));
     let err = p.path_of("judge", "llm").unwrap_err();
     assert!(
@@ -724,4 +738,12 @@ fn a_wrong_value_in_a_list_of_enums_names_the_accepted_values() {
     let set = ["game.defender_sampling_categories=[1]".to_string()];
     let err = Config::parse("", "x.toml", &set).unwrap_err();
     assert!(err.to_string().contains("expected `harmful` or `benign`"), "{err}");
+}
+
+#[test]
+fn an_empty_plugin_name_is_refused_at_parse_time() {
+    let err = Config::parse("", "x.toml", &["plugins.curriculum=\"\"".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::OutOfRange, "{err:?}");
+    assert_eq!(err.field.as_deref(), Some("plugins.curriculum"));
+    assert!(err.to_string().contains("must name a plugin"), "{err}");
 }
