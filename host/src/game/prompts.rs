@@ -30,14 +30,7 @@ impl AttackerPrompts {
     /// # Errors
     /// A file that cannot be read or has no [`SLOT`] placeholder, naming the file.
     pub fn load(harmful: &Path, benign: &Path, prefill: Option<String>) -> anyhow::Result<Self> {
-        let read = |p: &Path| -> anyhow::Result<String> {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read attacker instruction {}", p.display()))?;
-            if !text.contains(SLOT) {
-                bail!("{}: the attacker instruction has no {SLOT} placeholder", p.display());
-            }
-            Ok(text.trim_end().to_string())
-        };
+        let read = |p: &Path| read_slotted(p, "attacker instruction", SLOT);
         Ok(Self { harmful: read(harmful)?, benign: read(benign)?, prefill })
     }
 
@@ -127,10 +120,20 @@ pub fn defender_sampling_prompt_template_benign(game: &Game) -> anyhow::Result<O
 /// # Errors
 /// A file that cannot be read or has no [`PROMPT_SLOT`], naming `origin` and the file.
 pub fn read_prompt_template(path: &Path, origin: &str) -> anyhow::Result<String> {
+    read_slotted(path, origin, PROMPT_SLOT)
+}
+
+/// A text file that must hold `slot` ([`SLOT`] or [`PROMPT_SLOT`]): its text with trailing
+/// white space trimmed. The one place the slot rule lives: the readers above and the config
+/// check before a run (`Config::check_files`) all use it.
+///
+/// # Errors
+/// `{origin}: cannot read PATH` or `{origin}: PATH has no SLOT placeholder`.
+pub fn read_slotted(path: &Path, origin: &str, slot: &str) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{origin}: cannot read {}", path.display()))?;
-    if !text.contains(PROMPT_SLOT) {
-        bail!("{origin}: {} has no {PROMPT_SLOT} placeholder", path.display());
+    if !text.contains(slot) {
+        bail!("{origin}: {} has no {slot} placeholder", path.display());
     }
     Ok(text.trim_end().to_string())
 }

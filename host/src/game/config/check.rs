@@ -237,7 +237,7 @@ impl Config {
     /// Reads the instruction and template files the run fills in, so that one without its
     /// slot (or an empty system prompt) stops the run before anything is made, at the field.
     fn check_prompt_files(&self) -> Result<(), ConfigError> {
-        use crate::game::prompts::{PROMPT_SLOT, SLOT};
+        use crate::game::prompts::{PROMPT_SLOT, SLOT, read_slotted, read_system_prompt};
         let g = &self.game;
         let slotted = [
             ("game.attacker_prompt_harmful", Some(&g.attacker_prompt_harmful), SLOT),
@@ -253,37 +253,20 @@ impl Config {
                 PROMPT_SLOT,
             ),
         ];
-        let read = |field: &str, path: &Path| {
-            std::fs::read_to_string(path).map_err(|e| {
-                ConfigError::new(
-                    ConfigErrorKind::InvalidValue,
-                    format!("cannot read {}: {e} (expected a UTF-8 text file)", path.display()),
-                )
-                .field(field)
-            })
+        // The readers' errors start with the origin given them, here the field.
+        let invalid = |field: &str, e: anyhow::Error| {
+            let text = format!("{e:#}");
+            let what = text.strip_prefix(&format!("{field}: ")).unwrap_or(&text).to_string();
+            ConfigError::new(ConfigErrorKind::InvalidValue, what).field(field)
         };
         for (field, path, slot) in slotted {
-            let Some(path) = path else { continue };
-            if !read(field, path)?.contains(slot) {
-                return Err(ConfigError::new(
-                    ConfigErrorKind::InvalidValue,
-                    format!(
-                        "{} has no {slot} placeholder (where the request goes)",
-                        path.display()
-                    ),
-                )
-                .field(field));
+            if let Some(path) = path {
+                read_slotted(path, field, slot).map_err(|e| invalid(field, e))?;
             }
         }
         if let Some(path) = &g.defender_sampling_system_prompt {
             let field = "game.defender_sampling_system_prompt";
-            if read(field, path)?.trim().is_empty() {
-                return Err(ConfigError::new(
-                    ConfigErrorKind::InvalidValue,
-                    format!("{} is empty (expected the system message)", path.display()),
-                )
-                .field(field));
-            }
+            read_system_prompt(path, field).map_err(|e| invalid(field, e))?;
         }
         Ok(())
     }
