@@ -204,12 +204,7 @@ impl Plugins {
             format!("{}: none of {} exists", plugin_label(kind, name), tried.join(", "));
         if !built.is_empty() {
             message.push_str(&format!("; built {kind} plugins there: {}", built.join(", ")));
-            let close = built
-                .iter()
-                .map(|b| (strsim::jaro_winkler(name, b), b))
-                .filter(|(score, _)| *score >= 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            if let Some((_, b)) = close {
+            if let Some(b) = super::words::closest(name, built.iter().map(String::as_str)) {
                 message.push_str(&format!(" (did you mean `{b}`?)"));
             }
         }

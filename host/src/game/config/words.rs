@@ -64,17 +64,24 @@ pub(super) fn suggest_field(message: &str) -> String {
     let Some((unknown, accepted)) = rest.split_once('`') else {
         return message.to_string();
     };
-    let best = accepted
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|name| (strsim::jaro_winkler(unknown, name), name))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((_, name)) => format!("unknown field `{unknown}` (did you mean `{name}`?){accepted}"),
+    match closest(unknown, accepted.split('`').skip(1).step_by(2)) {
+        Some(name) => format!("unknown field `{unknown}` (did you mean `{name}`?){accepted}"),
         None => message.to_string(),
     }
+}
+
+/// The candidate closest to `name` when one is close enough to suggest: Jaro-Winkler
+/// similarity at least 0.8 (typos and missing letters). Shared by the unknown-key and the
+/// missing-plugin messages.
+pub(super) fn closest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 /// A TOML syntax error at the text `at`, with the fix when the text is a word people write
