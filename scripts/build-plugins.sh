@@ -32,12 +32,19 @@ fi
 CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build --quiet --locked --release -p advgame-componentize
 ENCODE="$WASM_TARGET_DIR/release/advgame-componentize"
 
+# The sources of registry crates live under $CARGO_HOME, and their paths reach the bytes
+# (panic locations): without this, the same plugin built by two users, or in two home
+# folders, has two sha256s, and a run or an eval pinned to one refuses the other. One flag,
+# so CARGO_ENCODED_RUSTFLAGS (no splitting on spaces in the path).
+CARGO_HOME_DIR="$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd)"
+WASM_RUSTFLAGS="--remap-path-prefix=$CARGO_HOME_DIR=/cargo"
+
 # One cargo invocation per plugin: each enables exactly one SDK world feature, and cargo
 # would otherwise unify the features of all plugins built together.
 for manifest in rubric-*/Cargo.toml judge-*/Cargo.toml curriculum-*/Cargo.toml; do
   crate="$(dirname "$manifest")"
-  CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build --quiet --locked --release \
-    --target wasm32-unknown-unknown -p "$crate"
+  CARGO_TARGET_DIR="$WASM_TARGET_DIR" CARGO_ENCODED_RUSTFLAGS="$WASM_RUSTFLAGS" \
+    cargo build --quiet --locked --release --target wasm32-unknown-unknown -p "$crate"
   core="$WASM_TARGET_DIR/wasm32-unknown-unknown/release/${crate//-/_}.wasm"
   out="$OUT/$crate.wasm"
   # Always encode (cheap): an mtime test is fooled when another checkout wrote $OUT.

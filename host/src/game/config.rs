@@ -131,7 +131,10 @@ impl Config {
         } else {
             let overrides: Vec<overrides::Override> = overrides
                 .iter()
-                .map(|o| overrides::Override::parse(o))
+                .map(|o| {
+                    overrides::Override::parse(o)
+                        .map_err(|e| no_value(e, o, text, origin, overrides))
+                })
                 .collect::<Result<_, _>>()?;
             let mut value: toml::Value = toml::from_str(text)
                 .map_err(|e| ConfigError::from_toml(&e, "", text, true).in_file(origin))?;
@@ -169,6 +172,52 @@ impl Config {
     /// It parses back to the same configuration.
     pub fn to_documented_toml(&self) -> anyhow::Result<String> {
         docs::render(self)
+    }
+}
+
+/// A `--set KEY=` item (no value) said in terms of the field: a typo in KEY is reported as
+/// such; an optional field gets the `KEY=null` / `KEY='""'` choice; a field that is not
+/// optional says so and what it takes, instead of suggesting `null`. Found by loading the
+/// configuration with `KEY=null` in the item's place. Other errors of `item` pass unchanged.
+fn no_value(e: ConfigError, item: &str, text: &str, origin: &str, all: &[String]) -> ConfigError {
+    let Some((key, raw)) = item.split_once('=') else { return e };
+    if !raw.trim().is_empty() || e.kind != ConfigErrorKind::BadOverride {
+        return e;
+    }
+    let (key, null) = (key.trim(), format!("{}=null", key.trim()));
+    let others: Vec<String> =
+        all.iter().map(|o| if o == item { null.clone() } else { o.clone() }).collect();
+    match Config::parse(text, origin, &others) {
+        Err(n) if n.set.as_deref() == Some(null.as_str()) => match n.kind {
+            ConfigErrorKind::UnknownKey => ConfigError { set: Some(item.to_string()), ..n },
+            ConfigErrorKind::NotOptional => {
+                // `unset` says "cannot be unset: it is not optional (it takes WHAT)[; advice
+                // about quoting the word null]": keep WHAT.
+                let what = n.message.split("; to set the text").next().unwrap_or_default();
+                let message = match what.split_once("(it takes ") {
+                    Some((_, takes)) => format!(
+                        "no value, and the field is not optional: give it {}",
+                        takes.strip_suffix(')').unwrap_or(takes)
+                    ),
+                    None => format!("no value, and the field {what}"),
+                };
+                ConfigError {
+                    kind: ConfigErrorKind::BadOverride,
+                    set: Some(item.to_string()),
+                    message,
+                    ..n
+                }
+            }
+            _ => e,
+        },
+        Err(_) => e,
+        Ok(_) => ConfigError {
+            message: format!(
+                "no value; to unset this optional field write {key}=null, or {key}='\"\"' for \
+                 empty text"
+            ),
+            ..e
+        },
     }
 }
 
@@ -224,12 +273,21 @@ impl ConfigError {
 /// Places [`Config::check`]'s problems: in `origin`, at the line of the field's value in
 /// `text`, or at the `--set` item that gave the value.
 fn place(mut e: ConfigError, text: &str, origin: &str, overrides: &[String]) -> ConfigError {
-    let set = e.field.as_deref().and_then(|field| {
+    let set_by = |field: &str| {
         overrides
             .iter()
             .rev()
             .find(|o| overrides::Override::parse(o).is_ok_and(|parsed| parsed.dotted() == field))
-    });
+    };
+    let set = e.field.as_deref().and_then(set_by);
+    // A contradiction whose other side came from a --set item: say so, or the file's line
+    // alone would look like the whole story.
+    if set.is_none()
+        && let Some(other) = e.also.as_deref()
+        && let Some(item) = set_by(other)
+    {
+        e.message.push_str(&format!(" (`{other}` from --set {item})"));
+    }
     match (set, e.field.as_deref().and_then(|f| error::locate(text, f))) {
         (Some(item), _) => e.set = Some(item.clone()),
         (None, Some(offset)) => e = e.at_offset(text, offset),

@@ -36,6 +36,26 @@ pub struct JudgmentRecord {
     pub failure: Option<Failure>,
 }
 
+/// The best-vs-worst pair of a group (game.md, "Learning"): indices of the chosen and the
+/// rejected member, as [`crate::game::pairs::select_pair`] picks them from the final rewards
+/// (chosen = the first highest, rejected = the last lowest; none when every reward ties).
+/// DPO and IPO train on exactly this pair (an update skips it if either completion is empty);
+/// GRPO uses every member instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairRecord {
+    /// Index of the chosen member.
+    pub chosen: usize,
+    /// Index of the rejected member.
+    pub rejected: usize,
+}
+
+impl PairRecord {
+    /// The pair of a group with these rewards, or `None` when nothing can be preferred.
+    pub fn of(rewards: &[Option<f32>]) -> Option<Self> {
+        crate::game::pairs::select_pair(rewards).map(|(chosen, rejected)| Self { chosen, rejected })
+    }
+}
+
 /// What the sampler returned for a completion besides its text: what the losses train on.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sampled {
@@ -86,6 +106,10 @@ pub struct Attack {
     pub judgments: Vec<JudgmentRecord>,
     /// The reply the attacker is judged on (y*).
     pub best_reply: Option<usize>,
+    /// The defender's training pair among `replies` (indices into `replies`), when the
+    /// rewards prefer one reply to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairRecord>,
     /// Whether the attack was judged, penalised (-1: unparsable, truncated or unfaithful) or
     /// left out.
     pub slot: Slot,
@@ -111,6 +135,10 @@ pub struct SeedTree {
     /// prompt is the seed, not generated, never judged or trained as the attacker's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub direct: bool,
+    /// The attacker's training pair among `attacks` (indices into `attacks`), when the
+    /// rewards prefer one attack to another (never for a direct seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairRecord>,
 }
 
 /// Counters and timings of one rollout.

@@ -71,11 +71,19 @@ impl Config {
             "algorithm.rpo_alpha",
             "must be finite and >= 0",
         );
-        need(
-            a.rpo_alpha == 0.0 || a.method != Method::Grpo,
-            "algorithm.rpo_alpha",
-            "applies to the preference losses (method = \"dpo\" or \"ipo\"), not to grpo",
-        );
+        // Contradictions between two settings (pushed after the range checks' borrow ends).
+        let mut conflicts = Vec::new();
+        if a.rpo_alpha != 0.0 && a.method == Method::Grpo {
+            conflicts.push(
+                ConfigError::new(
+                    ConfigErrorKind::OutOfRange,
+                    "applies to the preference losses (algorithm.method = \"dpo\" or \"ipo\"), \
+                     not to grpo: set it to 0 or choose dpo",
+                )
+                .field("algorithm.rpo_alpha")
+                .also("algorithm.method"),
+            );
+        }
         need((0.0..=1.0).contains(&a.ema_decay), "algorithm.ema_decay", "must be in [0, 1]");
         need(a.lr >= 0.0 && a.lr.is_finite(), "algorithm.learning_rate", "must be finite and >= 0");
         need((0.0..1.0).contains(&a.adam_beta1), "algorithm.adam_beta1", "must be in [0, 1)");
@@ -130,6 +138,7 @@ impl Config {
                     .field("models.lora.target_modules"),
             );
         }
+        problems.extend(conflicts);
         let mut problems = problems.into_iter();
         match problems.next() {
             None => Ok(()),

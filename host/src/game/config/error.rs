@@ -62,6 +62,9 @@ pub struct ConfigError {
     pub field: Option<String>,
     /// The `--set` item the offending value came from, if it came from one.
     pub set: Option<String>,
+    /// The other field of a contradiction between two settings (`algorithm.method` for an
+    /// `rpo_alpha` under grpo), so that placing the error can say where that one came from.
+    pub also: Option<String>,
     /// What is wrong and what was expected, one line.
     pub message: String,
     /// Further problems found in the same pass ([`super::Config::check`] reports every
@@ -79,6 +82,7 @@ impl ConfigError {
             column: None,
             field: None,
             set: None,
+            also: None,
             message: message.into(),
             more: Vec::new(),
         }
@@ -87,6 +91,12 @@ impl ConfigError {
     /// The same problem, about `field` (dotted path).
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+
+    /// The same problem, a contradiction with the setting of `field` (dotted path).
+    pub fn also(mut self, field: impl Into<String>) -> Self {
+        self.also = Some(field.into());
         self
     }
 

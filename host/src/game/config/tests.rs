@@ -175,6 +175,19 @@ fn range_checks_name_the_field() {
     assert_eq!(err.field.as_deref(), Some("algorithm.rpo_alpha"), "{err:?}");
     assert!(err.to_string().starts_with("t.toml:3:"), "{err}");
     assert!(Config::parse("[algorithm]\nrpo_alpha = 1.0\n", "t.toml", &[]).is_ok());
+    // When the method comes from --set, the file's rpo_alpha line is not the whole story.
+    let err = Config::parse(
+        "[algorithm]\nrpo_alpha = 1.0\n",
+        "t.toml",
+        &["algorithm.method=grpo".into()],
+    )
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("algorithm.rpo_alpha"), "{err:?}");
+    assert!(err.to_string().starts_with("t.toml:2:"), "{err}");
+    assert!(
+        err.to_string().contains("(`algorithm.method` from --set algorithm.method=grpo)"),
+        "{err}"
+    );
     // Infinite strengths and rates are refused, not trained with.
     for key in ["beta", "rpo_alpha", "learning_rate", "adam_epsilon", "grpo_ratio_cap"] {
         let err = Config::parse(&format!("[algorithm]\n{key} = inf\n"), "t.toml", &[]).unwrap_err();
@@ -389,6 +402,24 @@ fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
     assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
     let err = err.to_string();
     assert!(err.contains("no value") && err.contains("game.attacker_prefill=null"), "{err}");
+    // A field that is not optional says so instead of suggesting `null`.
+    let err = Config::parse("", "t.toml", &["data.harmful=".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
+    assert_eq!(err.set.as_deref(), Some("data.harmful="), "{err:?}");
+    assert_eq!(err.field.as_deref(), Some("data.harmful"), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.ends_with(
+            "no value, and the field is not optional: give it a path (a string in quotes)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("=null"), "{text}");
+    // A typo in the key is the problem to report.
+    let err = Config::parse("", "t.toml", &["data.harmfull=".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::UnknownKey, "{err:?}");
+    assert_eq!(err.set.as_deref(), Some("data.harmfull="), "{err:?}");
+    assert!(err.to_string().contains("did you mean `harmful`?"), "{err}");
 }
 
 /// Case 14's control: a bare number for a text field is refused, naming the field and the

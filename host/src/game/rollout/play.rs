@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use rand::Rng;
 
-use super::{Attack, JudgmentRecord, Reply, RolloutStats, Sampled, SeedTree, StepRollout};
+use super::{
+    Attack, JudgmentRecord, PairRecord, Reply, RolloutStats, Sampled, SeedTree, StepRollout,
+};
 use crate::game::config::{JudgeContext, Rubrics};
 use crate::game::memory_plan::probe;
 use crate::game::parse::Rewrite;
@@ -157,6 +159,7 @@ fn direct_attack(seed: &Seed) -> Attack {
         replies: Vec::new(),
         judgments: Vec::new(),
         best_reply: None,
+        pair: None,
         slot: Slot::Judged,
         reward: None,
         sample: Sampled::default(),
@@ -212,6 +215,7 @@ pub fn rollout(
                     judgments: Vec::new(),
                     request,
                     direct,
+                    pair: None,
                 };
             }
             let attacks = (0..a_n)
@@ -228,13 +232,21 @@ pub fn rollout(
                         replies: Vec::new(),
                         judgments: Vec::new(),
                         best_reply: None,
+                        pair: None,
                         slot,
                         reward: None,
                         sample: Sampled { token_ids, logprobs },
                     }
                 })
                 .collect();
-            SeedTree { seed: seed.clone(), attacks, judgments: Vec::new(), request, direct }
+            SeedTree {
+                seed: seed.clone(),
+                attacks,
+                judgments: Vec::new(),
+                request,
+                direct,
+                pair: None,
+            }
         })
         .collect();
 
@@ -367,6 +379,7 @@ pub fn rollout(
             for (reply, r) in attack.replies.iter_mut().zip(&rewards) {
                 reply.reward = *r;
             }
+            attack.pair = PairRecord::of(&rewards);
             // 5. The reply the attacker is judged on.
             if attack.slot == Slot::Judged {
                 attack.best_reply = if settings.optimistic_attacker {
@@ -412,6 +425,9 @@ pub fn rollout(
     for tree in &mut trees {
         let slots: Vec<Slot> = tree.attacks.iter().map(|a| a.slot).collect();
         let rewards = rewards::group_rewards(&slots, &into_judgments(&tree.judgments));
+        if !tree.direct {
+            tree.pair = PairRecord::of(&rewards);
+        }
         for (attack, r) in tree.attacks.iter_mut().zip(rewards) {
             attack.reward = r;
         }

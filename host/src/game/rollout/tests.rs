@@ -141,8 +141,18 @@ fn harmful_tree_hand_computed() {
     assert_eq!(out.stats.judgments, 6);
     assert_eq!(out.stats.judgments_failed, 0);
 
+    // rollouts.jsonl records the same pairs the update trains on.
+    assert_eq!(t.pair, Some(PairRecord { chosen: 1, rejected: 3 }));
+    assert_eq!(t.attacks[0].pair, Some(PairRecord { chosen: 0, rejected: 1 }));
+    assert_eq!(t.attacks[1].pair, Some(PairRecord { chosen: 0, rejected: 1 }));
+    assert_eq!(t.attacks[2].pair, None, "no replies, no pair");
+
     let line = serde_json::to_string(t).unwrap();
     assert!(line.contains("\"parse_error\":\"missing_think\""), "{line}");
+    assert!(line.contains("\"pair\":{\"chosen\":1,\"rejected\":3}"), "{line}");
+    let back: SeedTree = serde_json::from_str(&line).unwrap();
+    assert_eq!(back.pair, t.pair);
+    assert_eq!(back.attacks[0].pair, t.attacks[0].pair);
 }
 
 #[test]
@@ -165,6 +175,7 @@ fn benign_seeds_use_their_rubrics_and_the_seed_context_option() {
     assert_eq!(judge.compare_calls[1][0].rubric, "refusal");
     assert_eq!(out.trees[0].attacks[0].reward, Some(1.0));
     assert_eq!(select_pair(&out.attacker_groups()[0].rewards()), None);
+    assert_eq!(out.trees[0].pair, None, "a lone attack forms no pair");
 }
 
 #[test]
