@@ -119,7 +119,7 @@ impl Config {
             {
                 e.message.push_str(&format!(" (`{old}` is the old name of `{new}`: keep one)"));
             }
-            e.in_file(origin)
+            other_unknown_keys(e, text).in_file(origin)
         })?;
         // The text parsed above, so it is a TOML document.
         let file: toml::Value =
@@ -246,6 +246,37 @@ fn grpo_group_sizes(config: &mut Config, text: &str, overrides: &[String]) {
     if !in_text("replies_per_prompt") && !in_overrides("replies_per_prompt") {
         config.game.replies_per_prompt = 4;
     }
+}
+
+/// serde stops at the first unknown key; a file with several typos would then take one run
+/// per typo. The others are found by reading the text again with each found key's line
+/// commented out (so line numbers stay), and listed in `more` in file order with their line
+/// and the closest accepted name (without the accepted list, which the first one gives). Stops at
+/// anything else (a value spread over several lines leaves a syntax error behind) or after
+/// 16.
+fn other_unknown_keys(mut e: ConfigError, text: &str) -> ConfigError {
+    if e.kind != ConfigErrorKind::UnknownKey {
+        return e;
+    }
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut line = e.line;
+    for _ in 0..16 {
+        let Some(slot) = line.and_then(|l| lines.get_mut(l.checked_sub(1)?)) else { break };
+        slot.insert(0, '#');
+        match from_toml_text(&lines.join("\n")) {
+            Err(n)
+                if n.kind == ConfigErrorKind::UnknownKey && n.line.is_some() && n.line != line =>
+            {
+                line = n.line;
+                let short = n.message.split(", expected").next().unwrap_or_default().to_string();
+                e.more.push(ConfigError { message: short, ..n });
+            }
+            _ => break,
+        }
+    }
+    // serde visits a table's keys in its own order, not the file's.
+    e.more.sort_by_key(|m| m.line);
+    e
 }
 
 /// The typed step over config text; errors carry the field path and the position.

@@ -201,10 +201,14 @@ impl fmt::Display for ConfigError {
         }
         write!(f, "{}", self.message)?;
         for more in &self.more {
-            match &more.field {
-                Some(field) => write!(f, "; field `{field}`: {}", more.message)?,
-                None => write!(f, "; {}", more.message)?,
+            f.write_str("; ")?;
+            if let Some(line) = more.line {
+                write!(f, "line {line}: ")?;
             }
+            if let Some(field) = &more.field {
+                write!(f, "field `{field}`: ")?;
+            }
+            f.write_str(&more.message)?;
         }
         Ok(())
     }

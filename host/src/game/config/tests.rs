@@ -49,6 +49,39 @@ fn unknown_key_names_line_and_field() {
     assert!(err.to_string().starts_with("run.toml:3:1: "), "{err}");
 }
 
+/// Every unknown key of a file in one message, each with its line, in file order.
+#[test]
+fn every_unknown_key_is_reported_at_once() {
+    let text = "[algorithm]\nlerning_rate = 1e-4\nseed = 3\nsede = 4\n\n[game]\ntemprature = 0.7\nreplies = 3\n";
+    let err = Config::parse(text, "run.toml", &[]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::UnknownKey, "{err:?}");
+    assert_eq!((err.line, err.field.as_deref()), (Some(2), Some("algorithm.lerning_rate")));
+    let found: Vec<_> = err.more.iter().map(|m| (m.line, m.field.as_deref())).collect();
+    assert_eq!(
+        found,
+        [
+            (Some(4), Some("algorithm.sede")),
+            (Some(7), Some("game.temprature")),
+            (Some(8), Some("game.replies"))
+        ],
+        "{err}"
+    );
+    let text = err.to_string();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.ends_with(
+            "; line 4: field `algorithm.sede`: unknown field `sede` (did you mean `seed`?); line 7: \
+             field `game.temprature`: unknown field `temprature` (did you mean `temperature`?); \
+             line 8: field `game.replies`: unknown field `replies` (did you mean \
+             `replies_per_prompt`?)"
+        ),
+        "{text}"
+    );
+    // One unknown key: nothing more.
+    let err = Config::parse("[game]\ntemprature = 0.7\n", "run.toml", &[]).unwrap_err();
+    assert!(err.more.is_empty(), "{err}");
+}
+
 #[test]
 fn wrong_type_names_line_and_field() {
     let text = "[algorithm]\nmethod = \"dpo\"\nlr = \"fast\"\n";
