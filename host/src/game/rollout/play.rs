@@ -207,38 +207,31 @@ pub fn rollout(
         .zip(requests)
         .zip(&direct)
         .map(|((seed, request), &direct)| {
-            if direct {
-                let attacks = vec![direct_attack(seed)];
-                return SeedTree {
-                    seed: seed.clone(),
-                    attacks,
-                    judgments: Vec::new(),
-                    request,
-                    direct,
-                    pair: None,
-                };
-            }
-            let attacks = (0..a_n)
-                .map(|_| {
-                    let Generation { text, token_ids, finish, logprobs } =
-                        outputs.next().expect("length checked");
-                    let rewrite = Rewrite::parse(&text, finish);
-                    let slot =
-                        if rewrite.prompt.is_some() { Slot::Judged } else { Slot::Penalized };
-                    Attack {
-                        output: text,
-                        finish,
-                        rewrite,
-                        replies: Vec::new(),
-                        judgments: Vec::new(),
-                        best_reply: None,
-                        pair: None,
-                        slot,
-                        reward: None,
-                        sample: Sampled { token_ids, logprobs },
-                    }
-                })
-                .collect();
+            let attacks = if direct {
+                vec![direct_attack(seed)]
+            } else {
+                (0..a_n)
+                    .map(|_| {
+                        let Generation { text, token_ids, finish, logprobs } =
+                            outputs.next().expect("length checked");
+                        let rewrite = Rewrite::parse(&text, finish);
+                        let slot =
+                            if rewrite.prompt.is_some() { Slot::Judged } else { Slot::Penalized };
+                        Attack {
+                            output: text,
+                            finish,
+                            rewrite,
+                            replies: Vec::new(),
+                            judgments: Vec::new(),
+                            best_reply: None,
+                            pair: None,
+                            slot,
+                            reward: None,
+                            sample: Sampled { token_ids, logprobs },
+                        }
+                    })
+                    .collect()
+            };
             SeedTree {
                 seed: seed.clone(),
                 attacks,
