@@ -350,7 +350,7 @@ mod dev_set {
                 let item: serde_json::Value = serde_json::from_str(line).unwrap();
                 let reply = text::normalise(item["response"].as_str().unwrap());
                 let request = request::Request::new(item["context"].as_str().unwrap());
-                println!("{}", reading::explain(&reply, request.informational));
+                println!("{}", reading::explain(&reply, &request));
             }
         }
         assert!(dev >= 0.93, "dev accuracy {dev:.3} below 0.93");

@@ -289,7 +289,7 @@ const OFF_TOPIC_MIN_WORDS: usize = 80;
 pub fn features_with(request: &Request, response: &str) -> Features {
     let norm = normalise(response);
     let words = norm.split_whitespace().count();
-    let reading = reading::read(&norm, request.informational);
+    let reading = reading::read(&norm, request);
     Features {
         words,
         verdict: reading.verdict,
