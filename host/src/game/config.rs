@@ -129,37 +129,48 @@ impl Config {
         let mut config = if overrides.is_empty() {
             config
         } else {
-            let overrides: Vec<overrides::Override> = overrides
-                .iter()
-                .map(|o| {
-                    overrides::Override::parse(o)
-                        .map_err(|e| no_value(e, o, text, origin, overrides))
-                })
-                .collect::<Result<_, _>>()?;
-            let mut value: toml::Value = toml::from_str(text)
-                .map_err(|e| ConfigError::from_toml(&e, "", text, true).in_file(origin))?;
-            overrides::canonical_tree(&mut value);
-            for o in &overrides {
-                o.apply(&mut value)?;
-            }
-            let merged = toml::to_string(&value).map_err(|e| {
-                ConfigError::new(
-                    ConfigErrorKind::InvalidValue,
-                    format!("the overridden configuration is not TOML: {e}"),
-                )
-                .in_file(origin)
-            })?;
-            let mut config =
-                from_toml_text(&merged).map_err(|e| overrides::explain(origin, &overrides, e))?;
-            let in_overrides = overrides::sets_adam_betas(&overrides);
-            config.algorithm.fold_old_betas(in_overrides).map_err(|e| e.in_file(origin))?;
-            overrides::unset(config, origin, &overrides)?
+            Self::apply_overrides(text, origin, overrides)
+                .map_err(|e| other_unknown_sets(e, text, origin, overrides))?
         };
         grpo_group_sizes(&mut config, text, overrides);
         config
             .check()
             .map_err(|e| place(words::with_found(e, &config), text, origin, overrides))?;
         Ok(config)
+    }
+
+    /// The configuration of `text` with the `--set` items applied: the file's TOML tree with
+    /// each item set or removed, then the typed step again (so a `--set` value gets the same
+    /// checks as the file's), then the unsets ([`overrides::unset`]).
+    fn apply_overrides(
+        text: &str,
+        origin: &str,
+        overrides: &[String],
+    ) -> Result<Config, ConfigError> {
+        let overrides: Vec<overrides::Override> = overrides
+            .iter()
+            .map(|o| {
+                overrides::Override::parse(o).map_err(|e| no_value(e, o, text, origin, overrides))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut value: toml::Value = toml::from_str(text)
+            .map_err(|e| ConfigError::from_toml(&e, "", text, true).in_file(origin))?;
+        overrides::canonical_tree(&mut value);
+        for o in &overrides {
+            o.apply(&mut value)?;
+        }
+        let merged = toml::to_string(&value).map_err(|e| {
+            ConfigError::new(
+                ConfigErrorKind::InvalidValue,
+                format!("the overridden configuration is not TOML: {e}"),
+            )
+            .in_file(origin)
+        })?;
+        let mut config =
+            from_toml_text(&merged).map_err(|e| overrides::explain(origin, &overrides, e))?;
+        let in_overrides = overrides::sets_adam_betas(&overrides);
+        config.algorithm.fold_old_betas(in_overrides).map_err(|e| e.in_file(origin))?;
+        overrides::unset(config, origin, &overrides)
     }
 
     /// The resolved configuration as TOML (written into the run directory).
@@ -191,15 +202,11 @@ fn no_value(e: ConfigError, item: &str, text: &str, origin: &str, all: &[String]
         Err(n) if n.set.as_deref() == Some(null.as_str()) => match n.kind {
             ConfigErrorKind::UnknownKey => ConfigError { set: Some(item.to_string()), ..n },
             ConfigErrorKind::NotOptional => {
-                // `unset` says "cannot be unset: it is not optional (it takes WHAT)[; advice
-                // about quoting the word null]": keep WHAT.
-                let what = n.message.split("; to set the text").next().unwrap_or_default();
-                let message = match what.split_once("(it takes ") {
-                    Some((_, takes)) => format!(
-                        "no value, and the field is not optional: give it {}",
-                        takes.strip_suffix(')').unwrap_or(takes)
-                    ),
-                    None => format!("no value, and the field {what}"),
+                let message = match &n.expected {
+                    Some(takes) => {
+                        format!("no value, and the field is not optional: give it {takes}")
+                    }
+                    None => "no value, and the field is not optional".to_string(),
                 };
                 ConfigError {
                     kind: ConfigErrorKind::BadOverride,
@@ -207,6 +214,7 @@ fn no_value(e: ConfigError, item: &str, text: &str, origin: &str, all: &[String]
                     message,
                     ..n
                 }
+                .in_file(origin)
             }
             _ => e,
         },
@@ -277,6 +285,47 @@ fn other_unknown_keys(mut e: ConfigError, text: &str) -> ConfigError {
     // serde visits a table's keys in its own order, not the file's.
     e.more.sort_by_key(|m| m.line);
     e
+}
+
+/// After an unknown key in a `--set` item (`e`), the unknown keys of the other items, so
+/// that one run names every typo (as [`other_unknown_keys`] does for the file): the items
+/// are applied again without each reported one until another error, or none, comes back.
+/// The first item on the command line with an unknown key is the error; the others follow
+/// in `more`, in command-line order (serde meets them in its own order).
+fn other_unknown_sets(
+    e: ConfigError,
+    text: &str,
+    origin: &str,
+    overrides: &[String],
+) -> ConfigError {
+    let position =
+        |e: &ConfigError| e.set.as_ref().and_then(|item| overrides.iter().position(|o| o == item));
+    let mut found = vec![e];
+    let mut rest = overrides.to_vec();
+    while found.len() <= overrides.len() {
+        let last = found.last().expect("found starts with e");
+        if last.kind != ConfigErrorKind::UnknownKey {
+            break;
+        }
+        let Some(i) = last.set.as_ref().and_then(|item| rest.iter().position(|o| o == item)) else {
+            break;
+        };
+        rest.remove(i);
+        match Config::apply_overrides(text, origin, &rest) {
+            Err(n) if n.kind == ConfigErrorKind::UnknownKey && n.set.is_some() => found.push(n),
+            _ => break,
+        }
+    }
+    if found.len() == 1 {
+        return found.pop().expect("one error");
+    }
+    found.sort_by_key(|e| position(e));
+    let mut first = found.remove(0);
+    for mut n in found {
+        n.message = n.message.split(", expected").next().unwrap_or_default().to_string();
+        first.more.push(n);
+    }
+    first
 }
 
 /// The typed step over config text; errors carry the field path and the position.

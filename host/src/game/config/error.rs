@@ -65,6 +65,11 @@ pub struct ConfigError {
     /// The other field of a contradiction between two settings (`algorithm.method` for an
     /// `rpo_alpha` under grpo), so that placing the error can say where that one came from.
     pub also: Option<String>,
+    /// What the field takes, in the project's words ([`super::words`]: "a path (a string in
+    /// quotes)", "a number"), when the error is about a value the field cannot hold and the
+    /// reader knows it; the same words are in `message`. Callers that restate the problem
+    /// (a `--set KEY=` item with no value) use this instead of parsing `message`.
+    pub expected: Option<String>,
     /// What is wrong and what was expected, one line.
     pub message: String,
     /// Further problems found in the same pass ([`super::Config::check`] reports every
@@ -83,6 +88,7 @@ impl ConfigError {
             field: None,
             set: None,
             also: None,
+            expected: None,
             message: message.into(),
             more: Vec::new(),
         }
@@ -97,6 +103,12 @@ impl ConfigError {
     /// The same problem, a contradiction with the setting of `field` (dotted path).
     pub fn also(mut self, field: impl Into<String>) -> Self {
         self.also = Some(field.into());
+        self
+    }
+
+    /// The same problem, with what the field takes ([`ConfigError::expected`]).
+    pub fn expected(mut self, takes: impl Into<String>) -> Self {
+        self.expected = Some(takes.into());
         self
     }
 
@@ -204,6 +216,8 @@ impl fmt::Display for ConfigError {
             f.write_str("; ")?;
             if let Some(line) = more.line {
                 write!(f, "line {line}: ")?;
+            } else if let Some(item) = more.set.as_ref().filter(|i| Some(*i) != self.set.as_ref()) {
+                write!(f, "--set {item}: ")?;
             }
             if let Some(field) = &more.field {
                 write!(f, "field `{field}`: ")?;

@@ -89,6 +89,7 @@ impl Override {
                  unset: it is not optional",
             )
             .field("algorithm.betas")
+            .expected("two numbers in [0, 1), [adam_beta1, adam_beta2]")
             .from_set(item));
         }
         Ok(Self { item: item.to_string(), key, value })
@@ -313,6 +314,7 @@ pub(super) fn unset(
                 }
                 return Err(ConfigError::new(ConfigErrorKind::NotOptional, text)
                     .field(path)
+                    .expected(takes)
                     .from_set(&o.item)
                     .in_file(origin));
             }

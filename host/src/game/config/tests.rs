@@ -453,6 +453,59 @@ fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
     assert_eq!(err.kind, ConfigErrorKind::UnknownKey, "{err:?}");
     assert_eq!(err.set.as_deref(), Some("data.harmfull="), "{err:?}");
     assert!(err.to_string().contains("did you mean `harmful`?"), "{err}");
+    // What the field takes is data on the error, not only words in the message.
+    let err = Config::parse("", "t.toml", &["data.harmful=null".into()]).unwrap_err();
+    assert_eq!(err.expected.as_deref(), Some("a path (a string in quotes)"), "{err:?}");
+    // The old pair `algorithm.betas` says what it takes too, and names the item and file.
+    let err = Config::parse("", "t.toml", &["algorithm.betas=".into()]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--set algorithm.betas= (over t.toml): field `algorithm.betas`: no value, and the \
+         field is not optional: give it two numbers in [0, 1), [adam_beta1, adam_beta2]"
+    );
+}
+
+/// Every `--set` item with an unknown key in one message, in command-line order, as for the
+/// file's keys; an item with a known key in between changes nothing.
+#[test]
+fn every_unknown_set_key_is_reported_at_once() {
+    let items: Vec<String> = [
+        "game.tempreature=1",
+        "algorithm.learning_rate=1e-5",
+        "algorithm.lerning_rate=2",
+        "models.lora.rr=3",
+        "data.harmfull=null",
+    ]
+    .map(String::from)
+    .to_vec();
+    let err = Config::parse("", "t.toml", &items).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::UnknownKey, "{err:?}");
+    assert_eq!(err.set.as_deref(), Some("game.tempreature=1"), "{err:?}");
+    let more: Vec<_> = err.more.iter().map(|m| (m.set.as_deref(), m.field.as_deref())).collect();
+    assert_eq!(
+        more,
+        [
+            (Some("algorithm.lerning_rate=2"), Some("algorithm.lerning_rate")),
+            (Some("models.lora.rr=3"), Some("models.lora.rr")),
+            (Some("data.harmfull=null"), Some("data.harmfull")),
+        ],
+        "{err}"
+    );
+    let text = err.to_string();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains(
+            "; --set algorithm.lerning_rate=2: field `algorithm.lerning_rate`: unknown field \
+             `lerning_rate` (did you mean `learning_rate`?); --set models.lora.rr=3: field `models.lora.rr`: unknown field `rr` \
+             (did you mean `r`?); --set data.harmfull=null: field `data.harmfull`"
+        ),
+        "{text}"
+    );
+    // One unknown key: nothing more; another kind of error is reported as it is.
+    let err = Config::parse("", "t.toml", &items[..2]).unwrap_err();
+    assert!(err.more.is_empty(), "{err}");
+    let err = Config::parse("", "t.toml", &["algorithm.learning_rate=x".into()]).unwrap_err();
+    assert!(err.more.is_empty() && err.kind != ConfigErrorKind::UnknownKey, "{err:?}");
 }
 
 /// Case 14's control: a bare number for a text field is refused, naming the field and the

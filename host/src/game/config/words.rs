@@ -64,10 +64,27 @@ pub(super) fn suggest_field(message: &str) -> String {
     let Some((unknown, accepted)) = rest.split_once('`') else {
         return message.to_string();
     };
-    match closest(unknown, accepted.split('`').skip(1).step_by(2)) {
-        Some(name) => format!("unknown field `{unknown}` (did you mean `{name}`?){accepted}"),
-        None => message.to_string(),
+    // serde lists the old names ([`RENAMED`], `betas`) among the accepted ones: they still
+    // work, but the message offers only the current names.
+    let current: Vec<&str> =
+        accepted.split('`').skip(1).step_by(2).filter(|name| !is_old_name(name)).collect();
+    let listed = if accepted.starts_with(", expected one of ") {
+        let quoted: Vec<String> = current.iter().map(|c| format!("`{c}`")).collect();
+        format!(", expected one of {}", quoted.join(", "))
+    } else {
+        accepted.to_string()
+    };
+    match closest(unknown, current.iter().copied()) {
+        Some(name) => format!("unknown field `{unknown}` (did you mean `{name}`?){listed}"),
+        None => format!("unknown field `{unknown}`{listed}"),
     }
+}
+
+/// A key's last segment that is only an old name of another key (`lr`, `steps`, `every`,
+/// `betas` ...), accepted for old files and never suggested.
+fn is_old_name(leaf: &str) -> bool {
+    leaf == "betas"
+        || RENAMED.iter().any(|(old, _)| old.rsplit_once('.').is_some_and(|(_, l)| l == leaf))
 }
 
 /// The candidate closest to `name` when one is close enough to suggest: Jaro-Winkler
@@ -279,7 +296,14 @@ mod tests {
         assert_eq!(
             suggest_field(m),
             "unknown field `learnig_rate` (did you mean `learning_rate`?), expected one of \
-             `method`, `learning_rate`, `lr`"
+             `method`, `learning_rate`"
+        );
+        // Old names still parse but are neither suggested nor listed: `lr_x` is closer to
+        // `lr` than to `learning_rate`, and gets no suggestion rather than the old name.
+        let m = "unknown field `lr_x`, expected one of `method`, `learning_rate`, `lr`, `betas`";
+        assert_eq!(
+            suggest_field(m),
+            "unknown field `lr_x`, expected one of `method`, `learning_rate`"
         );
         let far = "unknown field `colour`, expected one of `method`, `seed`";
         assert_eq!(suggest_field(far), far);
