@@ -179,14 +179,16 @@ impl<P: Policy> Trainer<P> {
         let t = self.step + 1;
         let seed = self.config.algorithm.seed;
         let mut m = Metrics::new();
-        let n = self.config.algorithm.seeds_per_category;
+        let a = &self.config.algorithm;
+        let (n_harmful, n_benign) =
+            (a.seeds_per_step(Category::Harmful), a.seeds_per_step(Category::Benign));
 
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, t, PURPOSE_CURRICULUM));
         let mut picks =
-            self.curriculum_call().next_seeds(Category::Harmful, n, t, &mut rng, &mut m)?;
+            self.curriculum_call().next_seeds(Category::Harmful, n_harmful, t, &mut rng, &mut m)?;
         picks.extend(self.curriculum_call().next_seeds(
             Category::Benign,
-            n,
+            n_benign,
             t,
             &mut rng,
             &mut m,

@@ -89,8 +89,16 @@ pub struct Algorithm {
     /// Training steps (key `max_steps`, old name `steps`).
     #[serde(rename = "max_steps", alias = "steps")]
     pub steps: usize,
-    /// Seeds of each category per step.
+    /// Seeds of each category per step (the harmful ones when `benign_seeds_per_step` is
+    /// set).
     pub seeds_per_category: usize,
+    /// Benign seeds per step when they should differ from `seeds_per_category`; unset (the
+    /// default, and the paper: one harmful and one benign batch of 32): the same. A larger
+    /// benign batch weighs answering harmless requests more in each update, as safety
+    /// tuning mixes more helpfulness data than safety data (Bianchi et al. 2024,
+    /// "Safety-Tuned LLaMAs", ICLR; measured here in BENCHMARKS.md "CPU demo").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub benign_seeds_per_step: Option<usize>,
     /// GRPO importance-ratio truncation.
     pub grpo_ratio_cap: f64,
     /// GRPO advantage baseline.
@@ -126,6 +134,7 @@ impl Default for Algorithm {
             grad_clip: 1.0,
             steps: 1000,
             seeds_per_category: 32,
+            benign_seeds_per_step: None,
             grpo_ratio_cap: 2.0,
             grpo_baseline: Baseline::Batch,
             micro_batch: 8,
@@ -137,6 +146,17 @@ impl Default for Algorithm {
 }
 
 impl Algorithm {
+    /// Seeds of `category` per step: `seeds_per_category`, or `benign_seeds_per_step` for
+    /// benign seeds when it is set.
+    pub fn seeds_per_step(&self, category: crate::judging::Category) -> usize {
+        match category {
+            crate::judging::Category::Benign => {
+                self.benign_seeds_per_step.unwrap_or(self.seeds_per_category)
+            }
+            crate::judging::Category::Harmful => self.seeds_per_category,
+        }
+    }
+
     /// Moves the old `betas = [beta1, beta2]` pair, when one was read, into `adam_beta1` and
     /// `adam_beta2`. `new_given` says whether the same source (the file, or the `--set`
     /// items) also gave either new key.

@@ -97,6 +97,11 @@ impl Config {
         need(a.grad_clip >= 0.0, "algorithm.max_grad_norm", "must be >= 0");
         need(a.seeds_per_category >= 1, "algorithm.seeds_per_category", "must be at least 1");
         need(
+            a.benign_seeds_per_step.is_none_or(|n| n >= 1),
+            "algorithm.benign_seeds_per_step",
+            "must be at least 1",
+        );
+        need(
             a.grpo_ratio_cap >= 1.0 && a.grpo_ratio_cap.is_finite(),
             "algorithm.grpo_ratio_cap",
             "must be finite and >= 1",

@@ -221,7 +221,14 @@ pub const FIELDS: &[(&str, &str)] = &[
         "algorithm.max_steps",
         "Training steps (was `steps`); one step = one harmful and one benign batch of seeds, both players updated. Steps, >= 0.",
     ),
-    ("algorithm.seeds_per_category", "Seeds of each category per step. Count, >= 1."),
+    (
+        "algorithm.seeds_per_category",
+        "Seeds of each category per step (the harmful ones when benign_seeds_per_step is set). Count, >= 1.",
+    ),
+    (
+        "algorithm.benign_seeds_per_step",
+        "Benign seeds per step when they should differ from seeds_per_category; unset = the same (the paper). Count, >= 1.",
+    ),
     (
         "algorithm.grpo_ratio_cap",
         "GRPO: importance ratio to the sampling policy truncated at this value. >= 1.",

@@ -126,8 +126,10 @@ pub struct PlanInputs {
     pub validation: bool,
     /// `algorithm.per_device_train_batch_size` (pairs for DPO/IPO, samples for GRPO).
     pub micro_batch: usize,
-    /// `algorithm.seeds_per_category`.
+    /// `algorithm.seeds_per_category`: harmful seeds per step.
     pub seeds_per_category: usize,
+    /// Benign seeds per step (`algorithm.benign_seeds_per_step`, else `seeds_per_category`).
+    pub benign_seeds: usize,
     /// `game.attacks_per_seed` (A).
     pub attacks_per_seed: usize,
     /// `game.replies_per_prompt` (D).
@@ -233,6 +235,7 @@ impl PlanInputs {
                 && (config.data.harmful_val.is_some() || config.data.benign_val.is_some()),
             micro_batch: config.algorithm.micro_batch.max(1),
             seeds_per_category: config.algorithm.seeds_per_category,
+            benign_seeds: config.algorithm.seeds_per_step(crate::judging::Category::Benign),
             attacks_per_seed: g.attacks_per_seed,
             replies_per_prompt: g.replies_per_prompt,
             judge_max_tokens: g.judge_max_tokens,

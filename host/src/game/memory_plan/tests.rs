@@ -60,6 +60,7 @@ fn inputs(spec: DecoderSpec, dtype: Dtype) -> PlanInputs {
         validation: false,
         micro_batch: 8,
         seeds_per_category: 3,
+        benign_seeds: 3,
         attacks_per_seed: 2,
         replies_per_prompt: 2,
         judge_max_tokens: 512,

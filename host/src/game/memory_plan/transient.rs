@@ -52,7 +52,7 @@ struct Batch {
 /// judge) the judge's batch, each decoding its whole phase at once: KV cache, the prefill's
 /// boolean mask and its MLP intermediates.
 pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
-    let seeds = 2 * x.seeds_per_category as u64;
+    let seeds = (x.seeds_per_category + x.benign_seeds) as u64;
     let (a_rows, d_rows) = (
         seeds * x.attacks_per_seed as u64,
         seeds * (x.attacks_per_seed * x.replies_per_prompt) as u64,
@@ -120,11 +120,11 @@ pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
 
 /// The update phase: the terms of the player whose largest micro-batch needs the most (the
 /// players update one after the other). Under `update_order = "per_category"` an update sees
-/// one category's groups (`seeds_per_category` seeds), under `"pooled"` both categories'.
+/// one category's groups (the larger category's seeds), under `"pooled"` both categories'.
 pub(super) fn update_terms(x: &PlanInputs, e: u64) -> Vec<Term> {
     let seeds = match x.update_order {
-        UpdateOrder::PerCategory => x.seeds_per_category as u64,
-        UpdateOrder::Pooled => 2 * x.seeds_per_category as u64,
+        UpdateOrder::PerCategory => x.seeds_per_category.max(x.benign_seeds) as u64,
+        UpdateOrder::Pooled => (x.seeds_per_category + x.benign_seeds) as u64,
     };
     let (a, d) = (x.attacks_per_seed as u64, x.replies_per_prompt as u64);
     let l = &x.lengths;

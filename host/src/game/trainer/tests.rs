@@ -147,6 +147,30 @@ fn dpo_run_learns_and_resumes_exactly() {
     assert_eq!(b.defender.current.probs(), after);
 }
 
+/// `algorithm.benign_seeds_per_step`: each step draws that many benign seeds beside
+/// `seeds_per_category` harmful ones, and both categories' pairs train.
+#[test]
+fn benign_batches_can_be_larger_than_harmful_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &["algorithm.steps=2", "algorithm.benign_seeds_per_step=3"]);
+    let run = create_run_dir(&config).unwrap();
+    let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
+    t.run(&mut |_| {}).unwrap();
+    let rollouts = std::fs::read_to_string(run.join("rollouts.jsonl")).unwrap();
+    for step in [1, 2] {
+        let count = |category: &str| {
+            rollouts
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .filter(|v| v["step"] == step && v["seed"]["category"] == category)
+                .count()
+        };
+        assert_eq!((count("harmful"), count("benign")), (2, 3), "step {step}");
+    }
+    let err = Config::parse("[algorithm]\nbenign_seeds_per_step = 0\n", "t.toml", &[]);
+    assert!(err.unwrap_err().to_string().contains("benign_seeds_per_step"));
+}
+
 #[test]
 fn ipo_grpo_and_on_policy_variants_run() {
     for extra in [
