@@ -259,32 +259,56 @@ fn grpo_group_sizes(config: &mut Config, text: &str, overrides: &[String]) {
 /// serde stops at the first unknown key; a file with several typos would then take one run
 /// per typo. The others are found by reading the text again with each found key's line
 /// commented out (so line numbers stay), and listed in `more` in file order with their line
-/// and the closest accepted name (without the accepted list, which the first one gives). Stops at
-/// anything else (a value spread over several lines leaves a syntax error behind) or after
-/// 16.
+/// and the closest accepted name (without the accepted list, which the first one gives). An
+/// unknown table (`[validaton]`) is commented out with all its keys, which belong to it and
+/// not to the table above (they are not reported again). Stops at anything else (a value
+/// spread over several lines leaves a syntax error behind) or after 16.
 fn other_unknown_keys(mut e: ConfigError, text: &str) -> ConfigError {
+    debug_assert!(e.more.is_empty(), "a fresh serde error");
     if e.kind != ConfigErrorKind::UnknownKey {
         return e;
     }
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut line = e.line;
     for _ in 0..16 {
-        let Some(slot) = line.and_then(|l| lines.get_mut(l.checked_sub(1)?)) else { break };
-        slot.insert(0, '#');
+        let Some(at) = line.and_then(|l| l.checked_sub(1)).filter(|&i| i < lines.len()) else {
+            break;
+        };
+        let end = if is_table_header(&lines[at]) {
+            (at + 1..lines.len()).find(|&i| is_table_header(&lines[i])).unwrap_or(lines.len())
+        } else {
+            at + 1
+        };
+        for slot in &mut lines[at..end] {
+            slot.insert(0, '#');
+        }
         match from_toml_text(&lines.join("\n")) {
             Err(n)
                 if n.kind == ConfigErrorKind::UnknownKey && n.line.is_some() && n.line != line =>
             {
                 line = n.line;
-                let short = n.message.split(", expected").next().unwrap_or_default().to_string();
-                e.more.push(ConfigError { message: short, ..n });
+                e.more.push(n);
             }
             _ => break,
         }
     }
-    // serde visits a table's keys in its own order, not the file's.
-    e.more.sort_by_key(|m| m.line);
-    e
+    // serde visits a table's keys in its own order, not the file's: the first in the file is
+    // the error (with the accepted names), the others follow it.
+    let mut found = std::mem::take(&mut e.more);
+    found.push(e);
+    found.sort_by_key(|m| m.line);
+    let mut first = found.remove(0);
+    for mut n in found {
+        n.message = n.message.split(", expected").next().unwrap_or_default().to_string();
+        first.more.push(n);
+    }
+    first
+}
+
+/// A TOML table header line: `[name]`, `[a.b]` or `[[name]]`, with an optional comment.
+fn is_table_header(line: &str) -> bool {
+    let code = line.split('#').next().unwrap_or_default().trim();
+    code.starts_with('[') && code.ends_with(']') && !code.contains(['=', ','])
 }
 
 /// After an unknown key in a `--set` item (`e`), the unknown keys of the other items, so

@@ -79,7 +79,14 @@ fn every_unknown_key_is_reported_at_once() {
     );
     // One unknown key: nothing more.
     let err = Config::parse("[game]\ntemprature = 0.7\n", "run.toml", &[]).unwrap_err();
-    assert!(err.more.is_empty(), "{err}");
+    assert!(err.more.is_empty(), "{err}"); // A misspelt table: its keys are its own, not the table above's, and are not reported
+    // again; the keys after it (in the next table) still are.
+    let text = "[plugins]\njudge = \"x\"\n\n[validaton]\neval_steps = 2\nmax_new_tokens = 8\n\n[game]\ntemprature = 0.7\n";
+    let err = Config::parse(text, "run.toml", &[]).unwrap_err();
+    assert_eq!((err.line, err.field.as_deref()), (Some(4), Some("validaton")), "{err}");
+    let found: Vec<_> = err.more.iter().map(|m| (m.line, m.field.as_deref())).collect();
+    assert_eq!(found, [(Some(9), Some("game.temprature"))], "{err}");
+    assert!(err.to_string().contains("did you mean `validation`?"), "{err}");
 }
 
 #[test]
