@@ -150,7 +150,8 @@ impl Config {
         let overrides: Vec<overrides::Override> = overrides
             .iter()
             .map(|o| {
-                overrides::Override::parse(o).map_err(|e| no_value(e, o, text, origin, overrides))
+                overrides::Override::parse(o)
+                    .map_err(|e| no_value(e, o, text, origin, overrides).in_file(origin))
             })
             .collect::<Result<_, _>>()?;
         let mut value: toml::Value = toml::from_str(text)
@@ -377,11 +378,18 @@ impl ConfigError {
 /// Places [`Config::check`]'s problems: in `origin`, at the line of the field's value in
 /// `text`, or at the `--set` item that gave the value.
 fn place(mut e: ConfigError, text: &str, origin: &str, overrides: &[String]) -> ConfigError {
+    // `adam_beta1` / `adam_beta2` may have come as the old pair `betas = [b1, b2]`.
+    let old_pair = |field: &str| {
+        matches!(field, "algorithm.adam_beta1" | "algorithm.adam_beta2")
+            .then_some("algorithm.betas")
+    };
     let set_by = |field: &str| {
-        overrides
-            .iter()
-            .rev()
-            .find(|o| overrides::Override::parse(o).is_ok_and(|parsed| parsed.dotted() == field))
+        overrides.iter().rev().find(|o| {
+            overrides::Override::parse(o).is_ok_and(|parsed| {
+                let key = parsed.dotted();
+                key == field || old_pair(field) == Some(key.as_str())
+            })
+        })
     };
     let set = e.field.as_deref().and_then(set_by);
     // A contradiction whose other side came from a --set item: say so, or the file's line
@@ -392,7 +400,10 @@ fn place(mut e: ConfigError, text: &str, origin: &str, overrides: &[String]) -> 
     {
         e.message.push_str(&format!(" (`{other}` from --set {item})"));
     }
-    match (set, e.field.as_deref().and_then(|f| error::locate(text, f))) {
+    let located = e.field.as_deref().and_then(|f| {
+        error::locate(text, f).or_else(|| old_pair(f).and_then(|p| error::locate(text, p)))
+    });
+    match (set, located) {
         (Some(item), _) => e.set = Some(item.clone()),
         (None, Some(offset)) => e = e.at_offset(text, offset),
         (None, None) => {}

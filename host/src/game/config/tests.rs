@@ -472,6 +472,19 @@ fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
     );
 }
 
+/// A value out of range that came as the old pair `betas` is placed at that pair: the
+/// `--set` item that gave it, or its line in the file.
+#[test]
+fn the_old_beta_pair_is_named_where_it_was_given() {
+    let err = Config::parse("", "t.toml", &["algorithm.betas=[0.9, 1.5]".into()]).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("algorithm.adam_beta2"), "{err:?}");
+    assert_eq!(err.set.as_deref(), Some("algorithm.betas=[0.9, 1.5]"), "{err}");
+    assert!(err.to_string().starts_with("--set algorithm.betas=[0.9, 1.5] (over t.toml)"), "{err}");
+    let err =
+        Config::parse("[algorithm]\nseed = 1\nbetas = [0.9, 1.5]\n", "t.toml", &[]).unwrap_err();
+    assert_eq!((err.line, err.set.as_deref()), (Some(3), None), "{err}");
+}
+
 /// Every `--set` item with an unknown key in one message, in command-line order, as for the
 /// file's keys; an item with a known key in between changes nothing.
 #[test]
