@@ -22,8 +22,15 @@ use crate::model::ChatModel;
 /// Arguments of `advgame-host train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// The run configuration (TOML). Not needed with --resume (the run's own copy is used).
-    #[arg(long, value_name = "FILE", required_unless_present_any = ["resume", "print_config"])]
+    /// The run configuration (TOML). Not with --resume: a resumed run (and --print-config or
+    /// --memory-plan with --resume) uses the run's own copy, RUN_DIR/config.toml, so that a
+    /// file edited since cannot silently change it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present_any = ["resume", "print_config"],
+        conflicts_with = "resume"
+    )]
     pub config: Option<PathBuf>,
     /// Print the resolved configuration (every key, defaults filled in, each documented with
     /// its meaning, unit, default and range) and exit; without --config it prints the
@@ -418,5 +425,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A resumed run keeps its own configuration: a `--config` beside `--resume` is refused
+    /// at parse time instead of being silently ignored (or read only by --print-config).
+    #[test]
+    fn config_and_resume_conflict() {
+        use clap::Parser;
+        let argv = ["advgame-host", "train", "--config", "x.toml", "--resume", "runs/x-001"];
+        let err = crate::cli::Cli::try_parse_from(argv).unwrap_err().to_string();
+        assert!(err.contains("--config") && err.contains("--resume"), "{err}");
+        let argv = ["advgame-host", "train", "--resume", "runs/x-001", "--set", "a.b=1"];
+        assert!(crate::cli::Cli::try_parse_from(argv).is_ok());
     }
 }
