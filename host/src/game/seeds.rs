@@ -38,6 +38,26 @@ pub enum SeedError {
     /// The same id twice in one key space (one file, or the two files of one set).
     #[error("{0}")]
     DuplicateId(Box<DuplicateId>),
+    /// Several bad lines in one file: the first [`MAX_LINE_ERRORS`], in line order, and how
+    /// many there are in all (so one run names every line to fix).
+    #[error("{}{}", join_errors(.errors), more_lines(.errors.len(), *.total))]
+    Lines {
+        /// The first bad lines' errors, in line order.
+        errors: Vec<JsonlError>,
+        /// Bad lines in the file.
+        total: usize,
+    },
+}
+
+/// Bad lines listed in one [`SeedError::Lines`]; the rest are counted.
+pub const MAX_LINE_ERRORS: usize = 10;
+
+fn join_errors(errors: &[JsonlError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+fn more_lines(shown: usize, total: usize) -> String {
+    if total > shown { format!("; and {} more bad lines", total - shown) } else { String::new() }
 }
 
 /// Two seeds with one id where ids are keys.
@@ -128,18 +148,47 @@ pub fn parse_seed_text(
     expect: Option<Category>,
 ) -> Result<Vec<(Place, Seed)>, SeedError> {
     let mut seeds = Vec::new();
-    for (place, line) in text.records::<SeedLine>()? {
+    let mut errors = Vec::new();
+    for raw in text.lines() {
+        let place = raw.place();
+        let line = match raw.parse::<SeedLine>() {
+            // serde would read an array as the fields in order: say what a line must be.
+            Err(_) if raw.text.trim_start().starts_with('[') => {
+                errors.push(JsonlError::Record {
+                    place,
+                    message: "is a JSON array; each line must be one JSON object with \"id\", \
+                              \"category\" and \"text\" (one seed per line)"
+                        .into(),
+                });
+                continue;
+            }
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+            Ok(line) => line,
+        };
         if line.text.trim().is_empty() {
-            return Err(place.field_error("text", "is empty").into());
+            errors.push(place.field_error("text", "is empty"));
+            continue;
         }
         if let Some(want) = expect
             && line.category != want
         {
             let (found, want) = (category_name(line.category), category_name(want));
             let message = format!("is {found:?} but this file holds {want} seeds");
-            return Err(place.field_error("category", message).into());
+            errors.push(place.field_error("category", message));
+            continue;
         }
         seeds.push((place, Seed { id: line.id.0, category: line.category, text: line.text }));
+    }
+    if errors.len() == 1 {
+        return Err(errors.remove(0).into());
+    }
+    if !errors.is_empty() {
+        let total = errors.len();
+        errors.truncate(MAX_LINE_ERRORS);
+        return Err(SeedError::Lines { errors, total });
     }
     if seeds.is_empty() {
         return Err(SeedError::Empty { file: text.file().to_string() });
@@ -282,6 +331,36 @@ mod tests {
         assert!(matches!(parse("\n \r\n", None), Err(SeedError::Empty { .. })));
         let err = parse("[\"a\"]", None).unwrap_err().to_string();
         assert!(err.starts_with("h.jsonl:1: ") && err.contains("\"id\", \"category\""), "{err}");
+        // An array of seed objects on one line is named as such, not as its fields.
+        let err = parse("[{\"id\":\"a\",\"category\":\"benign\",\"text\":\"x\"}]", None);
+        let err = err.unwrap_err().to_string();
+        assert!(err.contains("is a JSON array; each line must be one JSON object"), "{err}");
+    }
+
+    /// Every bad line of a file in one error, in line order (at most [`MAX_LINE_ERRORS`],
+    /// then a count), whatever kind each one is.
+    #[test]
+    fn every_bad_line_is_reported_in_line_order() {
+        let ok = |id: usize| format!("{{\"id\":\"s{id}\",\"category\":\"benign\",\"text\":\"x\"}}");
+        let lines = [
+            ok(1),
+            "{\"id\":\"s2\",\"category\":\"benign\",\"text\":\"\"}".to_string(),
+            "not json".to_string(),
+            "{\"id\":\"s4\",\"category\":\"benign\",\"text\":4}".to_string(),
+            ok(5),
+        ];
+        let err = parse(&lines.join("\n"), None).unwrap_err();
+        assert!(matches!(&err, SeedError::Lines { total: 3, .. }), "{err:?}");
+        let text = err.to_string();
+        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle}: {text}"));
+        assert!(at("h.jsonl:2: field `text`: is empty") < at("h.jsonl:3:"), "{text}");
+        assert!(at("h.jsonl:3:") < at("h.jsonl:4: field `text`"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        // Many bad lines: the first ten, then how many more.
+        let many: Vec<String> = (0..25).map(|_| "x".to_string()).collect();
+        let text = parse(&many.join("\n"), None).unwrap_err().to_string();
+        assert!(text.contains("h.jsonl:10:") && !text.contains("h.jsonl:11:"), "{text}");
+        assert!(text.ends_with("; and 15 more bad lines"), "{text}");
     }
 
     #[test]
