@@ -37,6 +37,18 @@ fn judge_command_writes_one_result_per_line() {
     assert_eq!(lines[2]["failure"]["kind"], "invalid");
     assert!(lines[2]["failure"]["plugin"].as_str().unwrap().starts_with("refusal-heuristic@"));
 
+    // Every item failing (an unknown rubric): the lines are written, but the run fails.
+    let none = write(
+        dir.path(),
+        "none.jsonl",
+        br#"{"rubric": "refusl", "context": "c", "response": "r"}"#,
+    );
+    let out_none = dir.path().join("none.out.jsonl");
+    let o = judge_with_heuristic(&none, &out_none);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("scored none of the 1 items"), "{}", text(&o));
+    assert!(std::fs::read_to_string(&out_none).unwrap().contains("\"failure\""));
+
     // Bad input: one precise error naming file, line and field; nothing judged.
     let judge = builtin("judge-refusal-heuristic");
     let bad = write(dir.path(), "bad.jsonl", b"{\"rubric\": \"refusal\", \"context\": \"c\", \"a\": \"x\", \"b\": \"y\"}\n{\"rubric\": \"refusal\", \"context\": 7, \"response\": \"r\"}\n");

@@ -294,7 +294,15 @@ pub fn run_with(args: JudgeArgs, generator: Option<Box<dyn Generator>>) -> anyho
             .map(|r| format!("; A/B agreement {:.1}% of {}", 100.0 * r, agreement.checked))
             .unwrap_or_default()
     );
-    report_labels(&args, &scorer)
+    report_labels(&args, &scorer)?;
+    // Every result line is written either way (each failure says why); a run in which the
+    // judge scored nothing is an error for scripts, not a success.
+    anyhow::ensure!(
+        failed == 0 || scored > 0,
+        "the judge scored none of the {failed} items (every line above is a failure; the \
+         first says why)"
+    );
+    Ok(())
 }
 
 /// The labels of `items`, checked before anything is judged.

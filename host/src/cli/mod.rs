@@ -35,7 +35,7 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Run a judge plugin over a JSONL of comparisons/assessments; one JSON result per line.
     Judge(judge::JudgeArgs),
-    /// Generate text with a Hugging Face model folder (Llama or Qwen2 family).
+    /// Generate text with a Hugging Face model folder (Llama, Mistral, Qwen2 or Qwen3 family).
     Generate(generate::GenerateArgs),
     /// Train an attacker and a defender by AdvGame self-play.
     Train(train::TrainArgs),

@@ -13,7 +13,7 @@ use crate::serve::{ServeOptions, run as serve};
 /// Arguments of `advgame-host serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Hugging Face model folder (Llama or Qwen2 family).
+    /// Hugging Face model folder (Llama, Mistral, Qwen2 or Qwen3 family).
     #[arg(long)]
     pub model: PathBuf,
     /// The model id clients send (default: the folder's name).
