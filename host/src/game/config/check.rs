@@ -27,8 +27,18 @@ impl Config {
         need(g.attacker_max_tokens >= 1, "game.attacker_max_tokens", "must be at least 1");
         need(g.defender_max_tokens >= 1, "game.defender_max_tokens", "must be at least 1");
         need(g.temperature >= 0.0, "game.temperature", "must be >= 0");
-        need(g.attacker_temperature() >= 0.0, "game.attacker_temperature", "must be >= 0");
-        need(g.defender_temperature() >= 0.0, "game.defender_temperature", "must be >= 0");
+        // Each player's own temperature, when given (unset, it is `temperature`, checked
+        // above: one bad value is one problem).
+        need(
+            g.attacker_temperature.is_none_or(|t| t >= 0.0),
+            "game.attacker_temperature",
+            "must be >= 0",
+        );
+        need(
+            g.defender_temperature.is_none_or(|t| t >= 0.0),
+            "game.defender_temperature",
+            "must be >= 0",
+        );
         need(
             (0.0..=1.0).contains(&g.direct_seed_share),
             "game.direct_seed_share",

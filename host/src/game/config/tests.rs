@@ -472,6 +472,16 @@ fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
     );
 }
 
+/// A bad shared temperature is one problem, not also each player's (which inherit it).
+#[test]
+fn a_bad_shared_temperature_is_reported_once() {
+    let err = Config::parse("", "t.toml", &["game.temperature=-0.5".into()]).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("game.temperature"), "{err}");
+    assert!(err.more.is_empty(), "{err}");
+    let err = Config::parse("", "t.toml", &["game.defender_temperature=-1".into()]).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("game.defender_temperature"), "{err}");
+}
+
 /// A value out of range that came as the old pair `betas` is placed at that pair: the
 /// `--set` item that gave it, or its line in the file.
 #[test]
