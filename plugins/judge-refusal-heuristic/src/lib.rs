@@ -58,11 +58,38 @@ fn role_of(rubric: &str) -> Result<Role, Failure> {
         Some(v) => Role::parse(v.trim()).ok_or_else(|| {
             Failure::Invalid(format!("config {key} = `{v}` is not a role this judge knows"))
         }),
-        None => Err(Failure::Invalid(format!(
-            "refusal-heuristic scores the rubrics refusal, compliance, deflection and \
-             faithfulness; `{rubric}` is none of them (map it with config role.{rubric})"
-        ))),
+        None => Err(unknown_rubric(rubric)),
     }
+}
+
+/// The failure for a rubric name that is no role and is not mapped to one, with the closest
+/// role name when one is within two edits.
+fn unknown_rubric(rubric: &str) -> Failure {
+    let hint = ["refusal", "compliance", "deflection", "faithfulness"]
+        .into_iter()
+        .find(|known| edit_distance(rubric, known) <= 2)
+        .map(|known| format!("did you mean `{known}`? or "))
+        .unwrap_or_default();
+    Failure::Invalid(format!(
+        "refusal-heuristic scores the rubrics refusal, compliance, deflection and faithfulness; \
+         `{rubric}` is none of them ({hint}map it with config role.{rubric})"
+    ))
+}
+
+/// Levenshtein distance in characters, for "did you mean" on a misspelt rubric name.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// Deflection score of a reply that does not decline (structural refusal strength below 0.5):
@@ -185,6 +212,15 @@ mod tests {
 
     fn s(role: Role, ctx: &str, resp: &str) -> f32 {
         score(role, &text::features(ctx, resp))
+    }
+
+    #[test]
+    fn a_misspelt_rubric_gets_the_closest_name() {
+        let Failure::Invalid(m) = unknown_rubric("refusl") else { panic!("invalid") };
+        assert!(m.contains("did you mean `refusal`?"), "{m}");
+        let Failure::Invalid(m) = unknown_rubric("toxicity") else { panic!("invalid") };
+        assert!(!m.contains("did you mean"), "{m}");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]
