@@ -46,7 +46,11 @@ fn judge_command_writes_one_result_per_line() {
     let out_none = dir.path().join("none.out.jsonl");
     let o = judge_with_heuristic(&none, &out_none);
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("scored none of the 1 items"), "{}", text(&o));
+    assert!(
+        text(&o).contains("scored none of the 1 items: it refused every one as invalid"),
+        "{}",
+        text(&o)
+    );
     assert!(std::fs::read_to_string(&out_none).unwrap().contains("\"failure\""));
 
     // Bad input: one precise error naming file, line and field; nothing judged.

@@ -20,7 +20,7 @@ mod labels;
 use super::plugin::Setup;
 use crate::game::plugins::PluginLoadError;
 use crate::jsonl::{JsonlText, Place};
-use crate::judging::{Assessment, Comparison, Failure, Judge};
+use crate::judging::{Assessment, Comparison, Failure, FailureKind, Judge};
 use crate::llm::Generator;
 use crate::plugin::{JudgeOptions, JudgePlugin, WorldKind};
 use clap::Args;
@@ -238,7 +238,7 @@ pub fn run_with(args: JudgeArgs, generator: Option<Box<dyn Generator>>) -> anyho
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    let (mut scored, mut failed) = (0usize, 0usize);
+    let (mut scored, mut failed, mut invalid) = (0usize, 0usize, 0usize);
     for chunk in items.chunks(args.batch) {
         // Keep the input order: judge the chunk's comparisons and assessments, then merge.
         let comparisons: Vec<Comparison> = chunk
@@ -270,8 +270,9 @@ pub fn run_with(args: JudgeArgs, generator: Option<Box<dyn Generator>>) -> anyho
                     Err(f) => json!({"line": line, "id": id, "failure": failure_json(&f)}),
                 },
             };
-            if record.get("failure").is_some() {
-                failed += 1
+            if let Some(f) = record.get("failure") {
+                failed += 1;
+                invalid += usize::from(f["kind"] == FailureKind::Invalid.as_str());
             } else {
                 scored += 1
             }
@@ -295,12 +296,14 @@ pub fn run_with(args: JudgeArgs, generator: Option<Box<dyn Generator>>) -> anyho
             .unwrap_or_default()
     );
     report_labels(&args, &scorer)?;
-    // Every result line is written either way (each failure says why); a run in which the
-    // judge scored nothing is an error for scripts, not a success.
+    // Every result line is written either way (each failure says why). A run in which the
+    // plugin refused every item as invalid input (an unknown rubric, say) is the user's
+    // mistake and an error for scripts; a judge model whose answers could not be parsed is
+    // a result, reported per line and in the counts above.
     anyhow::ensure!(
-        failed == 0 || scored > 0,
-        "the judge scored none of the {failed} items (every line above is a failure; the \
-         first says why)"
+        scored > 0 || invalid < failed || failed == 0,
+        "the judge scored none of the {failed} items: it refused every one as invalid input \
+         (each line above says why)"
     );
     Ok(())
 }
