@@ -293,11 +293,20 @@ fn other_unknown_keys(mut e: ConfigError, text: &str) -> ConfigError {
             _ => break,
         }
     }
-    // serde visits a table's keys in its own order, not the file's: the first in the file is
-    // the error (with the accepted names), the others follow it.
+    // serde visits a table's keys in its own order, not the file's.
     let mut found = std::mem::take(&mut e.more);
     found.push(e);
-    found.sort_by_key(|m| m.line);
+    first_in_order(found, |m| m.line)
+}
+
+/// Unknown keys found one by one (`found`, not empty), as one error: the first by `order`
+/// with its full message (serde's list of accepted names), the others in `more` in order,
+/// each cut before its list.
+fn first_in_order<K: Ord>(
+    mut found: Vec<ConfigError>,
+    order: impl Fn(&ConfigError) -> K,
+) -> ConfigError {
+    found.sort_by_key(|e| order(e));
     let mut first = found.remove(0);
     for mut n in found {
         n.message = n.message.split(", expected").next().unwrap_or_default().to_string();
@@ -344,13 +353,7 @@ fn other_unknown_sets(
     if found.len() == 1 {
         return found.pop().expect("one error");
     }
-    found.sort_by_key(|e| position(e));
-    let mut first = found.remove(0);
-    for mut n in found {
-        n.message = n.message.split(", expected").next().unwrap_or_default().to_string();
-        first.more.push(n);
-    }
-    first
+    first_in_order(found, position)
 }
 
 /// The typed step over config text; errors carry the field path and the position.

@@ -133,14 +133,7 @@ fn informational(norm: &str) -> bool {
     if !QUESTION_OPENERS.contains(&first) {
         return false;
     }
-    !ACTION.iter().any(|p| {
-        text.match_indices(p).any(|(i, _)| {
-            let before = text[..i].chars().next_back();
-            let after = text[i + p.len()..].chars().next();
-            before.is_none_or(|c| !c.is_alphanumeric())
-                && after.is_none_or(|c| !c.is_alphanumeric())
-        })
-    })
+    !ACTION.iter().any(|p| contains_phrase(text, p))
 }
 
 /// Words that make a request one for protection against a harm, when they come early (in
@@ -287,6 +280,7 @@ const HARM_INTENT: &[&str] = &[
     "hack", "punish", "destroy", "ruin",
 ];
 
+/// `phrase` occurs in `text` as whole words (no letter or digit right before or after it).
 fn contains_phrase(text: &str, phrase: &str) -> bool {
     text.match_indices(phrase).any(|(i, _)| {
         let before = text[..i].chars().next_back();
