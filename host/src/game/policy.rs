@@ -43,6 +43,13 @@ pub trait Policy: Generator + Sized {
     /// context the sampled completion tokens followed.
     fn prompt_ids(&self, request: &ChatRequest) -> anyhow::Result<Vec<i64>>;
 
+    /// Token ids of `text` as a completion (no special tokens added): how a reply the model
+    /// did not sample, such as `algorithm.benign_rejected_refusal`, enters the loss.
+    fn completion_ids(&self, text: &str) -> anyhow::Result<Vec<i64>> {
+        let _ = text;
+        anyhow::bail!("this policy type cannot tokenize a completion")
+    }
+
     /// Per-token log-probs `[B, C]` (f32) of each completion given its prompt, and a 0/1 f32
     /// mask `[B, C]` of real tokens, laid out as the
     /// [module's contract](crate::game::policy#padding-and-alignment-contract-of-policytoken_logprobs)
@@ -115,6 +122,10 @@ impl Policy for crate::model::ChatModel {
 
     fn prompt_ids(&self, request: &ChatRequest) -> anyhow::Result<Vec<i64>> {
         self.encode(&self.render_prompt(request)?)
+    }
+
+    fn completion_ids(&self, text: &str) -> anyhow::Result<Vec<i64>> {
+        self.encode(text)
     }
 
     fn token_logprobs(&self, items: &[Completion]) -> anyhow::Result<TokenLogprobs> {

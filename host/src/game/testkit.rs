@@ -106,6 +106,12 @@ impl Policy for MenuPolicy {
         Ok(vec![0])
     }
 
+    fn completion_ids(&self, text: &str) -> anyhow::Result<Vec<i64>> {
+        let k = self.menu.iter().position(|m| m == text);
+        let k = k.ok_or_else(|| anyhow::anyhow!("`{text}` is not on the menu"))?;
+        Ok(vec![k as i64 + 1])
+    }
+
     fn token_logprobs(&self, items: &[Completion]) -> anyhow::Result<TokenLogprobs> {
         let logp = self.logits.log_softmax(0, Kind::Float);
         let ids: Vec<i64> = items.iter().map(|x| x.completion_ids[0] - 1).collect();

@@ -215,7 +215,23 @@ fn optimiser_update<P: Policy>(
     Ok(m)
 }
 
-/// The DPO/IPO loss (`pair_loss`) of the best-vs-worst pair of every group, plus
+/// The index of the group's highest-rewarded member (the first on ties), `None` when no
+/// member has a reward: the chosen side of a pair whose rejected side is
+/// `algorithm.benign_rejected_refusal`.
+fn best_member(g: &Group) -> Option<usize> {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, r) in g.rewards().into_iter().enumerate() {
+        if let Some(r) = r
+            && best.is_none_or(|(_, b)| r > b)
+        {
+            best = Some((i, r));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// The DPO/IPO loss (`pair_loss`) of the best-vs-worst pair of every group (for benign
+/// defender groups under `algorithm.benign_rejected_refusal`: best vs that refusal), plus
 /// `rpo_alpha` times the chosen completions' per-token NLL over all pairs
 /// ([`loss::chosen_nll`]), backpropagated; returns whether there was anything to train.
 fn preference_backward<P: Policy>(
@@ -228,17 +244,29 @@ fn preference_backward<P: Policy>(
 ) -> anyhow::Result<bool> {
     let name = player.name;
     let micro = a.micro_batch.max(1);
+    // The counterfactual rejected reply of benign defender groups, tokenized once.
+    let refusal = match a.benign_rejected_refusal.as_deref() {
+        Some(text) if name == "defender" => Some(player.current.completion_ids(text)?),
+        _ => None,
+    };
     let mut pairs = Vec::new();
     for (g, prompt) in groups.iter().zip(prompts) {
-        if let Some((w, l)) = select_pair(&g.rewards()) {
-            let (cw, cl) = (&g.members[w], &g.members[l]);
-            if !cw.token_ids.is_empty() && !cl.token_ids.is_empty() {
-                pairs.push(PreferencePair {
-                    prompt: prompt.clone(),
-                    chosen: cw.token_ids.clone(),
-                    rejected: cl.token_ids.clone(),
-                });
+        let (chosen, rejected) = match &refusal {
+            Some(refusal) if g.category == Category::Benign => {
+                let Some(w) = best_member(g) else { continue };
+                (&g.members[w].token_ids, refusal)
             }
+            _ => {
+                let Some((w, l)) = select_pair(&g.rewards()) else { continue };
+                (&g.members[w].token_ids, &g.members[l].token_ids)
+            }
+        };
+        if !chosen.is_empty() && !rejected.is_empty() {
+            pairs.push(PreferencePair {
+                prompt: prompt.clone(),
+                chosen: chosen.clone(),
+                rejected: rejected.clone(),
+            });
         }
     }
     m.insert(format!("{name}/pairs"), pairs.len() as f64);

@@ -58,6 +58,15 @@ pub struct Algorithm {
     /// Weight of RPO's negative log-likelihood of the chosen completions added to the DPO/IPO
     /// loss (TRL's `rpo_alpha`; Pang et al. 2024, eq. 3, use 1). 0 = off (the paper).
     pub rpo_alpha: f64,
+    /// A refusal that is the rejected completion of every benign defender pair (DPO/IPO),
+    /// against the group's best reply; unset (the default and the paper): the group's worst
+    /// reply. A refusal of a harmless request is known to be wrong without asking the judge,
+    /// so this is a counterfactual negative, the benign half of the contrast the harmful
+    /// pairs draw ("refuse THIS"): the same tokens the harmful pairs' chosen refusals raise
+    /// are lowered on benign prompts. Off-policy text: DPO scores it under both the policy
+    /// and the reference like any completion. Measured in BENCHMARKS.md "CPU demo".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub benign_rejected_refusal: Option<String>,
     /// Which weights sample the rollouts.
     pub sampler: Sampler,
     /// ema <- decay * ema + (1 - decay) * theta after every step.
@@ -121,6 +130,7 @@ impl Default for Algorithm {
             method: Method::Dpo,
             beta: 0.1,
             rpo_alpha: 0.0,
+            benign_rejected_refusal: None,
             sampler: Sampler::Ema,
             ema_decay: 0.95,
             lr: 1e-6,

@@ -81,8 +81,24 @@ impl Config {
             "algorithm.rpo_alpha",
             "must be finite and >= 0",
         );
+        need(
+            a.benign_rejected_refusal.as_deref().is_none_or(|t| !t.trim().is_empty()),
+            "algorithm.benign_rejected_refusal",
+            "must be a non-empty text (or left out)",
+        );
         // Contradictions between two settings (pushed after the range checks' borrow ends).
         let mut conflicts = Vec::new();
+        if a.benign_rejected_refusal.is_some() && a.method == Method::Grpo {
+            conflicts.push(
+                ConfigError::new(
+                    ConfigErrorKind::OutOfRange,
+                    "applies to the preference losses (algorithm.method = \"dpo\" or \"ipo\"), \
+                     not to grpo: leave it out or choose dpo",
+                )
+                .field("algorithm.benign_rejected_refusal")
+                .also("algorithm.method"),
+            );
+        }
         if a.rpo_alpha != 0.0 && a.method == Method::Grpo {
             conflicts.push(
                 ConfigError::new(

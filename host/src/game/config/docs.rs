@@ -158,6 +158,7 @@ mod tests {
         c.game.defender_sampling_prompt_template = Some(PathBuf::from("t"));
         c.game.defender_sampling_prompt_template_benign = Some(PathBuf::from("b"));
         c.algorithm.benign_seeds_per_step = Some(48);
+        c.algorithm.benign_rejected_refusal = Some("No.".into());
         c
     }
 

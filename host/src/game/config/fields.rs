@@ -181,6 +181,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "RPO (Pang et al. 2024, eq. 3; TRL's `rpo_alpha`): adds rpo_alpha times the negative log-likelihood of the chosen completions, per token over the update's batch, to the DPO/IPO loss, so the preferred replies gain probability instead of only gaining on the rejected ones. Context distillation (game.defender_sampling_*) relies on it to make the bare prompt produce what the instruction did. >= 0; 0 (default and paper) = plain DPO/IPO; not with grpo.",
     ),
     (
+        "algorithm.benign_rejected_refusal",
+        "A refusal (text, e.g. \"I'm sorry, but I can't help with that.\") used as the rejected completion of every benign defender pair, against the group's best reply: a refusal of a harmless request is wrong without asking the judge. Unset (default and paper): the group's worst reply. DPO/IPO only.",
+    ),
+    (
         "algorithm.sampler",
         "Which weights sample the rollouts: `ema` (the EMA copy, also the reference: the paper) or `current` (reference = the initial model).",
     ),

@@ -228,6 +228,16 @@ fn range_checks_name_the_field() {
         err.to_string().contains("(`algorithm.method` from --set algorithm.method=grpo)"),
         "{err}"
     );
+    // So is the counterfactual benign rejected reply, which must say something.
+    let text = "[algorithm]\nmethod = \"grpo\"\nbenign_rejected_refusal = \"No.\"\n";
+    let err = Config::parse(text, "t.toml", &[]).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("algorithm.benign_rejected_refusal"), "{err:?}");
+    assert!(err.to_string().starts_with("t.toml:3:"), "{err}");
+    let err =
+        Config::parse("[algorithm]\nbenign_rejected_refusal = \" \"\n", "t.toml", &[]).unwrap_err();
+    assert!(err.to_string().contains("must be a non-empty text"), "{err}");
+    let ok = Config::parse("[algorithm]\nbenign_rejected_refusal = \"No.\"\n", "t.toml", &[]);
+    assert_eq!(ok.unwrap().algorithm.benign_rejected_refusal.as_deref(), Some("No."));
     // Infinite strengths and rates are refused, not trained with.
     for key in ["beta", "rpo_alpha", "learning_rate", "adam_epsilon", "grpo_ratio_cap"] {
         let err = Config::parse(&format!("[algorithm]\n{key} = inf\n"), "t.toml", &[]).unwrap_err();

@@ -411,3 +411,33 @@ fn rpo_nll_pulls_mass_to_the_chosen_replies_and_is_micro_batch_invariant() {
         assert!((x - y).abs() < 1e-6, "{rpo:?} vs {rpo_1:?}");
     }
 }
+
+#[test]
+fn a_benign_rejected_refusal_is_the_rejected_reply_of_every_benign_defender_pair() {
+    // Plain DPO never moves the ramble (never chosen nor rejected, see the RPO test). Named as
+    // the benign groups' counterfactual rejected reply, it is lowered in one step, while the
+    // harmful pairs still come from the judge (the same number of pairs: one per group).
+    let play = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut overrides = vec!["algorithm.steps=1", "validation.every=0"];
+        overrides.extend_from_slice(extra);
+        let config = setup(dir.path(), &overrides);
+        let run = create_run_dir(&config).unwrap();
+        let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
+        t.run(&mut |_| {}).unwrap();
+        let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
+        (t.defender.current.probs(), lines.last().unwrap().1["defender/pairs"])
+    };
+    let (dpo, dpo_pairs) = play(&[]);
+    let (cf, cf_pairs) = play(&["algorithm.benign_rejected_refusal=\"RAMBLE...\""]);
+    assert!(cf[2] < dpo[2] - 1e-3, "ramble: {} vs {}", cf[2], dpo[2]);
+    assert!(cf_pairs >= dpo_pairs, "{cf_pairs} vs {dpo_pairs}");
+    // A text the policy cannot encode stops the run with the reason.
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = ["algorithm.steps=1", "algorithm.benign_rejected_refusal=\"NOPE\""];
+    let config = setup(dir.path(), &overrides);
+    let run = create_run_dir(&config).unwrap();
+    let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
+    let err = t.run(&mut |_| {}).unwrap_err();
+    assert!(format!("{err:#}").contains("`NOPE` is not on the menu"), "{err:#}");
+}
