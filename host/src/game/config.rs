@@ -119,7 +119,22 @@ impl Config {
             {
                 e.message.push_str(&format!(" (`{old}` is the old name of `{new}`: keep one)"));
             }
-            other_unknown_keys(e, text).in_file(origin)
+            let (mut e, rest) = other_unknown_keys(e, text);
+            if e.kind == ConfigErrorKind::UnknownKey && !overrides.is_empty() {
+                // The `--set` items' unknown keys too, so one run names every typo.
+                if let Err(s) = Self::apply_overrides(&rest, origin, overrides)
+                    .map_err(|s| other_unknown_sets(s, &rest, origin, overrides))
+                    && s.kind == ConfigErrorKind::UnknownKey
+                    && s.set.is_some()
+                {
+                    let mut s = s;
+                    let later = std::mem::take(&mut s.more);
+                    s.message = s.message.split(", expected").next().unwrap_or_default().into();
+                    e.more.push(s);
+                    e.more.extend(later);
+                }
+            }
+            e.in_file(origin)
         })?;
         // The text parsed above, so it is a TOML document.
         let file: toml::Value =
@@ -263,11 +278,12 @@ fn grpo_group_sizes(config: &mut Config, text: &str, overrides: &[String]) {
 /// and the closest accepted name (without the accepted list, which the first one gives). An
 /// unknown table (`[validaton]`) is commented out with all its keys, which belong to it and
 /// not to the table above (they are not reported again). Stops at anything else (a value
-/// spread over several lines leaves a syntax error behind) or after 16.
-fn other_unknown_keys(mut e: ConfigError, text: &str) -> ConfigError {
+/// spread over several lines leaves a syntax error behind) or after 16. Also returns the text
+/// with the reported keys commented out, against which the `--set` items are checked.
+fn other_unknown_keys(mut e: ConfigError, text: &str) -> (ConfigError, String) {
     debug_assert!(e.more.is_empty(), "a fresh serde error");
     if e.kind != ConfigErrorKind::UnknownKey {
-        return e;
+        return (e, text.to_string());
     }
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut line = e.line;
@@ -296,7 +312,7 @@ fn other_unknown_keys(mut e: ConfigError, text: &str) -> ConfigError {
     // serde visits a table's keys in its own order, not the file's.
     let mut found = std::mem::take(&mut e.more);
     found.push(e);
-    first_in_order(found, |m| m.line)
+    (first_in_order(found, |m| m.line), lines.join("\n"))
 }
 
 /// Unknown keys found one by one (`found`, not empty), as one error: the first by `order`

@@ -215,7 +215,11 @@ impl fmt::Display for ConfigError {
         for more in &self.more {
             f.write_str("; ")?;
             if let Some(line) = more.line {
-                write!(f, "line {line}: ")?;
+                write!(f, "line {line}")?;
+                if let Some(column) = more.column {
+                    write!(f, ", column {column}")?;
+                }
+                f.write_str(": ")?;
             } else if let Some(item) = more.set.as_ref().filter(|i| Some(*i) != self.set.as_ref()) {
                 write!(f, "--set {item}: ")?;
             }

@@ -70,9 +70,9 @@ fn every_unknown_key_is_reported_at_once() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
         text.ends_with(
-            "; line 4: field `algorithm.sede`: unknown field `sede` (did you mean `seed`?); line 7: \
-             field `game.temprature`: unknown field `temprature` (did you mean `temperature`?); \
-             line 8: field `game.replies`: unknown field `replies` (did you mean \
+            "; line 4, column 1: field `algorithm.sede`: unknown field `sede` (did you mean \
+             `seed`?); line 7, column 1: field `game.temprature`: unknown field `temprature` (did \
+             you mean `temperature`?); line 8, column 1: field `game.replies`: unknown field `replies` (did you mean \
              `replies_per_prompt`?)"
         ),
         "{text}"
@@ -546,6 +546,46 @@ fn every_unknown_set_key_is_reported_at_once() {
     assert!(err.more.is_empty(), "{err}");
     let err = Config::parse("", "t.toml", &["algorithm.learning_rate=x".into()]).unwrap_err();
     assert!(err.more.is_empty() && err.kind != ConfigErrorKind::UnknownKey, "{err:?}");
+}
+
+/// Unknown keys of the file and of the `--set` items in one message: the file's first (in
+/// file order, with their line and column), then the items' (in command-line order).
+#[test]
+fn unknown_keys_of_the_file_and_of_set_items_are_reported_together() {
+    let text = "[algorithm]\nsede = 4\n\n[game]\n  temprature = 0.7\n";
+    let items: Vec<String> =
+        ["algorithm.seed=1", "models.lora.rr=3", "game.replies=2"].map(String::from).to_vec();
+    let err = Config::parse(text, "run.toml", &items).unwrap_err();
+    assert_eq!((err.line, err.field.as_deref()), (Some(2), Some("algorithm.sede")), "{err}");
+    let more: Vec<_> =
+        err.more.iter().map(|m| (m.line, m.set.as_deref(), m.field.as_deref())).collect();
+    assert_eq!(
+        more,
+        [
+            (Some(5), None, Some("game.temprature")),
+            (None, Some("models.lora.rr=3"), Some("models.lora.rr")),
+            (None, Some("game.replies=2"), Some("game.replies")),
+        ],
+        "{err}"
+    );
+    let text = err.to_string();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("run.toml:2:1: field `algorithm.sede`"), "{text}");
+    assert!(
+        text.contains(
+            "; line 5, column 3: field `game.temprature`: unknown field `temprature` (did you mean \
+             `temperature`?); --set models.lora.rr=3: field `models.lora.rr`: unknown field `rr` \
+             (did you mean `r`?); --set game.replies=2: field `game.replies`"
+        ),
+        "{text}"
+    );
+    // The file's only: the items are all known.
+    let err = Config::parse(text_of_one_typo(), "run.toml", &items[..1]).unwrap_err();
+    assert!(err.more.is_empty(), "{err}");
+}
+
+fn text_of_one_typo() -> &'static str {
+    "[game]\ntemprature = 0.7\n"
 }
 
 /// Case 14's control: a bare number for a text field is refused, naming the field and the
