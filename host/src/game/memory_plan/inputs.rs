@@ -84,8 +84,9 @@ fn projection_shape(spec: &DecoderSpec, module: &str) -> Result<(i64, i64)> {
 pub struct Lengths {
     /// Longest attacker prompt: chat template + instruction with the longest seed + prefill.
     pub attacker_prompt: usize,
-    /// Longest defender prompt: chat template around an attacker completion of
-    /// `attacker_completion` tokens.
+    /// Longest defender prompt: chat template (and sampling template and system prompt, when
+    /// set) around an attacker completion of `attacker_completion` tokens or, when seeds go
+    /// to the defender as written (`game.direct_seed_share`), the longest seed.
     pub defender_prompt: usize,
     /// `game.attacker_max_tokens`.
     pub attacker_completion: usize,
@@ -205,10 +206,36 @@ impl PlanInputs {
             g.attacker_prefill.as_deref(),
         )?;
         let (attacker_prompt, tokenized) = count_tokens(&m.attacker, &attacker_text)?;
-        // The defender sees the attacker's rewrite: at most attacker_max_tokens tokens; its
-        // template overhead is what the template adds around an empty turn.
-        let (overhead, _) = count_tokens(&m.defender, &render(&m.defender, "", None)?)?;
-        let defender_prompt = overhead + g.attacker_max_tokens;
+        // The defender sees the attacker's rewrite (at most attacker_max_tokens tokens) or,
+        // with direct_seed_share > 0, the longest seed as written; either inside the longest
+        // sampling template and after the sampling system prompt when those are set.
+        let read = |file: &Path| {
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+        };
+        let mut wrapper = crate::game::prompts::PROMPT_SLOT.to_string();
+        for file in
+            [&g.defender_sampling_prompt_template, &g.defender_sampling_prompt_template_benign]
+                .into_iter()
+                .flatten()
+        {
+            let text = read(file)?;
+            if text.len() > wrapper.len() {
+                wrapper = text;
+            }
+        }
+        let system = match &g.defender_sampling_system_prompt {
+            Some(file) => count_tokens(&m.defender, &read(file)?)?.0,
+            None => 0,
+        };
+        let wrapped = |x: &str| wrapper.replace(crate::game::prompts::PROMPT_SLOT, x);
+        let (overhead, _) = count_tokens(&m.defender, &render(&m.defender, &wrapped(""), None)?)?;
+        let rewrite = if g.direct_seed_share < 1.0 { overhead + g.attacker_max_tokens } else { 0 };
+        let direct = if g.direct_seed_share > 0.0 {
+            count_tokens(&m.defender, &render(&m.defender, &wrapped(longest), None)?)?.0
+        } else {
+            0
+        };
+        let defender_prompt = system + rewrite.max(direct);
         let source = if tokenized {
             format!(
                 "tokenised with {}'s tokenizer: chat template + longest instruction + longest \
