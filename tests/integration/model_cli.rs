@@ -63,3 +63,41 @@ fn memory_plan_names_the_field_of_a_missing_model() {
         "{stderr}"
     );
 }
+
+/// The defender prompt length `P` of the plan's "defender generation" term
+/// (`... rows x (P + C) positions ...`).
+fn planned_defender_prompt(sets: &[&str]) -> usize {
+    let mut cmd = advgame();
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    cmd.args(["train", "--config", "examples/cpu-demo.toml", "--memory-plan"]);
+    for model in ["models.attacker", "models.defender"] {
+        cmd.args(["--set", &format!("{model}={}", fixture("tiny-llama").display())]);
+    }
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().skip_while(|l| !l.contains("defender generation")).nth(1);
+    let line = line.unwrap_or_else(|| panic!("no defender generation term: {stdout}"));
+    let at = line.find(" positions").expect("positions");
+    let open = line[..at].rfind('(').expect("(");
+    line[open + 1..at].split(" + ").next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn memory_plan_sizes_the_defender_prompt_from_what_the_defender_is_given() {
+    // Seeds as written (the demo: direct_seed_share = 1) inside the sampling template: the
+    // longest training seed wrapped, more than a 64-token rewrite in the same template.
+    let direct = planned_defender_prompt(&[]);
+    let rewrite = planned_defender_prompt(&["game.direct_seed_share=0"]);
+    assert!(direct > rewrite, "direct {direct} vs rewrite {rewrite}");
+    // The template's own words are counted, in both cases.
+    let bare = planned_defender_prompt(&[
+        "game.direct_seed_share=0",
+        "game.defender_sampling_prompt_template=null",
+    ]);
+    assert!(rewrite > bare, "templated {rewrite} vs bare {bare}");
+    assert!(bare > 64, "{bare}");
+}
