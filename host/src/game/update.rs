@@ -11,7 +11,7 @@ use crate::game::loss::{self, GrpoInputs, GrpoStats, PairLogps, PrefStats};
 use crate::game::memory_plan::probe;
 use crate::game::metrics::Metrics;
 use crate::game::optim::AdamW;
-use crate::game::pairs::select_pair;
+use crate::game::pairs::{select_chosen, select_pair};
 use crate::game::player::Player;
 use crate::game::policy::Policy;
 use crate::game::rng::{PURPOSE_LORA_DROPOUT, derive_seed};
@@ -215,21 +215,6 @@ fn optimiser_update<P: Policy>(
     Ok(m)
 }
 
-/// The index of the group's highest-rewarded member (the first on ties), `None` when no
-/// member has a reward: the chosen side of a pair whose rejected side is
-/// `algorithm.benign_rejected_refusal`.
-fn best_member(g: &Group) -> Option<usize> {
-    let mut best: Option<(usize, f32)> = None;
-    for (i, r) in g.rewards().into_iter().enumerate() {
-        if let Some(r) = r
-            && best.is_none_or(|(_, b)| r > b)
-        {
-            best = Some((i, r));
-        }
-    }
-    best.map(|(i, _)| i)
-}
-
 /// The DPO/IPO loss (`pair_loss`) of the best-vs-worst pair of every group (for benign
 /// defender groups under `algorithm.benign_rejected_refusal`: best vs that refusal), plus
 /// `rpo_alpha` times the chosen completions' per-token NLL over all pairs
@@ -253,7 +238,7 @@ fn preference_backward<P: Policy>(
     for (g, prompt) in groups.iter().zip(prompts) {
         let (chosen, rejected) = match &refusal {
             Some(refusal) if g.category == Category::Benign => {
-                let Some(w) = best_member(g) else { continue };
+                let Some(w) = select_chosen(&g.rewards()) else { continue };
                 (&g.members[w].token_ids, refusal)
             }
             _ => {

@@ -383,20 +383,24 @@ fn bf16_ema_masters_move_by_the_expected_amount_and_resume_exactly() {
     assert_eq!(reproducible_at(&la, &[3, 4]).unwrap(), reproducible_at(&lb, &[3, 4]).unwrap());
 }
 
+/// One step of the toy game with `extra` overrides (no validation): the defender's menu
+/// probabilities after it and the step's metrics.
+fn play_one_step(extra: &[&str]) -> (Vec<f64>, crate::game::metrics::Metrics) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut overrides = vec!["algorithm.steps=1", "validation.every=0"];
+    overrides.extend_from_slice(extra);
+    let config = setup(dir.path(), &overrides);
+    let run = create_run_dir(&config).unwrap();
+    let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
+    t.run(&mut |_| {}).unwrap();
+    let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
+    (t.defender.current.probs(), lines.last().unwrap().1.clone())
+}
+
 #[test]
 fn rpo_nll_pulls_mass_to_the_chosen_replies_and_is_micro_batch_invariant() {
     // One step on the toy game: plain DPO, then RPO (rpo_alpha = 1) with two micro-batch sizes.
-    let play = |extra: &[&str]| {
-        let dir = tempfile::tempdir().unwrap();
-        let mut overrides = vec!["algorithm.steps=1", "validation.every=0"];
-        overrides.extend_from_slice(extra);
-        let config = setup(dir.path(), &overrides);
-        let run = create_run_dir(&config).unwrap();
-        let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
-        t.run(&mut |_| {}).unwrap();
-        let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
-        (t.defender.current.probs(), lines.last().unwrap().1.clone())
-    };
+    let play = play_one_step;
     let (dpo, dpo_metrics) = play(&[]);
     let (rpo, rpo_metrics) = play(&["algorithm.rpo_alpha=1.0"]);
     let (rpo_1, _) = play(&["algorithm.rpo_alpha=1.0", "algorithm.micro_batch=1"]);
@@ -418,15 +422,8 @@ fn a_benign_rejected_refusal_is_the_rejected_reply_of_every_benign_defender_pair
     // the benign groups' counterfactual rejected reply, it is lowered in one step, while the
     // harmful pairs still come from the judge (the same number of pairs: one per group).
     let play = |extra: &[&str]| {
-        let dir = tempfile::tempdir().unwrap();
-        let mut overrides = vec!["algorithm.steps=1", "validation.every=0"];
-        overrides.extend_from_slice(extra);
-        let config = setup(dir.path(), &overrides);
-        let run = create_run_dir(&config).unwrap();
-        let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
-        t.run(&mut |_| {}).unwrap();
-        let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
-        (t.defender.current.probs(), lines.last().unwrap().1["defender/pairs"])
+        let (probs, metrics) = play_one_step(extra);
+        (probs, metrics["defender/pairs"])
     };
     let (dpo, dpo_pairs) = play(&[]);
     let (cf, cf_pairs) = play(&["algorithm.benign_rejected_refusal=\"RAMBLE...\""]);
