@@ -1,7 +1,8 @@
 //! `--set dotted.key=value`: command-line overrides of the run configuration.
 //!
 //! The value is read as a TOML value (`3`, `true`, `"x"`, `[0.9, 0.95]`); anything that does
-//! not parse as one is taken as a bare string, so paths need no quotes. Two words are not
+//! not parse as one is taken as a bare string, so paths need no quotes (but text that opens
+//! with a quote and does not parse is an error, not a string with quotes in it). Two words are not
 //! strings: `null` and `none` (any case, unquoted), what people type to *unset* an optional
 //! field (TOML has no null). They set an optional field to "none" (no harmful validation
 //! file, no attacker prefill); on a field that is not optional they are an error that names
@@ -74,6 +75,20 @@ impl Override {
                             "{raw} is beyond TOML's floating-point numbers (64 bits: at most \
                              about {:e}); quote it to mean the text",
                             f64::MAX
+                        ),
+                    ));
+                }
+                // Text that opens with a quote was meant as a TOML string; taken bare, the
+                // quotes would become part of the value (`'I'm sorry'`: TOML's single-quoted
+                // strings cannot hold an apostrophe).
+                Err(_) if raw.starts_with(['\'', '"']) => {
+                    return Err(bad(
+                        item,
+                        format!(
+                            "{raw} opens with a quote but is not one TOML string (a \
+                             single-quoted string cannot hold an apostrophe, and a quote must \
+                             be closed); write the text in double quotes, {key}=\"I'm ...\", \
+                             or bare, without quotes"
                         ),
                     ));
                 }

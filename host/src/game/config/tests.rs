@@ -613,6 +613,31 @@ fn case_14_a_bare_number_for_a_text_field_names_the_quoting_fix() {
     assert!(err.contains("field `algorithm.seed`") && !err.contains("quote"), "{err}");
 }
 
+/// Case 14's kind: text that opens with a quote but is not one TOML string (`'I'm sorry'`, a
+/// quote left open) is refused, naming the double-quote fix, instead of becoming a string
+/// with the quotes in it; double quotes and bare text both give the text itself.
+#[test]
+fn a_quoted_set_value_that_is_not_toml_is_refused_not_kept_with_its_quotes() {
+    let key = "game.attacker_prefill";
+    for raw in ["'I'm sorry, but I can't help.'", "\"I'm sorry", "'open"] {
+        let item = format!("{key}={raw}");
+        let err = Config::parse("", "q.toml", std::slice::from_ref(&item)).unwrap_err();
+        assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&item) && msg.contains("opens with a quote") && msg.contains("double"),
+            "{msg}"
+        );
+    }
+    for raw in ["\"I'm sorry, but I can't help.\"", "I'm sorry, but I can't help."] {
+        let c = Config::parse("", "q.toml", &[format!("{key}={raw}")]).unwrap();
+        assert_eq!(c.game.attacker_prefill.as_deref(), Some("I'm sorry, but I can't help."));
+    }
+    // A single-quoted TOML literal without an apostrophe is still one string.
+    let c = Config::parse("", "q.toml", &[format!("{key}='fine'")]).unwrap();
+    assert_eq!(c.game.attacker_prefill.as_deref(), Some("fine"));
+}
+
 /// Issue 7: the standard names, with the old ones as aliases in files and in `--set`.
 #[test]
 fn old_key_names_mean_the_new_keys() {
