@@ -1,21 +1,6 @@
 //! Preference-pair selection (game.md, Losses): per group, chosen = the highest reward,
 //! rejected = the lowest; a group whose members all tie carries no preference and is skipped.
 
-/// The chosen index alone (the highest reward, the first on ties), `None` when no member has
-/// a reward: the chosen side of a pair whose rejected side is not a member
-/// (`algorithm.benign_rejected_refusal`).
-pub fn select_chosen(rewards: &[Option<f32>]) -> Option<usize> {
-    let mut best: Option<(usize, f32)> = None;
-    for (i, r) in rewards.iter().enumerate() {
-        if let Some(r) = *r
-            && best.is_none_or(|(_, b)| r > b)
-        {
-            best = Some((i, r));
-        }
-    }
-    best.map(|(i, _)| i)
-}
-
 /// `(chosen, rejected)` indices of a group, or `None` when fewer than two members have a
 /// reward or the best and worst rewards tie. On equal maxima the first wins; on equal minima
 /// the last loses (so the two never coincide).
@@ -43,13 +28,6 @@ mod tests {
     fn chosen_max_rejected_min() {
         assert_eq!(select_pair(&[Some(3.0), Some(7.5), Some(-1.0), Some(5.0)]), Some((1, 2)));
         assert_eq!(select_pair(&[None, Some(2.0), Some(4.0)]), Some((2, 1)));
-    }
-
-    #[test]
-    fn chosen_alone_is_the_first_maximum() {
-        assert_eq!(select_chosen(&[Some(3.0), Some(7.5), None, Some(7.5)]), Some(1));
-        assert_eq!(select_chosen(&[Some(5.0), Some(5.0)]), Some(0));
-        assert_eq!(select_chosen(&[None, None]), None);
     }
 
     #[test]

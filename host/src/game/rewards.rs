@@ -70,8 +70,10 @@ pub fn group_rewards(slots: &[Slot], judgments: &[Judgment]) -> Vec<Option<f32>>
         .collect()
 }
 
-/// The optimistic attacker's view of a prompt: the defender's best reply (highest reward,
-/// first on ties), or `None` when no reply has a reward.
+/// The best member of a group: the highest reward, first on ties, or `None` when no member
+/// has a reward. The optimistic attacker's view of a prompt (the defender's best reply), and
+/// the chosen side of a benign pair whose rejected side is not a member
+/// (`algorithm.benign_rejected_refusal`).
 pub fn best_reply(rewards: &[Option<f32>]) -> Option<usize> {
     let mut best: Option<(usize, f32)> = None;
     for (i, r) in rewards.iter().enumerate() {
@@ -138,6 +140,8 @@ mod tests {
         assert_eq!(best_reply(&[Some(2.0), Some(9.0), Some(9.0), None]), Some(1));
         assert_eq!(best_reply(&[None, Some(-1.0)]), Some(1));
         assert_eq!(best_reply(&[None, None]), None);
+        assert_eq!(best_reply(&[Some(3.0), Some(7.5), None, Some(7.5)]), Some(1));
+        assert_eq!(best_reply(&[Some(5.0), Some(5.0)]), Some(0));
         assert_eq!(mean_defined([Some(1.0), None, Some(2.0)]), Some(1.5));
         assert_eq!(mean_defined([None]), None);
     }

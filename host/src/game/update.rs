@@ -11,9 +11,10 @@ use crate::game::loss::{self, GrpoInputs, GrpoStats, PairLogps, PrefStats};
 use crate::game::memory_plan::probe;
 use crate::game::metrics::Metrics;
 use crate::game::optim::AdamW;
-use crate::game::pairs::{select_chosen, select_pair};
+use crate::game::pairs::select_pair;
 use crate::game::player::Player;
 use crate::game::policy::Policy;
+use crate::game::rewards::best_reply;
 use crate::game::rng::{PURPOSE_LORA_DROPOUT, derive_seed};
 use crate::game::rollout::{Group, Member};
 use crate::judging::Category;
@@ -238,7 +239,7 @@ fn preference_backward<P: Policy>(
     for (g, prompt) in groups.iter().zip(prompts) {
         let (chosen, rejected) = match &refusal {
             Some(refusal) if g.category == Category::Benign => {
-                let Some(w) = select_chosen(&g.rewards()) else { continue };
+                let Some(w) = best_reply(&g.rewards()) else { continue };
                 (&g.members[w].token_ids, refusal)
             }
             _ => {

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::game::config::{Config, Dtype, Method, Sampler, UpdateOrder};
+use crate::game::prompts;
 use crate::model::decoder::DecoderSpec;
 use crate::model::{ChatTemplate, Message, ModelConfig};
 
@@ -209,25 +210,16 @@ impl PlanInputs {
         // The defender sees the attacker's rewrite (at most attacker_max_tokens tokens) or,
         // with direct_seed_share > 0, the longest seed as written; either inside the longest
         // sampling template and after the sampling system prompt when those are set.
-        let read = |file: &Path| {
-            std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
-        };
-        let mut wrapper = crate::game::prompts::PROMPT_SLOT.to_string();
-        for file in
-            [&g.defender_sampling_prompt_template, &g.defender_sampling_prompt_template_benign]
-                .into_iter()
-                .flatten()
-        {
-            let text = read(file)?;
-            if text.len() > wrapper.len() {
-                wrapper = text;
-            }
-        }
-        let system = match &g.defender_sampling_system_prompt {
-            Some(file) => count_tokens(&m.defender, &read(file)?)?.0,
+        let templates = [
+            prompts::defender_sampling_prompt_template(g)?,
+            prompts::defender_sampling_prompt_template_benign(g)?,
+        ];
+        let template = templates.into_iter().flatten().max_by_key(String::len);
+        let system = match prompts::defender_sampling_system_prompt(g)? {
+            Some(text) => count_tokens(&m.defender, &text)?.0,
             None => 0,
         };
-        let wrapped = |x: &str| wrapper.replace(crate::game::prompts::PROMPT_SLOT, x);
+        let wrapped = |x: &str| prompts::fill_prompt_template(template.as_deref(), x);
         let (overhead, _) = count_tokens(&m.defender, &render(&m.defender, &wrapped(""), None)?)?;
         let rewrite = if g.direct_seed_share < 1.0 { overhead + g.attacker_max_tokens } else { 0 };
         let direct = if g.direct_seed_share > 0.0 {
