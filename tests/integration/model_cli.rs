@@ -64,6 +64,27 @@ fn memory_plan_names_the_field_of_a_missing_model() {
     );
 }
 
+#[test]
+fn print_config_refuses_a_misspelt_plugin_name_as_train_does() {
+    // `--print-config` shows the config `train` would run: a plugin name that resolves to no
+    // component is refused at the --set item, with the built names and the closest one.
+    let out = advgame()
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["train", "--config", "examples/quickstart.toml", "--print-config"])
+        .args(["--set", "plugins.curriculum=lookallike"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing printed as if it would run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--set plugins.curriculum=lookallike")
+            && stderr.contains("field `plugins.curriculum`")
+            && stderr.contains("did you mean `lookalike`?"),
+        "{stderr}"
+    );
+}
+
 /// The defender prompt length `P` of the plan's "defender generation" term
 /// (`... rows x (P + C) positions ...`).
 fn planned_defender_prompt(sets: &[&str]) -> usize {

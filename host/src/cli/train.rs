@@ -232,12 +232,20 @@ fn already_complete(dir: &std::path::Path, config: &Config) -> anyhow::Result<bo
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let overrides = overrides(&args);
     if args.print_config {
-        let config = match (&args.config, &args.resume) {
-            (Some(file), _) => Config::load(file, &overrides)?,
-            (None, Some(dir)) => Config::load(&run_dir::run_config(dir)?, &overrides)?,
-            (None, None) => Config::parse("", "defaults", &overrides)?,
+        let file = match (&args.config, &args.resume) {
+            (Some(file), _) => Some(file.clone()),
+            (None, Some(dir)) => Some(run_dir::run_config(dir)?),
+            (None, None) => None,
+        };
+        let config = match &file {
+            Some(file) => Config::load(file, &overrides)?,
+            None => Config::parse("", "defaults", &overrides)?,
         };
         check_plugin_flags(&args.plugins, &config)?;
+        // What `train` would refuse is refused here, at the same place: a misspelt plugin
+        // name is not printed as if it would run.
+        let origin = file.unwrap_or_else(|| "defaults".into());
+        config.check_plugin_files().map_err(|e| e.placed_in(&origin, &overrides))?;
         print!("{}", config.to_documented_toml()?);
         return Ok(());
     }

@@ -37,6 +37,7 @@ pub mod player;
 pub mod plugins;
 pub mod policy;
 pub mod prompts;
+pub mod retain;
 pub mod rewards;
 pub mod rng;
 pub mod rollout;

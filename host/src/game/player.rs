@@ -12,7 +12,7 @@ use anyhow::Context;
 use tch::Tensor;
 
 use crate::game::checkpoint::PlayerFiles;
-use crate::game::config::{Algorithm, Config, Method, Sampler};
+use crate::game::config::{Algorithm, Config, Sampler};
 use crate::game::ema::EmaMasters;
 use crate::game::lora::{self, LoraPlan};
 use crate::game::optim::AdamW;
@@ -68,7 +68,7 @@ impl<P: Policy> Player<P> {
             (Sampler::Ema, None) => Some(current.try_clone()?),
             (Sampler::Current, _) => None,
         };
-        let needs_initial = a.method == Method::Grpo || a.sampler == Sampler::Current;
+        let needs_initial = a.keeps_initial(name);
         let initial = match (needs_initial, resumed) {
             (false, _) => None,
             (true, None) => Some(current.try_clone()?),
@@ -104,7 +104,7 @@ impl<P: Policy> Player<P> {
             config: &lora_config,
             start,
             ema: a.sampler == Sampler::Ema,
-            initial: a.method == Method::Grpo || a.sampler == Sampler::Current,
+            initial: a.keeps_initial(name),
             seed,
             kind: config.models.dtype.kind(),
             gradient_checkpointing: a.gradient_checkpointing,

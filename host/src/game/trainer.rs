@@ -22,6 +22,7 @@ use crate::game::memory_plan::probe;
 use crate::game::metrics::{self, JsonlWriter, Metrics, MetricsLine, RolloutLine};
 use crate::game::player::Player;
 use crate::game::policy::Policy;
+use crate::game::retain::RetainSet;
 use crate::game::rng::{
     PURPOSE_ATTACKER, PURPOSE_CURRICULUM, PURPOSE_DEFENDER, PURPOSE_ROLLOUT, derive_seed,
 };
@@ -236,9 +237,11 @@ impl<P: Policy> Trainer<P> {
         let t_update = Instant::now();
         let attacker_groups = rollout.attacker_groups();
         let defender_groups = rollout.defender_groups();
-        let am = update(&mut self.attacker, &attacker_groups, a, lr)?;
+        let retain = self.retain_set(&defender_groups, &mut m)?;
+        let a = &self.config.algorithm;
+        let am = update(&mut self.attacker, &attacker_groups, &RetainSet::default(), a, lr)?;
         crate::heap::release_free_memory();
-        let dm = update(&mut self.defender, &defender_groups, a, lr)?;
+        let dm = update(&mut self.defender, &defender_groups, &retain, a, lr)?;
         crate::heap::release_free_memory();
         m.extend(am);
         m.extend(dm);
@@ -249,6 +252,27 @@ impl<P: Policy> Trainer<P> {
             m.insert("time/plugin_share".into(), plugin / m["time/step"].max(1e-9));
         }
         Ok(m)
+    }
+
+    /// The defender's retain set of the step (empty unless `algorithm.benign_retain_alpha >
+    /// 0`): the initial defender's greedy replies to the benign groups' prompts. Logs
+    /// `time/retain_generation` (seconds).
+    fn retain_set(
+        &mut self,
+        groups: &[rollout::Group],
+        m: &mut Metrics,
+    ) -> anyhow::Result<RetainSet> {
+        if self.config.algorithm.benign_retain_alpha <= 0.0 {
+            return Ok(RetainSet::default());
+        }
+        let t = Instant::now();
+        let d = &mut self.defender;
+        let initial = d.initial.as_mut().context("the retain set needs the initial defender")?;
+        let set = RetainSet::build(initial, &d.current, groups, &self.settings.defender_sampling)
+            .context("building the defender's retain set")?;
+        probe::mark("retain set (initial defender, greedy)");
+        m.insert("time/retain_generation".into(), t.elapsed().as_secs_f64());
+        Ok(set)
     }
 
     /// The curriculum with what its answers are checked against.

@@ -1,8 +1,10 @@
 //! One optimiser update of a player from its groups of the step: the method's loss over
 //! micro-batches (gradients accumulated, each chunk weighted by its share of the batch),
 //! gradient clipping, the AdamW step (once per step, or once per category:
-//! `algorithm.update_order`) and the EMA update. Returns the player's metrics
-//! (`<player>/loss`, TRL's `rewards/*` and `logps/*` for DPO/IPO, `kl` and `ratio/*` for GRPO).
+//! `algorithm.update_order`) and the EMA update. The defender's retain term
+//! (`algorithm.benign_retain_alpha`, [`crate::game::retain`]) joins the update that holds the
+//! benign groups. Returns the player's metrics (`<player>/loss`, TRL's `rewards/*` and
+//! `logps/*` for DPO/IPO, `kl` and `ratio/*` for GRPO, `retain/nll_loss`).
 
 use tch::{Kind, Tensor};
 
@@ -14,6 +16,7 @@ use crate::game::optim::AdamW;
 use crate::game::pairs::select_pair;
 use crate::game::player::Player;
 use crate::game::policy::Policy;
+use crate::game::retain::RetainSet;
 use crate::game::rewards::best_reply;
 use crate::game::rng::{PURPOSE_LORA_DROPOUT, derive_seed};
 use crate::game::rollout::{Group, Member};
@@ -126,31 +129,35 @@ fn prompt_ids<P: Policy>(policy: &P, groups: &[Group]) -> anyhow::Result<Vec<Vec
     groups.iter().map(|g| policy.prompt_ids(&g.request)).collect()
 }
 
-/// A player's optimiser updates of one step from its groups at learning rate `lr`, in
-/// `algorithm.update_order`, then the EMA update; returns its metrics. The EMA copy moves
-/// even when no pair or sample was trainable.
+/// A player's optimiser updates of one step from its groups (and, for the defender, the
+/// step's `retain` set; empty when off) at learning rate `lr`, in `algorithm.update_order`,
+/// then the EMA update; returns its metrics. The EMA copy moves even when nothing was
+/// trainable.
 ///
 /// `per_category` (the paper): one update on the harmful groups, then one on the benign
 /// groups, each the mean over its own category, so both categories weigh the same whatever
 /// their number of pairs; the metrics are logged per category (`<player>/harmful/loss`, ...)
 /// and combined (`<player>/loss` the mean over the categories that trained, counts summed).
-/// GRPO's `batch` baseline is then the mean over the category's batch. `pooled`: one update
-/// on all groups.
+/// GRPO's `batch` baseline is then the mean over the category's batch; the retain set (benign
+/// prompts) joins the benign update. `pooled`: one update on all groups and the retain set.
 pub fn update<P: Policy>(
     player: &mut Player<P>,
     groups: &[Group],
+    retain: &RetainSet,
     a: &Algorithm,
     lr: f64,
 ) -> anyhow::Result<Metrics> {
+    let none = RetainSet::default();
     let m = match a.update_order {
-        UpdateOrder::Pooled => optimiser_update(player, groups, a, lr)?,
+        UpdateOrder::Pooled => optimiser_update(player, groups, retain, a, lr)?,
         UpdateOrder::PerCategory => {
             let mut parts = Vec::new();
             for (category, label) in [(Category::Harmful, "harmful"), (Category::Benign, "benign")]
             {
                 let own: Vec<Group> =
                     groups.iter().filter(|g| g.category == category).cloned().collect();
-                parts.push((label, optimiser_update(player, &own, a, lr)?));
+                let retain = if category == Category::Benign { retain } else { &none };
+                parts.push((label, optimiser_update(player, &own, retain, a, lr)?));
             }
             combine_categories(player.name, &parts)
         }
@@ -182,10 +189,12 @@ fn combine_categories(name: &str, parts: &[(&str, Metrics)]) -> Metrics {
     out
 }
 
-/// One optimiser update of a player from `groups` (the loss over them, clipping, AdamW).
+/// One optimiser update of a player from `groups` and `retain` (the loss over them,
+/// clipping, AdamW).
 fn optimiser_update<P: Policy>(
     player: &mut Player<P>,
     groups: &[Group],
+    retain: &RetainSet,
     a: &Algorithm,
     lr: f64,
 ) -> anyhow::Result<Metrics> {
@@ -202,7 +211,8 @@ fn optimiser_update<P: Policy>(
         Method::Dpo => preference_backward(player, groups, &prompts, a, loss::dpo_loss, &mut m),
         Method::Ipo => preference_backward(player, groups, &prompts, a, loss::ipo_loss, &mut m),
         Method::Grpo => grpo_backward(player, groups, &prompts, a, &mut m),
-    };
+    }
+    .and_then(|trained| Ok(retain_backward(player, retain, a, &mut m)? || trained));
     player.current.set_training(None);
     let trained = trained?;
     let name = player.name;
@@ -301,6 +311,33 @@ fn preference_backward<P: Policy>(
         sums.write(name, m, rpo);
     }
     Ok(total > 0)
+}
+
+/// `benign_retain_alpha` times the retain set's per-token NLL (the mean over all its reply
+/// tokens, whatever the micro-batches), backpropagated; returns whether there was anything
+/// to train. Logs `<player>/retain/nll_loss` (the unweighted NLL) and `retain/replies`.
+fn retain_backward<P: Policy>(
+    player: &Player<P>,
+    retain: &RetainSet,
+    a: &Algorithm,
+    m: &mut Metrics,
+) -> anyhow::Result<bool> {
+    if a.benign_retain_alpha <= 0.0 || retain.is_empty() {
+        return Ok(false);
+    }
+    let name = player.name;
+    let tokens = retain.tokens();
+    let mut nll = 0.0;
+    for chunk in retain.items.chunks(a.micro_batch.max(1)) {
+        let t = player.current.token_logprobs(chunk)?;
+        let n = loss::chosen_nll(&sequence_sums(&t.logprobs, &t.mask), tokens);
+        nll += n.double_value(&[]);
+        player.current.backward(&(n * a.benign_retain_alpha))?;
+        probe::mark(&format!("{name} retain forward and backward"));
+    }
+    m.insert(format!("{name}/retain/nll_loss"), nll);
+    m.insert(format!("{name}/retain/replies"), retain.items.len() as f64);
+    Ok(true)
 }
 
 /// The GRPO loss of every rewarded completion, backpropagated; returns whether there was

@@ -67,6 +67,16 @@ pub struct Algorithm {
     /// and the reference like any completion. Measured in BENCHMARKS.md "CPU demo".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub benign_rejected_refusal: Option<String>,
+    /// Weight of the retain term of the defender's loss: the per-token negative
+    /// log-likelihood of the frozen initial defender's greedy replies to the step's benign
+    /// prompts (the step's "retain set", [`crate::game::retain`]), added to its update's loss
+    /// as RPO's term is. The preference pairs teach "refuse THIS" on harmful prompts; a small
+    /// model generalises that to benign orders that look alike, and this term holds their
+    /// answers where the initial model had them (the retain loss of unlearning and
+    /// circuit-breaker training: Li et al. 2024, "The WMDP Benchmark", RMU; Zou et al. 2024,
+    /// "Improving Alignment and Robustness with Circuit Breakers"). 0 = off (the default and
+    /// the paper). Keeps the initial defender in memory.
+    pub benign_retain_alpha: f64,
     /// Which weights sample the rollouts.
     pub sampler: Sampler,
     /// ema <- decay * ema + (1 - decay) * theta after every step.
@@ -131,6 +141,7 @@ impl Default for Algorithm {
             beta: 0.1,
             rpo_alpha: 0.0,
             benign_rejected_refusal: None,
+            benign_retain_alpha: 0.0,
             sampler: Sampler::Ema,
             ema_decay: 0.95,
             lr: 1e-6,
@@ -155,6 +166,14 @@ impl Default for Algorithm {
     }
 }
 
+/// Whether `player` (`"attacker"` or `"defender"`) keeps its frozen initial model: GRPO's
+/// KL anchor and on-policy DPO/IPO's reference (`sampler = "current"`) for both players, and
+/// the source of the defender's retain set (`retain`: `benign_retain_alpha > 0`). The one
+/// rule for loading players, their LoRA views and the memory plan.
+pub fn keeps_initial(method: Method, sampler: Sampler, retain: bool, player: &str) -> bool {
+    method == Method::Grpo || sampler == Sampler::Current || (retain && player == "defender")
+}
+
 impl Algorithm {
     /// Seeds of `category` per step: `seeds_per_category`, or `benign_seeds_per_step` for
     /// benign seeds when it is set.
@@ -165,6 +184,12 @@ impl Algorithm {
             }
             crate::judging::Category::Harmful => self.seeds_per_category,
         }
+    }
+
+    /// Whether `player` (`"attacker"` or `"defender"`) keeps its frozen initial model
+    /// ([`keeps_initial`]).
+    pub fn keeps_initial(&self, player: &str) -> bool {
+        keeps_initial(self.method, self.sampler, self.benign_retain_alpha > 0.0, player)
     }
 
     /// Moves the old `betas = [beta1, beta2]` pair, when one was read, into `adam_beta1` and

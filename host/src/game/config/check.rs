@@ -86,6 +86,11 @@ impl Config {
             "algorithm.benign_rejected_refusal",
             "must be a non-empty text (or left out)",
         );
+        need(
+            a.benign_retain_alpha >= 0.0 && a.benign_retain_alpha.is_finite(),
+            "algorithm.benign_retain_alpha",
+            "must be finite and >= 0",
+        );
         // Contradictions between two settings (pushed after the range checks' borrow ends).
         let mut conflicts = Vec::new();
         if a.benign_rejected_refusal.is_some() && a.method == Method::Grpo {

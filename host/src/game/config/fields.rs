@@ -185,6 +185,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "A refusal (text, e.g. \"I'm sorry, but I can't help with that.\") used as the rejected completion of every benign defender pair, against the group's best reply: a refusal of a harmless request is wrong without asking the judge. Unset (default and paper): the group's worst reply. DPO/IPO only.",
     ),
     (
+        "algorithm.benign_retain_alpha",
+        "Weight of the retain term: the per-token negative log-likelihood of the frozen initial defender's greedy replies to the step's benign prompts, added to the defender's loss so that learning to refuse harmful requests keeps the initial answers to harmless ones (the retain loss of RMU and circuit breakers). Costs one greedy generation of the benign prompts per step and keeps the initial defender in memory. >= 0; 0 (default and paper) = off.",
+    ),
+    (
         "algorithm.sampler",
         "Which weights sample the rollouts: `ema` (the EMA copy, also the reference: the paper) or `current` (reference = the initial model).",
     ),

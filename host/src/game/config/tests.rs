@@ -239,7 +239,21 @@ fn range_checks_name_the_field() {
     let ok = Config::parse("[algorithm]\nbenign_rejected_refusal = \"No.\"\n", "t.toml", &[]);
     assert_eq!(ok.unwrap().algorithm.benign_rejected_refusal.as_deref(), Some("No."));
     // Infinite strengths and rates are refused, not trained with.
-    for key in ["beta", "rpo_alpha", "learning_rate", "adam_epsilon", "grpo_ratio_cap"] {
+    // The retain weight is a weight: finite and >= 0; with it the defender keeps its initial
+    // model (the attacker does not).
+    let err = Config::parse("[algorithm]\nbenign_retain_alpha = -1\n", "t.toml", &[]).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("algorithm.benign_retain_alpha"), "{err:?}");
+    assert!(err.to_string().contains("must be finite and >= 0"), "{err}");
+    let ok = Config::parse("[algorithm]\nbenign_retain_alpha = 0.5\n", "t.toml", &[]).unwrap();
+    assert!(ok.algorithm.keeps_initial("defender") && !ok.algorithm.keeps_initial("attacker"));
+    for key in [
+        "beta",
+        "rpo_alpha",
+        "benign_retain_alpha",
+        "learning_rate",
+        "adam_epsilon",
+        "grpo_ratio_cap",
+    ] {
         let err = Config::parse(&format!("[algorithm]\n{key} = inf\n"), "t.toml", &[]).unwrap_err();
         assert_eq!(err.field.as_deref(), Some(format!("algorithm.{key}").as_str()), "{err:?}");
         assert!(err.to_string().contains("must be finite"), "{err}");

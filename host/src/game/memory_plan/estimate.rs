@@ -6,7 +6,7 @@ use super::inputs::PlanInputs;
 use super::render::count;
 use super::transient;
 use super::{CPU_ALLOCATOR_FACTOR, CPU_RUNTIME_BYTES, CUDA_CONTEXT_BYTES, MemoryPlan, Phase, Term};
-use crate::game::config::{Dtype, Method, Sampler};
+use crate::game::config::{Dtype, Sampler};
 use crate::model::decoder::DecoderSpec;
 
 /// Bytes of one element of the model dtype.
@@ -33,7 +33,6 @@ impl MemoryPlan {
         };
         let players = [("attacker", &x.attacker), ("defender", &x.defender)];
         let uses_ema = x.sampler == Sampler::Ema;
-        let needs_initial = x.method == Method::Grpo || x.sampler == Sampler::Current;
         let cuda = x.device.starts_with("cuda");
         if cuda {
             add(
@@ -86,7 +85,7 @@ impl MemoryPlan {
                             );
                         }
                     }
-                    if needs_initial {
+                    if x.keeps_initial(name) {
                         add(
                             Phase::Resident,
                             format!("{name} initial copy (reference / KL anchor)"),

@@ -117,6 +117,9 @@ pub struct PlanInputs {
     pub method: Method,
     /// `algorithm.sampler`.
     pub sampler: Sampler,
+    /// Whether the defender trains on a retain set (`algorithm.benign_retain_alpha > 0`),
+    /// which keeps its initial model.
+    pub retain: bool,
     /// LoRA players (`None`: full fine-tuning).
     pub adapter: Option<AdapterPlan>,
     /// Activation checkpointing per decoder layer.
@@ -171,6 +174,12 @@ fn render(dir: &Path, user: &str, prefill: Option<&str>) -> Result<String> {
 }
 
 impl PlanInputs {
+    /// Whether `player` keeps its frozen initial model (the config's rule,
+    /// [`crate::game::config::keeps_initial`]).
+    pub fn keeps_initial(&self, player: &str) -> bool {
+        crate::game::config::keeps_initial(self.method, self.sampler, self.retain, player)
+    }
+
     /// Reads shapes, lengths and settings from the configuration's files (no weights).
     ///
     /// `adapter` and `gradient_checkpointing` are the planned values when the config does
@@ -247,6 +256,7 @@ impl PlanInputs {
             judge,
             method: config.algorithm.method,
             sampler: config.algorithm.sampler,
+            retain: config.algorithm.benign_retain_alpha > 0.0,
             adapter,
             gradient_checkpointing,
             update_order: config.algorithm.update_order,

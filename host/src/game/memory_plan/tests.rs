@@ -54,6 +54,7 @@ fn inputs(spec: DecoderSpec, dtype: Dtype) -> PlanInputs {
         judge: None,
         method: Method::Dpo,
         sampler: Sampler::Ema,
+        retain: false,
         adapter: None,
         gradient_checkpointing: false,
         update_order: UpdateOrder::Pooled,
@@ -118,6 +119,12 @@ fn full_fine_tuning_terms_follow_the_dtype_and_method() {
     grpo.method = Method::Grpo;
     let grpo = MemoryPlan::compute(&grpo).unwrap();
     assert_eq!(term(&grpo, "attacker initial copy (reference / KL anchor)"), Some(4 * n));
+    // A retain set keeps the defender's initial model only.
+    let mut retain = inputs(smollm2(), Dtype::F32);
+    retain.retain = true;
+    let retain = MemoryPlan::compute(&retain).unwrap();
+    assert_eq!(term(&retain, "defender initial copy (reference / KL anchor)"), Some(4 * n));
+    assert_eq!(term(&retain, "attacker initial copy (reference / KL anchor)"), None);
     // The quickstart's plan is dominated by the attacker's micro-batch: 6 pairs (one per
     // seed) of 150 + 48 tokens.
     let act = term(&f32_plan, "attacker activations saved for backward (decoder layers)");

@@ -386,10 +386,23 @@ fn bf16_ema_masters_move_by_the_expected_amount_and_resume_exactly() {
 /// One step of the toy game with `extra` overrides (no validation): the defender's menu
 /// probabilities after it and the step's metrics.
 fn play_one_step(extra: &[&str]) -> (Vec<f64>, crate::game::metrics::Metrics) {
+    play_one_step_from(extra, None)
+}
+
+/// [`play_one_step`] from a defender whose menu logits are `defender` (default: all 0).
+fn play_one_step_from(
+    extra: &[&str],
+    defender: Option<[f32; 3]>,
+) -> (Vec<f64>, crate::game::metrics::Metrics) {
     let dir = tempfile::tempdir().unwrap();
     let mut overrides = vec!["algorithm.steps=1", "validation.every=0"];
     overrides.extend_from_slice(extra);
     let config = setup(dir.path(), &overrides);
+    if let Some(logits) = defender {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let _ = vs.root().var_copy("logits", &Tensor::from_slice(&logits));
+        vs.save(dir.path().join("defender").join("model.safetensors")).unwrap();
+    }
     let run = create_run_dir(&config).unwrap();
     let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
     t.run(&mut |_| {}).unwrap();
@@ -437,4 +450,35 @@ fn a_benign_rejected_refusal_is_the_rejected_reply_of_every_benign_defender_pair
     let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
     let err = t.run(&mut |_| {}).unwrap_err();
     assert!(format!("{err:#}").contains("`NOPE` is not on the menu"), "{err:#}");
+}
+
+#[test]
+fn the_retain_term_raises_the_initial_defenders_greedy_benign_reply() {
+    // The initial defender prefers the ramble (logits 0, 0, 1): its greedy reply to every
+    // benign prompt, so the retain set is the ramble on each benign prompt. DPO never moves
+    // the ramble (never chosen nor rejected, see the RPO test); the retain term raises it, in
+    // either update order, whatever the micro-batch (the NLL is a per-token mean).
+    let start = Some([0.0, 0.0, 1.0]);
+    let (dpo, dpo_metrics) = play_one_step_from(&[], start);
+    assert!(!dpo_metrics.contains_key("defender/retain/nll_loss"));
+    assert!(!dpo_metrics.contains_key("time/retain_generation"));
+    let on = "algorithm.benign_retain_alpha=1.0";
+    for order in ["per_category", "pooled"] {
+        let order = format!("algorithm.update_order=\"{order}\"");
+        let (kept, m) = play_one_step_from(&[on, &order], start);
+        let (kept_1, _) = play_one_step_from(&[on, &order, "algorithm.micro_batch=1"], start);
+        assert!(kept[2] > dpo[2] + 1e-4, "{order}: ramble {} vs dpo {}", kept[2], dpo[2]);
+        for (x, y) in kept.iter().zip(&kept_1) {
+            assert!((x - y).abs() < 1e-6, "{order}: {kept:?} vs {kept_1:?}");
+        }
+        // One reply per benign group (two benign seeds, two rewrites each at most); its NLL
+        // is that of the initial ramble, -log softmax(0, 0, 1)[2].
+        let replies = m["defender/retain/replies"];
+        assert!((1.0..=4.0).contains(&replies), "{order}: {replies}");
+        let expected = -(1f64.exp() / (2.0 + 1f64.exp())).ln();
+        let nll = m["defender/retain/nll_loss"];
+        assert!((nll - expected).abs() < 1e-4, "{order}: {nll} vs {expected}");
+        assert!(m["time/retain_generation"] >= 0.0);
+        assert!(!m.contains_key("attacker/retain/nll_loss"));
+    }
 }
