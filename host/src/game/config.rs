@@ -39,7 +39,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use algorithm::{Algorithm, Baseline, Method, Sampler, UpdateOrder, keeps_initial};
+pub use algorithm::{
+    Algorithm, Baseline, Method, Sampler, UpdateOrder, initial_uses, keeps_initial,
+};
 pub use data::Data;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use fields::FIELDS;

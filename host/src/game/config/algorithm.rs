@@ -166,12 +166,34 @@ impl Default for Algorithm {
     }
 }
 
-/// Whether `player` (`"attacker"` or `"defender"`) keeps its frozen initial model: GRPO's
-/// KL anchor and on-policy DPO/IPO's reference (`sampler = "current"`) for both players, and
-/// the source of the defender's retain set (`retain`: `benign_retain_alpha > 0`). The one
+/// What `player` (`"attacker"` or `"defender"`) keeps its frozen initial model for, in a
+/// fixed order: GRPO's KL anchor (`"KL anchor"`), on-policy DPO/IPO's reference
+/// (`sampler = "current"`: `"reference"`), both players; the source of the defender's retain
+/// set (`retain`: `benign_retain_alpha > 0`: `"retain set"`). Empty: the player keeps none.
+/// The memory plan names its term with these.
+pub fn initial_uses(
+    method: Method,
+    sampler: Sampler,
+    retain: bool,
+    player: &str,
+) -> Vec<&'static str> {
+    let mut uses = Vec::new();
+    if method == Method::Grpo {
+        uses.push("KL anchor");
+    }
+    if sampler == Sampler::Current {
+        uses.push("reference");
+    }
+    if retain && player == "defender" {
+        uses.push("retain set");
+    }
+    uses
+}
+
+/// Whether `player` keeps its frozen initial model ([`initial_uses`] is not empty). The one
 /// rule for loading players, their LoRA views and the memory plan.
 pub fn keeps_initial(method: Method, sampler: Sampler, retain: bool, player: &str) -> bool {
-    method == Method::Grpo || sampler == Sampler::Current || (retain && player == "defender")
+    !initial_uses(method, sampler, retain, player).is_empty()
 }
 
 impl Algorithm {

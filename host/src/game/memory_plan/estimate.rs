@@ -85,10 +85,11 @@ impl MemoryPlan {
                             );
                         }
                     }
-                    if x.keeps_initial(name) {
+                    let uses = x.initial_uses(name);
+                    if !uses.is_empty() {
                         add(
                             Phase::Resident,
-                            format!("{name} initial copy (reference / KL anchor)"),
+                            format!("{name} initial copy ({})", uses.join(" / ")),
                             n * e,
                             format!("{} params x {e} B", count(n)),
                         );

@@ -180,6 +180,11 @@ impl PlanInputs {
         crate::game::config::keeps_initial(self.method, self.sampler, self.retain, player)
     }
 
+    /// What `player` keeps its frozen initial model for ([`crate::game::config::initial_uses`]).
+    pub fn initial_uses(&self, player: &str) -> Vec<&'static str> {
+        crate::game::config::initial_uses(self.method, self.sampler, self.retain, player)
+    }
+
     /// Reads shapes, lengths and settings from the configuration's files (no weights).
     ///
     /// `adapter` and `gradient_checkpointing` are the planned values when the config does

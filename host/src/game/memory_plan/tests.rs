@@ -108,7 +108,7 @@ fn full_fine_tuning_terms_follow_the_dtype_and_method() {
     assert_eq!(term(&f32_plan, "defender AdamW m, v (f32)"), Some(8 * n));
     assert_eq!(term(&f32_plan, "defender EMA f32 masters"), None);
     assert_eq!(term(&f32_plan, "defender AdamW f32 master weights"), None);
-    assert_eq!(term(&f32_plan, "defender initial copy (reference / KL anchor)"), None);
+    assert!(f32_plan.terms.iter().all(|t| !t.what.contains("initial copy")));
     // bf16: half-size weights, plus the f32 EMA and optimiser masters.
     let bf16 = MemoryPlan::compute(&inputs(smollm2(), Dtype::Bf16)).unwrap();
     assert_eq!(term(&bf16, "defender weights"), Some(2 * n));
@@ -118,13 +118,20 @@ fn full_fine_tuning_terms_follow_the_dtype_and_method() {
     let mut grpo = inputs(smollm2(), Dtype::F32);
     grpo.method = Method::Grpo;
     let grpo = MemoryPlan::compute(&grpo).unwrap();
-    assert_eq!(term(&grpo, "attacker initial copy (reference / KL anchor)"), Some(4 * n));
+    assert_eq!(term(&grpo, "attacker initial copy (KL anchor)"), Some(4 * n));
     // A retain set keeps the defender's initial model only.
     let mut retain = inputs(smollm2(), Dtype::F32);
     retain.retain = true;
     let retain = MemoryPlan::compute(&retain).unwrap();
-    assert_eq!(term(&retain, "defender initial copy (reference / KL anchor)"), Some(4 * n));
-    assert_eq!(term(&retain, "attacker initial copy (reference / KL anchor)"), None);
+    assert_eq!(term(&retain, "defender initial copy (retain set)"), Some(4 * n));
+    assert!(retain.terms.iter().all(|t| !t.what.starts_with("attacker initial copy")));
+    // The term says every use: on-policy GRPO with a retain set.
+    let mut all = inputs(smollm2(), Dtype::F32);
+    (all.method, all.sampler, all.retain) = (Method::Grpo, Sampler::Current, true);
+    let all = MemoryPlan::compute(&all).unwrap();
+    let both = "defender initial copy (KL anchor / reference / retain set)";
+    assert_eq!(term(&all, both), Some(4 * n));
+    assert_eq!(term(&all, "attacker initial copy (KL anchor / reference)"), Some(4 * n));
     // The quickstart's plan is dominated by the attacker's micro-batch: 6 pairs (one per
     // seed) of 150 + 48 tokens.
     let act = term(&f32_plan, "attacker activations saved for backward (decoder layers)");

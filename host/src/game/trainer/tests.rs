@@ -482,3 +482,38 @@ fn the_retain_term_raises_the_initial_defenders_greedy_benign_reply() {
         assert!(!m.contains_key("attacker/retain/nll_loss"));
     }
 }
+
+/// The retain set is rebuilt after a resume from the kept initial defender, not from the
+/// resumed weights: a run with the term on, interrupted after step 2 and resumed, plays
+/// steps 3 and 4 as the uninterrupted run did.
+#[test]
+fn a_run_with_the_retain_term_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &["algorithm.benign_retain_alpha=1.0"]);
+    // The initial defender prefers the ramble, so the retain set pulls against DPO.
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _ = vs.root().var_copy("logits", &Tensor::from_slice(&[0.0f32, 0.0, 1.0]));
+    vs.save(dir.path().join("defender").join("model.safetensors")).unwrap();
+    let run_a = create_run_dir(&config).unwrap();
+    let mut a = trainer(&config, &run_a, judge(), CountingCurriculum::default(), false).unwrap();
+    a.run(&mut |_| {}).unwrap();
+    let lines = read_metrics(&run_a.join("metrics.jsonl")).unwrap();
+    // Steps 3 and 4, the ones the resumed run replays, hold benign groups and so the term.
+    for (step, m) in &lines[3..] {
+        assert!(m["defender/retain/nll_loss"].is_finite(), "step {step}: {m:?}");
+    }
+
+    let run_b = create_run_dir(&config).unwrap();
+    let mut b = trainer(&config, &run_b, judge(), CountingCurriculum::default(), false).unwrap();
+    b.run_until(2, &mut |_| {}).unwrap();
+    drop(b);
+    let mut b = trainer(&config, &run_b, judge(), CountingCurriculum::default(), true).unwrap();
+    assert_eq!(b.step(), 2);
+    b.run(&mut |_| {}).unwrap();
+    let lines_b = read_metrics(&run_b.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        reproducible_at(&lines, &[3, 4]).unwrap(),
+        reproducible_at(&lines_b, &[3, 4]).unwrap()
+    );
+    assert_eq!(b.defender.current.probs(), a.defender.current.probs());
+}
