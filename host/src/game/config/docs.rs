@@ -46,13 +46,38 @@ fn doc_of(key: &str) -> Option<&'static str> {
     FIELDS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
 }
 
-/// Keys ordered as in [`FIELDS`] (map entries after, by name), plain values before tables
-/// (TOML puts a table's keys before its sub-tables).
-fn ordered<'a>(path: &str, table: &'a toml::Table) -> Vec<(&'a String, &'a toml::Value)> {
-    let rank = |k: &str| FIELDS.iter().position(|(f, _)| *f == join(path, k)).unwrap_or(usize::MAX);
-    let mut entries: Vec<_> = table.iter().collect();
-    entries.sort_by_key(|(k, v)| (v.is_table(), rank(k)));
-    entries
+/// One entry of a table as printed: a key with its value, or a documented optional key that
+/// is unset (printed commented out).
+enum Entry<'a> {
+    Set(&'a String, &'a toml::Value),
+    /// The full dotted key and its last part.
+    Unset(&'static str, &'static str),
+}
+
+/// The table's entries in [`FIELDS`] order, unset optional keys in their place among the set
+/// ones (map entries, which have no [`FIELDS`] line, after them by name), and plain values
+/// before tables (TOML puts a table's keys before its sub-tables).
+fn entries<'a>(path: &str, table: &'a toml::Table) -> Vec<Entry<'a>> {
+    let rank = |full: &str| FIELDS.iter().position(|(f, _)| *f == full).unwrap_or(usize::MAX);
+    let mut entries: Vec<(bool, usize, Entry<'a>)> =
+        table.iter().map(|(k, v)| (v.is_table(), rank(&join(path, k)), Entry::Set(k, v))).collect();
+    for (key, _) in FIELDS {
+        let leaf = if path.is_empty() {
+            Some(*key)
+        } else {
+            key.strip_prefix(path).and_then(|k| k.strip_prefix('.'))
+        };
+        if let Some(leaf) = leaf
+            && !leaf.contains('.')
+            && !leaf.is_empty()
+            && !table.contains_key(leaf)
+        {
+            entries.push((false, rank(key), Entry::Unset(key, leaf)));
+        }
+    }
+    // Stable: map entries (all ranked last) keep the table's order, which is by name.
+    entries.sort_by_key(|(is_table, rank, _)| (*is_table, *rank));
+    entries.into_iter().map(|(_, _, e)| e).collect()
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -65,29 +90,24 @@ fn write_table(
     table: &toml::Table,
     defaults: &toml::Value,
 ) -> anyhow::Result<()> {
-    for (key, value) in ordered(path, table) {
-        let full = join(path, key);
-        if let toml::Value::Table(sub) = value {
-            out.push('\n');
-            write_doc(out, &full, None);
-            writeln!(out, "[{}]", full.split('.').map(toml_key).collect::<Vec<_>>().join("."))?;
-            write_table(out, &full, sub, defaults)?;
-        } else {
-            write_doc(out, &full, Some(defaults));
-            writeln!(out, "{} = {value}", toml_key(key))?;
-        }
-    }
-    // Documented keys that are unset (optional, no value) still show, commented out.
-    for (key, _) in FIELDS {
-        if let Some(leaf) = key
-            .strip_prefix(path)
-            .and_then(|k| if path.is_empty() { Some(k) } else { k.strip_prefix('.') })
-            && !leaf.contains('.')
-            && !leaf.is_empty()
-            && !table.contains_key(leaf)
-        {
-            write_doc(out, key, Some(defaults));
-            writeln!(out, "# {leaf} is unset")?;
+    for entry in entries(path, table) {
+        match entry {
+            Entry::Set(key, toml::Value::Table(sub)) => {
+                let full = join(path, key);
+                out.push('\n');
+                write_doc(out, &full, None);
+                let header = full.split('.').map(toml_key).collect::<Vec<_>>().join(".");
+                writeln!(out, "[{header}]")?;
+                write_table(out, &full, sub, defaults)?;
+            }
+            Entry::Set(key, value) => {
+                write_doc(out, &join(path, key), Some(defaults));
+                writeln!(out, "{} = {value}", toml_key(key))?;
+            }
+            Entry::Unset(full, leaf) => {
+                write_doc(out, full, Some(defaults));
+                writeln!(out, "# {leaf} is unset")?;
+            }
         }
     }
     Ok(())
@@ -210,5 +230,21 @@ mod tests {
         for line in ["\ntemperature = 0.8\n", "\ntop_p = 0.9\n", "\nbeta = 0.1\n"] {
             assert!(text.contains(line), "{line:?} in {text}");
         }
+    }
+    /// An unset optional key prints where it prints when set, among its table's keys, not
+    /// after the table (where it would follow the table's sub-tables).
+    #[test]
+    fn unset_keys_print_in_their_place() {
+        let unset = Config::default().to_documented_toml().unwrap();
+        let mut c = Config::default();
+        c.algorithm.benign_rejected_refusal = Some("no".into());
+        let set = c.to_documented_toml().unwrap();
+        let previous_key = |text: &str, line: &str| {
+            let at = text.find(line).unwrap_or_else(|| panic!("{line:?} in {text}"));
+            text[..at].lines().rev().find(|l| !l.starts_with('#')).map(String::from)
+        };
+        let key = previous_key(&set, "\nbenign_rejected_refusal = \"no\"\n");
+        assert_eq!(key.as_deref(), Some("rpo_alpha = 0.0"));
+        assert_eq!(previous_key(&unset, "\n# benign_rejected_refusal is unset\n"), key);
     }
 }
