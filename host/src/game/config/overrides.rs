@@ -285,6 +285,9 @@ pub(super) fn unset(
             absent.push(o.key.clone());
         }
     }
+    // Fields that refused the null and are being retried with the word as text, each with the
+    // error to give if the text is refused too.
+    let mut retried: Vec<(Vec<String>, ConfigError)> = Vec::new();
     loop {
         match serde_path_to_error::deserialize::<_, Config>(&json) {
             Ok(config) => return Ok(config),
@@ -322,18 +325,43 @@ pub(super) fn unset(
                     .rsplit_once(", expected ")
                     .map_or(message.clone(), |(_, e)| words::expected_words(e, Some(&path)));
                 let mut text = format!("cannot be unset: it is not optional (it takes {takes})");
-                if takes == words::STRING || takes == words::PATH {
+                let free_text = takes == words::STRING || takes == words::PATH;
+                if free_text {
                     text.push_str(&format!(
                         "; to set the text, quote it: --set '{path}=\"{raw}\"'"
                     ));
                 }
-                return Err(ConfigError::new(ConfigErrorKind::NotOptional, text)
+                if let Some(i) = retried.iter().position(|(k, _)| *k == o.key) {
+                    return Err(retried.swap_remove(i).1);
+                }
+                let refused = ConfigError::new(ConfigErrorKind::NotOptional, text)
                     .field(path)
                     .expected(takes)
                     .from_set(&o.item)
-                    .in_file(origin));
+                    .in_file(origin);
+                if free_text {
+                    // Text or an unset: which one was meant is a guess (the error says how
+                    // to quote it).
+                    return Err(refused);
+                }
+                // `none` is also a value some fields take (`models.adapter = "none"`, full
+                // fine-tuning): a field that cannot be unset and takes more than free text
+                // gets the word as text, and this error stands if the text is refused too.
+                set(&mut json, &o.key, serde_json::Value::String(raw.to_string()));
+                retried.push((o.key.clone(), refused));
             }
         }
+    }
+}
+
+/// Sets the value at `key` (whose tables exist: [`unset`] made them).
+fn set(json: &mut serde_json::Value, key: &[String], value: serde_json::Value) {
+    let mut node = Some(json);
+    for part in key {
+        node = node.and_then(|n| n.get_mut(part));
+    }
+    if let Some(slot) = node {
+        *slot = value;
     }
 }
 

@@ -440,6 +440,31 @@ fn case_14_null_unsets_optional_fields() {
     assert_eq!(c.plugins.paths.keys().collect::<Vec<_>>(), ["other"]);
 }
 
+/// `none` is a value of `models.adapter` (full fine-tuning), so `--set models.adapter=none`
+/// sets it instead of refusing an unset; a field that cannot take the word keeps the error.
+#[test]
+fn none_sets_a_field_that_takes_it_as_a_value() {
+    let lora = "[models]\nadapter = \"lora\"\n";
+    for word in ["none", "null"] {
+        let sets = [format!("models.adapter={word}")];
+        let c = Config::parse(lora, "t.toml", &sets);
+        if word == "none" {
+            let c = c.unwrap();
+            let back = Config::parse("[models]\nadapter = \"none\"\n", "t.toml", &[]).unwrap();
+            assert_eq!(c.models.adapter, back.models.adapter);
+        } else {
+            // `null` is no adapter value: the unset is refused as before.
+            let err = c.unwrap_err().to_string();
+            assert!(
+                err.contains("field `models.adapter`") && err.contains("cannot be unset"),
+                "{err}"
+            );
+        }
+    }
+    let err = Config::parse("", "t.toml", &["algorithm.method=none".into()]).unwrap_err();
+    assert!(err.to_string().contains("cannot be unset"), "{err}");
+}
+
 #[test]
 fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
     let not_optional = |err: &ConfigError, field: &str| {
