@@ -310,6 +310,10 @@ pub(super) fn unset(
                     remove(&mut json, &o.key);
                     continue;
                 }
+                if let Some(i) = retried.iter().position(|(k, _)| *k == o.key) {
+                    // The word was tried as text and refused too.
+                    return Err(retried.swap_remove(i).1);
+                }
                 if message.starts_with("unknown field") {
                     return Err(ConfigError::new(
                         ConfigErrorKind::UnknownKey,
@@ -331,9 +335,6 @@ pub(super) fn unset(
                         "; to set the text, quote it: --set '{path}=\"{raw}\"'"
                     ));
                 }
-                if let Some(i) = retried.iter().position(|(k, _)| *k == o.key) {
-                    return Err(retried.swap_remove(i).1);
-                }
                 let refused = ConfigError::new(ConfigErrorKind::NotOptional, text)
                     .field(path)
                     .expected(takes)
@@ -354,24 +355,24 @@ pub(super) fn unset(
     }
 }
 
+/// The value at the dotted path `key`, if every part of it exists.
+fn node_mut<'a>(
+    json: &'a mut serde_json::Value,
+    key: &[String],
+) -> Option<&'a mut serde_json::Value> {
+    key.iter().try_fold(json, |node, part| node.get_mut(part))
+}
+
 /// Sets the value at `key` (whose tables exist: [`unset`] made them).
 fn set(json: &mut serde_json::Value, key: &[String], value: serde_json::Value) {
-    let mut node = Some(json);
-    for part in key {
-        node = node.and_then(|n| n.get_mut(part));
-    }
-    if let Some(slot) = node {
+    if let Some(slot) = node_mut(json, key) {
         *slot = value;
     }
 }
 
 fn remove(json: &mut serde_json::Value, key: &[String]) {
     let (leaf, parents) = key.split_last().expect("a key has at least one segment");
-    let mut node = Some(json);
-    for part in parents {
-        node = node.and_then(|n| n.get_mut(part));
-    }
-    if let Some(table) = node.and_then(serde_json::Value::as_object_mut) {
+    if let Some(table) = node_mut(json, parents).and_then(serde_json::Value::as_object_mut) {
         table.remove(leaf);
     }
 }

@@ -389,6 +389,13 @@ fn play_one_step(extra: &[&str]) -> (Vec<f64>, crate::game::metrics::Metrics) {
     play_one_step_from(extra, None)
 }
 
+/// Replaces the toy defender's menu logits (refuse, comply, ramble) in `setup`'s folder.
+fn write_defender_logits(dir: &Path, logits: [f32; 3]) {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _ = vs.root().var_copy("logits", &Tensor::from_slice(&logits));
+    vs.save(dir.join("defender").join("model.safetensors")).unwrap();
+}
+
 /// [`play_one_step`] from a defender whose menu logits are `defender` (default: all 0).
 fn play_one_step_from(
     extra: &[&str],
@@ -399,9 +406,7 @@ fn play_one_step_from(
     overrides.extend_from_slice(extra);
     let config = setup(dir.path(), &overrides);
     if let Some(logits) = defender {
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _ = vs.root().var_copy("logits", &Tensor::from_slice(&logits));
-        vs.save(dir.path().join("defender").join("model.safetensors")).unwrap();
+        write_defender_logits(dir.path(), logits);
     }
     let run = create_run_dir(&config).unwrap();
     let mut t = trainer(&config, &run, judge(), CountingCurriculum::default(), false).unwrap();
@@ -491,9 +496,7 @@ fn a_run_with_the_retain_term_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), &["algorithm.benign_retain_alpha=1.0"]);
     // The initial defender prefers the ramble, so the retain set pulls against DPO.
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _ = vs.root().var_copy("logits", &Tensor::from_slice(&[0.0f32, 0.0, 1.0]));
-    vs.save(dir.path().join("defender").join("model.safetensors")).unwrap();
+    write_defender_logits(dir.path(), [0.0, 0.0, 1.0]);
     let run_a = create_run_dir(&config).unwrap();
     let mut a = trainer(&config, &run_a, judge(), CountingCurriculum::default(), false).unwrap();
     a.run(&mut |_| {}).unwrap();
