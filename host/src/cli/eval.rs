@@ -488,7 +488,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!("plots skipped: {e:#}");
-            eprintln!("warning: plots skipped: {e:#}");
             Vec::new()
         }
     };

@@ -97,6 +97,20 @@ pub fn check_judgments(
     counts.judgments += s.judgments_failed;
     if s.judgments > 0 {
         let share = s.judgments_failed as f64 / s.judgments as f64;
+        if share <= policy.max_step_failure_share
+            && s.judgments_failed > 0
+            && (policy.max_total_failures == 0 || counts.judgments <= policy.max_total_failures)
+        {
+            let kinds: Vec<String> = s.failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            tracing::warn!(
+                "step {step}: {} of {} judgments failed ({}); going on, as \
+                 plugins.failure_policy.max_step_failure_share = {} allows",
+                s.judgments_failed,
+                s.judgments,
+                kinds.join(", "),
+                policy.max_step_failure_share
+            );
+        }
         if share > policy.max_step_failure_share {
             return Err(PolicyStop::StepFailureShare {
                 step,

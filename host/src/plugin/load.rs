@@ -304,7 +304,8 @@ pub(crate) fn load(
     let result = load_inner(engine, path, expected);
     if let Err(err) = &result {
         engine.count_load_failure(err.reason());
-        tracing::warn!("{err}");
+        // The caller reports the error; a warning here would say it twice.
+        tracing::debug!("{err}");
     }
     result
 }

@@ -230,7 +230,9 @@ impl<W: World> Sandbox<W> {
                 let failure = self.failure(kind, format!("{what}: {err:#}"));
                 self.failures.add(kind, 1);
                 self.consecutive_call_failures += 1;
-                tracing::warn!(plugin = %failure.plugin, kind = kind.as_str(), "{}", failure.message);
+                // The caller's failure policy decides what the user hears (a stop, or one
+                // warning per step that goes on): here it is a debug line.
+                tracing::debug!(plugin = %failure.plugin, kind = kind.as_str(), "{}", failure.message);
                 // A trapped instance may hold broken invariants: never reuse it.
                 if let Err(again) = self.replace() {
                     tracing::warn!("{again}");

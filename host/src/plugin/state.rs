@@ -194,7 +194,7 @@ impl HostState {
         f: impl FnOnce(&mut Self) -> R,
     ) -> Result<R, BudgetExceeded> {
         self.spend.charge(name, tokens).inspect_err(|e| {
-            tracing::warn!(plugin = %self.label, "{e}");
+            tracing::debug!(plugin = %self.label, "{e}");
         })?;
         Ok(self.in_host(f))
     }
