@@ -85,8 +85,8 @@ fn print_config_refuses_a_misspelt_plugin_name_as_train_does() {
     );
 }
 
-/// The defender prompt length `P` of the plan's "defender generation" term
-/// (`... rows x (P + C) positions ...`).
+/// The defender prompt length the plan sizes its terms with (its `lengths:` line,
+/// `... defender prompt P + completion C tokens ...`).
 fn planned_defender_prompt(sets: &[&str]) -> usize {
     let mut cmd = advgame();
     cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
@@ -100,11 +100,16 @@ fn planned_defender_prompt(sets: &[&str]) -> usize {
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
-    let line = stdout.lines().skip_while(|l| !l.contains("defender generation")).nth(1);
-    let line = line.unwrap_or_else(|| panic!("no defender generation term: {stdout}"));
-    let at = line.find(" positions").expect("positions");
-    let open = line[..at].rfind('(').expect("(");
-    line[open + 1..at].split(" + ").next().unwrap().parse().unwrap()
+    let line = stdout.lines().find(|l| l.starts_with("lengths: "));
+    let line = line.unwrap_or_else(|| panic!("no lengths line: {stdout}"));
+    let after = line.split("defender prompt ").nth(1).expect("defender prompt");
+    let words = after.split(" + ").next().unwrap();
+    let p: usize = words.parse().unwrap();
+    // The defender's generation term, when it is the largest, is sized with the same length.
+    if let Some(term) = stdout.lines().skip_while(|l| !l.contains("defender generation")).nth(1) {
+        assert!(term.contains(&format!("({p} + ")), "{term}");
+    }
+    p
 }
 
 #[test]
@@ -121,4 +126,39 @@ fn memory_plan_sizes_the_defender_prompt_from_what_the_defender_is_given() {
     ]);
     assert!(rewrite > bare, "templated {rewrite} vs bare {bare}");
     assert!(bare > 64, "{bare}");
+}
+
+/// `train` checks its memory plan against the device before loading anything, warns when
+/// the run will not fit, and goes on (here it then stops at a judge file that is not a
+/// component, so no model loads); with room to spare it says nothing.
+#[test]
+fn train_warns_before_loading_when_the_plan_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let judge = dir.path().join("judge.wasm");
+    std::fs::write(&judge, b"not a component").unwrap();
+    let run = |gib: &str| {
+        let mut cmd = advgame();
+        cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        cmd.args(["train", "--config", "examples/quickstart.toml", "--device-memory", gib]);
+        for model in ["models.attacker", "models.defender"] {
+            cmd.args(["--set", &format!("{model}={}", fixture("tiny-llama").display())]);
+        }
+        cmd.args(["--set", &format!("output.dir={}", dir.path().join("runs").display())]);
+        cmd.arg("--plugin").arg(format!("judge={}", judge.display()));
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let short = run("0.1");
+    let warning = short.lines().find(|l| l.contains("the memory plan needs"));
+    let warning = warning.unwrap_or_else(|| panic!("no warning: {short}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("0.10 GiB is available (--device-memory)")
+    );
+    assert!(warning.contains("--memory-plan"), "{warning}");
+    let error = short.lines().last().unwrap();
+    assert!(error.starts_with("error: ") && error.contains("judge.wasm"), "{short}");
+    let roomy = run("1000");
+    assert!(!roomy.contains("memory plan"), "{roomy}");
+    assert!(roomy.lines().last().unwrap().contains("judge.wasm"), "{roomy}");
 }

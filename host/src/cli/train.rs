@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::plugin_arg::{PluginPath, UsedPlugins, check_used};
 use crate::game::config::Config;
+use crate::game::memory_plan::{AdapterPlan, GIB, MemoryPlan, PlanInputs, device_capacity};
 use crate::game::metrics::Metrics;
 use crate::game::plugins;
 use crate::game::run;
@@ -58,9 +59,10 @@ pub struct TrainArgs {
     /// will not fit. See `game::memory_plan`.
     #[arg(long)]
     pub memory_plan: bool,
-    /// Device memory in GiB for --memory-plan (default: MemAvailable on CPU, nvidia-smi's
-    /// total on CUDA).
-    #[arg(long, value_name = "GIB", requires = "memory_plan")]
+    /// Device memory in GiB that the memory plan is checked against, by --memory-plan and by
+    /// the warning `train` gives before loading when the run will not fit (default:
+    /// MemAvailable on CPU, nvidia-smi's total on CUDA).
+    #[arg(long, value_name = "GIB")]
     pub device_memory: Option<f64>,
     /// Plan LoRA players of this rank (PEFT's `r`) with --memory-plan, as a what-if on top
     /// of the config.
@@ -156,7 +158,44 @@ fn print_summary(s: &Summary) {
 
 /// `--memory-plan`: reads only config.json, tokenizers and prompt files.
 fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
-    use crate::game::memory_plan::{AdapterPlan, MemoryPlan, PlanInputs, device_capacity};
+    let plan = memory_plan(args, config)?;
+    let capacity =
+        device_capacity(&crate::model::device_name(config.models.device), args.device_memory);
+    print!("{}", plan.render(capacity.as_ref()));
+    Ok(())
+}
+
+/// Before any weight loads: the run's memory plan against what its device offers now. When
+/// the peak does not fit, a warning says so and how to see the terms; the run goes on (the
+/// plan is an estimate, and memory may be freed meanwhile), but a user who sees the warning
+/// and is then killed for memory knows why. A plan that cannot be made (an architecture it
+/// does not know) is skipped with a debug line.
+fn warn_if_memory_short(args: &TrainArgs, config: &Config) {
+    let plan = match memory_plan(args, config) {
+        Ok(plan) => plan,
+        Err(e) => {
+            tracing::debug!("no memory plan: {e:#}");
+            return;
+        }
+    };
+    let device = crate::model::device_name(config.models.device);
+    if let Some(c) = device_capacity(&device, args.device_memory)
+        && plan.peak() > c.bytes
+    {
+        tracing::warn!(
+            "the memory plan needs {:.2} GiB on {device} but {:.2} GiB is available ({}): the \
+             run may be killed for memory (the newest checkpoint is what survives; \
+             checkpoint.save_steps sets how often one is written). `train --memory-plan` with \
+             the same arguments lists the terms",
+            plan.peak() as f64 / GIB,
+            c.bytes as f64 / GIB,
+            c.source
+        );
+    }
+}
+
+/// The memory plan of `config` with `--memory-plan`'s what-if flags applied.
+fn memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<MemoryPlan> {
     // The what-if flags win; else the config's own LoRA settings (`models.adapter = "lora"`).
     let lora = &config.models.lora;
     let adapter = match (args.plan_lora_r, config.models.adapter) {
@@ -175,11 +214,7 @@ fn print_memory_plan(args: &TrainArgs, config: &Config) -> anyhow::Result<()> {
     };
     let checkpointing = config.algorithm.gradient_checkpointing || args.plan_gradient_checkpointing;
     let inputs = PlanInputs::from_config(config, adapter, checkpointing)?;
-    let plan = MemoryPlan::compute(&inputs)?;
-    let capacity =
-        device_capacity(&crate::model::device_name(config.models.device), args.device_memory);
-    print!("{}", plan.render(capacity.as_ref()));
-    Ok(())
+    MemoryPlan::compute(&inputs)
 }
 
 /// Refuses a `--plugin NAME=PATH` whose NAME no plugin of the run has
@@ -260,6 +295,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         // The plan reads the models' config.json: a missing model folder is the config's
         // field, placed as `train` places it.
         config.check_files().map_err(|e| e.placed_in(&file, &overrides))?;
+        config.check_model_folders().map_err(|e| e.placed_in(&file, &overrides))?;
         config.check_plugin_files().map_err(|e| e.placed_in(&file, &overrides))?;
         return print_memory_plan(&args, &config);
     }
@@ -280,6 +316,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // Seed files are read (and read again by the trainer) before any model loads, so a bad
     // line or a colliding id costs no model load.
     RunSeeds::load(&config.data)?;
+    config.check_model_folders().map_err(|e| e.placed_in(&config_file, &overrides))?;
+    warn_if_memory_short(&args, &config);
     let device = config.models.device;
     let kind = config.models.dtype.kind();
     let judge_model: Option<Box<dyn Generator>> = match &config.models.judge {

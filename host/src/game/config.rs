@@ -191,6 +191,22 @@ impl Config {
         overrides::unset(config, origin, &overrides)
     }
 
+    /// Whether the attacker writes rewrites at all: some seeds reach the defender through it
+    /// (`game.direct_seed_share < 1`).
+    pub fn attacker_writes(&self) -> bool {
+        self.game.direct_seed_share < 1.0
+    }
+
+    /// Whether the attacker can ever be updated: it writes, and its groups can form
+    /// something to learn from (DPO and IPO pair two rewrites of one seed, so they need
+    /// `game.attacks_per_seed >= 2`; GRPO learns from single rewrites). When false the run
+    /// never computes its gradients, AdamW state or update, and the memory plan leaves them
+    /// out.
+    pub fn attacker_learns(&self) -> bool {
+        self.attacker_writes()
+            && (self.game.attacks_per_seed >= 2 || self.algorithm.method == Method::Grpo)
+    }
+
     /// The resolved configuration as TOML (written into the run directory).
     pub fn to_toml(&self) -> anyhow::Result<String> {
         Ok(toml::to_string_pretty(self)?)

@@ -262,6 +262,32 @@ impl Config {
         self.check_prompt_files()
     }
 
+    /// Checks that the attacker, the defender and a local judge model are Hugging Face model
+    /// folders this host loads (`config.json` of a supported architecture), naming the field
+    /// otherwise: what `train` plays ([`crate::model::ChatModel`]); the library's trainer is
+    /// generic over policies, whose folders may hold anything. Call after
+    /// [`Config::check_files`] (which says when a folder does not exist).
+    ///
+    /// # Errors
+    /// An [`ConfigErrorKind::InvalidValue`] [`ConfigError`] naming the field: a file instead
+    /// of a folder, a folder without `config.json` (a PEFT adapter folder is told where it
+    /// goes), or a `config.json` that does not parse or names an unsupported architecture.
+    pub fn check_model_folders(&self) -> Result<(), ConfigError> {
+        let mut models = vec![
+            ("models.attacker", self.models.attacker.as_path(), "attacker"),
+            ("models.defender", self.models.defender.as_path(), "defender"),
+        ];
+        if let Some(crate::openai::ModelRef::Local(p)) = &self.models.judge {
+            models.push(("models.judge", p.as_path(), "judge"));
+        }
+        for (field, dir, player) in models {
+            check_model_dir(dir, player).map_err(|what| {
+                ConfigError::new(ConfigErrorKind::InvalidValue, what).field(field)
+            })?;
+        }
+        Ok(())
+    }
+
     /// Resolves every plugin the run loads (the judge, the curriculum, each rubric role and
     /// validation rubric) to its component file, as `train` does before it loads them: a dry
     /// run (`--memory-plan`) then catches a misspelt plugin name too.
@@ -315,6 +341,30 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether the existing path `dir` is a model folder this host can load: a folder (not a
+/// file) with a `config.json` of a supported architecture. Read now, before any weight or
+/// plugin loads, so that a wrong folder is the field's error and costs nothing. A PEFT
+/// adapter folder (`adapter_config.json`, no `config.json`) is told where it goes.
+fn check_model_dir(dir: &Path, player: &str) -> Result<(), String> {
+    const LAYOUT: &str = "a Hugging Face model folder: config.json, *.safetensors, tokenizer.json";
+    if !dir.is_dir() {
+        return Err(format!("{} is a file; expected {LAYOUT}", dir.display()));
+    }
+    let config = dir.join("config.json");
+    if !config.is_file() {
+        if dir.join("adapter_config.json").is_file() && player != "judge" {
+            return Err(format!(
+                "{} is a PEFT adapter folder (adapter_config.json, no config.json): give its \
+                 base model here and the adapter as models.lora.{player}_adapter, with \
+                 models.adapter = \"lora\"",
+                dir.display()
+            ));
+        }
+        return Err(format!("{} has no config.json; expected {LAYOUT}", dir.display()));
+    }
+    crate::model::ModelConfig::from_file(&config).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// `RemoteModel::validate`'s `field `F`: what` as a typed error about `F`.

@@ -192,7 +192,9 @@ impl fmt::Display for ConfigError {
         match (&self.file, &self.set) {
             // The value came from a `--set` item, not from the file, and the message does not
             // say so yet (type errors do): name the item first.
-            (Some(file), Some(item)) if self.line.is_none() && !self.message.contains(item) => {
+            (Some(file), Some(item))
+                if self.line.is_none() && !self.message.contains(&format!("--set {item}")) =>
+            {
                 write!(f, "--set {item} (over {file}): ")?
             }
             (Some(file), _) => {

@@ -311,8 +311,18 @@ pub(super) fn unset(
                     continue;
                 }
                 if let Some(i) = retried.iter().position(|(k, _)| *k == o.key) {
-                    // The word was tried as text and refused too.
-                    return Err(retried.swap_remove(i).1);
+                    // The word was tried as text and refused too. A field with named values
+                    // says which (`algorithm.method=none`: not unset, and not a method).
+                    let mut refused = retried.swap_remove(i).1;
+                    if let Some(takes) = words::variants_expected(&message) {
+                        let raw = o.item.split_once('=').map_or("", |(_, r)| r.trim());
+                        refused.message = format!(
+                            "cannot be unset (it is not optional), and `{raw}` is not one of its \
+                             values: expected {takes}"
+                        );
+                        refused.expected = Some(takes);
+                    }
+                    return Err(refused);
                 }
                 if message.starts_with("unknown field") {
                     return Err(ConfigError::new(

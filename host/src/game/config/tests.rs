@@ -112,6 +112,19 @@ fn syntax_errors_and_unreadable_files_are_typed() {
         "{err:?}"
     );
     assert_eq!(err.to_string().lines().count(), 1, "one line: {err}");
+    // A key with no value, or bare text, in toml's words is "string values must be quoted".
+    for (text, shown) in [
+        ("[algorithm]\nlearning_rate = \n", "run.toml:2:17: no value after `=`"),
+        ("[algorithm]\nlearning_rate =   # later\n", "run.toml:2:19: no value after `=`"),
+        (
+            "[output]\nname = my-run\n",
+            "run.toml:2:8: `my-run` is not a TOML value: text goes in quotes, \"my-run\"",
+        ),
+    ] {
+        let err = Config::parse(text, "run.toml", &[]).unwrap_err();
+        assert_eq!(err.kind, ConfigErrorKind::Syntax, "{err:?}");
+        assert!(err.to_string().starts_with(shown), "{text:?}: {err}");
+    }
     let err = Config::load(Path::new("/nonexistent/run.toml"), &[]).unwrap_err();
     assert!(
         matches!(&err, ConfigError { kind: ConfigErrorKind::Read, file: Some(f), .. }
@@ -301,6 +314,79 @@ fn missing_file_names_the_field() {
     assert!(shown.starts_with("--set data.benign=/nonexistent/c.jsonl (over "), "{shown}");
 }
 
+/// A folder `name` under `root` holding a tiny Llama's `config.json` (no weights).
+fn model_dir(root: &Path, name: &str) -> std::path::PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "hidden_size": 32, "intermediate_size": 48,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "vocab_size": 257, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "max_position_embeddings": 128
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+/// A model field must name a loadable Hugging Face folder: a file, a folder without
+/// config.json, a PEFT adapter folder or an unsupported architecture is the field's error
+/// before any weight loads, in words that say what to give instead.
+#[test]
+fn a_model_folder_is_checked_before_anything_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_dir(dir.path(), "model");
+    let file = dir.path().join("data.jsonl");
+    std::fs::write(&file, "{}\n").unwrap();
+    let prompt = dir.path().join("prompt.txt");
+    std::fs::write(&prompt, "Rewrite: {seed}").unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let adapter = dir.path().join("adapter");
+    std::fs::create_dir(&adapter).unwrap();
+    std::fs::write(adapter.join("adapter_config.json"), "{}").unwrap();
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("config.json"), r#"{"architectures": ["BertModel"]}"#).unwrap();
+    let weights = model.join("model.safetensors");
+    std::fs::write(&weights, b"").unwrap();
+    let check = |defender: &Path| {
+        let c = Config::parse("", "t.toml", &[]).unwrap();
+        let models = Models { attacker: model.clone(), defender: defender.into(), ..c.models };
+        let data = Data {
+            harmful: file.clone(),
+            benign: file.clone(),
+            harmful_val: None,
+            benign_val: None,
+        };
+        let c = Config { models, data, ..c };
+        let c = Config {
+            game: crate::game::config::Game {
+                attacker_prompt_harmful: prompt.clone(),
+                attacker_prompt_benign: prompt.clone(),
+                ..c.game
+            },
+            ..c
+        };
+        c.check_files().and_then(|()| c.check_model_folders())
+    };
+    for (defender, words) in [
+        (&weights, "model.safetensors is a file; expected a Hugging Face model folder"),
+        (&empty, "empty has no config.json; expected a Hugging Face model folder"),
+        (
+            &adapter,
+            "adapter is a PEFT adapter folder (adapter_config.json, no config.json): \
+                    give its base model here and the adapter as models.lora.defender_adapter",
+        ),
+        (&other, "BertModel"),
+    ] {
+        let err = check(defender).unwrap_err();
+        assert_eq!(err.kind, ConfigErrorKind::InvalidValue, "{err:?}");
+        assert_eq!(err.field.as_deref(), Some("models.defender"), "{err:?}");
+        assert!(err.to_string().contains(words), "{err}");
+    }
+    check(&model).unwrap();
+}
+
 #[test]
 fn shipped_examples_parse() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -461,8 +547,17 @@ fn none_sets_a_field_that_takes_it_as_a_value() {
             );
         }
     }
+    // A field of named values refuses both readings, and says what it takes in its words
+    // (not serde's "string or map").
     let err = Config::parse("", "t.toml", &["algorithm.method=none".into()]).unwrap_err();
-    assert!(err.to_string().contains("cannot be unset"), "{err}");
+    assert_eq!(err.kind, ConfigErrorKind::NotOptional, "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "--set algorithm.method=none (over t.toml): field `algorithm.method`: cannot be unset \
+         (it is not optional), and `none` is not one of its values: expected one of `dpo`, \
+         `ipo`, `grpo`"
+    );
+    assert_eq!(err.expected.as_deref(), Some("one of `dpo`, `ipo`, `grpo`"));
 }
 
 #[test]
@@ -491,6 +586,8 @@ fn null_on_a_required_field_or_a_typo_is_an_error_naming_it() {
     assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
     let err = err.to_string();
     assert!(err.contains("no value") && err.contains("game.attacker_prefill=null"), "{err}");
+    // The item is named even though its fix (`KEY=null`) contains its text.
+    assert!(err.starts_with("--set game.attacker_prefill= (over t.toml): "), "{err}");
     // A field that is not optional says so instead of suggesting `null`.
     let err = Config::parse("", "t.toml", &["data.harmful=".into()]).unwrap_err();
     assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
@@ -954,8 +1051,9 @@ fn prompt_files_without_their_slot_or_empty_paths_are_refused_before_a_run() {
     let seed_ok = put("attack.txt", "Rewrite: {seed}");
     let no_prompt = put("tpl.txt", "Refuse if harmful: {request}");
     let blank = put("system.txt", " \n");
+    let model = model_dir(dir.path(), "model").display().to_string();
     let base = format!(
-        "[models]\nattacker = \"{any}\"\ndefender = \"{any}\"\n[data]\nharmful = \"{any}\"\n\
+        "[models]\nattacker = \"{model}\"\ndefender = \"{model}\"\n[data]\nharmful = \"{any}\"\n\
          benign = \"{any}\"\nharmful_val = \"{any}\"\nbenign_val = \"{any}\"\n\
          [game]\nattacker_prompt_harmful = \"{seed_ok}\"\n\
          attacker_prompt_benign = \"{seed_ok}\"\n"

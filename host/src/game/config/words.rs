@@ -111,6 +111,17 @@ pub(super) fn syntax_hint(message: &str, at: Option<&str>) -> String {
              default, or write \"\" to turn an optional file or text off"
         );
     }
+    // toml's words for a value it cannot read at all, be it missing (`lr = `) or bare text.
+    if message.starts_with("string values must be quoted") {
+        if word.is_empty() || word.starts_with('#') {
+            return "no value after `=` (expected a number, true or false, text in quotes, a \
+                    [list] or a table; leave the key out for its default)"
+                .into();
+        }
+        if !word.contains(['"', '\'', '\n']) {
+            return format!("`{word}` is not a TOML value: text goes in quotes, \"{word}\"");
+        }
+    }
     message.to_string()
 }
 
@@ -230,6 +241,16 @@ pub(super) fn enum_at(text: &str, path: &str) -> Option<(Vec<String>, toml::Valu
         return None;
     }
     Some((values_of(message)?, found))
+}
+
+/// What serde's `unknown variant `x`, expected ...` says the field takes, in the project's
+/// words (`` one of `a`, `b`, `c` ``); `None` for any other message.
+pub(super) fn variants_expected(message: &str) -> Option<String> {
+    message
+        .starts_with("unknown variant ")
+        .then(|| values_of(message))
+        .flatten()
+        .map(|v| one_of(&v))
 }
 
 /// The values serde's `unknown variant `x`, expected ...` lists.

@@ -94,7 +94,7 @@ impl MemoryPlan {
                             format!("{} params x {e} B", count(n)),
                         );
                     }
-                    optimiser_terms(&mut add, name, n, e);
+                    learner_terms(&mut add, x, name, n, e);
                 }
                 Some(a) => {
                     if !shared_base {
@@ -128,7 +128,7 @@ impl MemoryPlan {
                         );
                     }
                     // The on-policy reference is the base with the adapter off: no copy.
-                    optimiser_terms(&mut add, name, p, e);
+                    learner_terms(&mut add, x, name, p, e);
                 }
             }
         }
@@ -179,6 +179,30 @@ impl MemoryPlan {
     }
 }
 
+/// The gradients and AdamW state of `name`'s `n` trained parameters, or, for an attacker
+/// that is never updated (gradients and optimiser state are made at its first backward and
+/// step), one zero-byte line that says why.
+fn learner_terms(
+    add: &mut impl FnMut(Phase, String, u64, String),
+    x: &PlanInputs,
+    name: &str,
+    n: u64,
+    e: u64,
+) {
+    if name == "attacker"
+        && let Some(reason) = x.attacker_idle_reason()
+    {
+        add(
+            Phase::Resident,
+            "attacker gradients, AdamW state, update: none (never updated)".into(),
+            0,
+            reason.into(),
+        );
+        return;
+    }
+    optimiser_terms(add, name, n, e);
+}
+
 fn optimiser_terms(add: &mut impl FnMut(Phase, String, u64, String), name: &str, n: u64, e: u64) {
     add(
         Phase::Resident,
@@ -213,7 +237,8 @@ pub fn decode_layout_bytes(spec: &DecoderSpec, e: u64) -> u64 {
 }
 
 /// The decode layouts a CPU run holds (`DecodeLayout` lives with a model's weights, so one
-/// per set of weights that generates): `(what, bytes, formula)`. LoRA players share their
+/// per set of weights that generates; none for an attacker that writes nothing):
+/// `(what, bytes, formula)`. LoRA players share their
 /// frozen base's (one per base); in f32 they sample on merged weights made per generation
 /// call (`CausalLm::sampling`, counted in the generation phase), so the base keeps only its
 /// LM head's panels, and its transposed projections too when the adapter leaves some
@@ -249,13 +274,17 @@ fn decode_layouts(x: &PlanInputs, e: u64) -> Result<Vec<(String, u64, String)>> 
             if x.same_base {
                 push("the shared frozen base".into(), base(&x.attacker));
             } else {
-                push("attacker base".into(), base(&x.attacker));
+                if x.attacker_writes {
+                    push("attacker base".into(), base(&x.attacker));
+                }
                 push("defender base".into(), base(&x.defender));
             }
         }
         None => {
             let sampler = if x.sampler == Sampler::Ema { "EMA copy" } else { "trained weights" };
-            push(format!("attacker {sampler}"), full(&x.attacker, 1));
+            if x.attacker_writes {
+                push(format!("attacker {sampler}"), full(&x.attacker, 1));
+            }
             let validation = x.validation && x.sampler == Sampler::Ema;
             let copies = if validation { 2 } else { 1 };
             let what = if validation {

@@ -120,6 +120,12 @@ pub struct PlanInputs {
     /// Whether the defender trains on a retain set (`algorithm.benign_retain_alpha > 0`),
     /// which keeps its initial model.
     pub retain: bool,
+    /// Whether the attacker generates rewrites ([`Config::attacker_writes`]): without, no
+    /// attacker batch and (full fine-tuning) no attacker decode layout.
+    pub attacker_writes: bool,
+    /// Whether the attacker is ever updated ([`Config::attacker_learns`]): without, it has no
+    /// gradients, AdamW state or update phase.
+    pub attacker_learns: bool,
     /// LoRA players (`None`: full fine-tuning).
     pub adapter: Option<AdapterPlan>,
     /// Activation checkpointing per decoder layer.
@@ -139,6 +145,11 @@ pub struct PlanInputs {
     pub attacks_per_seed: usize,
     /// `game.replies_per_prompt` (D).
     pub replies_per_prompt: usize,
+    /// Distinct prompts among a defender group's D replies, 1 or 2: with a sampling
+    /// instruction (system prompt or template) and `game.defender_sampling_share` leaving
+    /// some replies bare, the instructed and the bare prompt. Rows that repeat a prompt share
+    /// its prefill.
+    pub defender_prompt_variants: usize,
     /// `game.judge_max_tokens`.
     pub judge_max_tokens: usize,
     /// Worst-case lengths.
@@ -183,6 +194,18 @@ impl PlanInputs {
     /// What `player` keeps its frozen initial model for ([`crate::game::config::initial_uses`]).
     pub fn initial_uses(&self, player: &str) -> Vec<&'static str> {
         crate::game::config::initial_uses(self.method, self.sampler, self.retain, player)
+    }
+
+    /// Why the attacker is never updated (`None` when it is): the formula of the plan's
+    /// zero-byte line in place of its gradients, optimiser state and update.
+    pub fn attacker_idle_reason(&self) -> Option<&'static str> {
+        if !self.attacker_writes {
+            Some("game.direct_seed_share = 1: every seed reaches the defender as written")
+        } else if !self.attacker_learns {
+            Some("game.attacks_per_seed = 1: DPO/IPO pair two rewrites of a seed, so none forms")
+        } else {
+            None
+        }
     }
 
     /// Reads shapes, lengths and settings from the configuration's files (no weights).
@@ -262,6 +285,8 @@ impl PlanInputs {
             method: config.algorithm.method,
             sampler: config.algorithm.sampler,
             retain: config.algorithm.benign_retain_alpha > 0.0,
+            attacker_writes: config.attacker_writes(),
+            attacker_learns: config.attacker_learns(),
             adapter,
             gradient_checkpointing,
             update_order: config.algorithm.update_order,
@@ -272,6 +297,18 @@ impl PlanInputs {
             benign_seeds: config.algorithm.seeds_per_step(crate::judging::Category::Benign),
             attacks_per_seed: g.attacks_per_seed,
             replies_per_prompt: g.replies_per_prompt,
+            defender_prompt_variants: {
+                // As the rollout splits a group (`rollout::play`): the first
+                // round(share x D) replies instructed, the rest bare.
+                let instructed = template.is_some() || g.defender_sampling_system_prompt.is_some();
+                let d = g.replies_per_prompt;
+                let told = if instructed {
+                    (g.defender_sampling_share * d as f64).round() as usize
+                } else {
+                    0
+                };
+                usize::from(told > 0) + usize::from(told < d)
+            },
             judge_max_tokens: g.judge_max_tokens,
             lengths: Lengths {
                 attacker_prompt,

@@ -55,6 +55,8 @@ fn inputs(spec: DecoderSpec, dtype: Dtype) -> PlanInputs {
         method: Method::Dpo,
         sampler: Sampler::Ema,
         retain: false,
+        attacker_writes: true,
+        attacker_learns: true,
         adapter: None,
         gradient_checkpointing: false,
         update_order: UpdateOrder::Pooled,
@@ -64,6 +66,7 @@ fn inputs(spec: DecoderSpec, dtype: Dtype) -> PlanInputs {
         benign_seeds: 3,
         attacks_per_seed: 2,
         replies_per_prompt: 2,
+        defender_prompt_variants: 1,
         judge_max_tokens: 512,
         lengths: Lengths {
             attacker_prompt: 150,
@@ -137,6 +140,36 @@ fn full_fine_tuning_terms_follow_the_dtype_and_method() {
     let act = term(&f32_plan, "attacker activations saved for backward (decoder layers)");
     assert_eq!(act, Some(12 * 198 * 30 * 53_028));
     assert_eq!(f32_plan.largest_phase().0, Phase::Update);
+}
+
+/// An attacker that is never updated (one rewrite per seed under DPO) holds no gradients,
+/// optimiser state or update; one that writes nothing (every seed straight to the defender)
+/// has no generation batch or decode layout either. The plan says why in a zero-byte line.
+#[test]
+fn an_attacker_that_never_learns_costs_no_update() {
+    let n = parameter_count(&smollm2());
+    let full = MemoryPlan::compute(&inputs(smollm2(), Dtype::F32)).unwrap();
+    let mut one = inputs(smollm2(), Dtype::F32);
+    (one.attacks_per_seed, one.attacker_learns) = (1, false);
+    let one = MemoryPlan::compute(&one).unwrap();
+    let idle = "attacker gradients, AdamW state, update: none (never updated)";
+    assert_eq!(term(&full, idle), None);
+    assert_eq!(term(&one, idle), Some(0));
+    assert!(one.terms.iter().any(|t| t.what == idle && t.formula.contains("attacks_per_seed")));
+    assert_eq!(term(&one, "attacker gradients"), None);
+    assert_eq!(term(&one, "attacker AdamW m, v (f32)"), None);
+    assert_eq!(term(&one, "defender AdamW m, v (f32)"), Some(8 * n));
+    assert!(one.terms.iter().all(|t| t.phase != Phase::Update || t.what.starts_with("defender")));
+    assert_eq!(full.resident() - one.resident(), 4 * n + 8 * n);
+    assert!(one.terms.iter().any(|t| t.what == "decode layout: attacker EMA copy"));
+
+    let mut none = inputs(smollm2(), Dtype::F32);
+    (none.attacks_per_seed, none.attacker_writes, none.attacker_learns) = (1, false, false);
+    let none = MemoryPlan::compute(&none).unwrap();
+    assert!(none.terms.iter().any(|t| t.what == idle && t.formula.contains("direct_seed_share")));
+    assert!(none.terms.iter().all(|t| !t.what.starts_with("decode layout: attacker")));
+    assert!(none.terms.iter().all(|t| !t.what.starts_with("attacker generation")));
+    assert!(none.peak() < one.peak() && one.peak() < full.peak());
 }
 
 #[test]
@@ -241,4 +274,28 @@ fn per_category_updates_plan_one_category_per_micro_batch() {
     let act = term(&plan, "defender activations saved for backward (decoder layers)");
     assert_eq!(act, Some(12 * 118 * 30 * 53_028));
     assert!(term(&plan, "attacker activations saved for backward (decoder layers)").is_none());
+}
+
+/// Rows that repeat a prompt share its prefill (`model::generate`): the KV cache holds every
+/// reply's row, the prefill's mask and MLP only the distinct prompts (a defender group's
+/// instructed and bare prompt, the attacker's one prompt per seed).
+#[test]
+fn generation_prefills_distinct_prompts_only() {
+    let mut x = inputs(smollm2(), Dtype::F32);
+    (x.replies_per_prompt, x.attacker_writes, x.attacker_learns) = (8, false, false);
+    let term = |x: &PlanInputs| super::transient::generation_term(x, 4);
+    let one = term(&x);
+    assert!(one.what.starts_with("defender"), "{one:?}");
+    // 6 seeds x 2 attacks x 8 replies in the cache; 12 distinct prompts in the prefill.
+    assert!(one.formula.contains("x 96 rows x (78 + 40)"), "{}", one.formula);
+    assert!(
+        one.formula.contains("prefill (distinct prompts) mask 12 x 4 x 78^2"),
+        "{}",
+        one.formula
+    );
+    x.defender_prompt_variants = 2;
+    let two = term(&x);
+    assert!(two.formula.contains("mask 24 x 4 x 78^2"), "{}", two.formula);
+    let per_prompt = 4 * 78 * 78 + 78 * (3 * 1536 + 2 * 576) * 4;
+    assert_eq!(two.bytes - one.bytes, 12 * per_prompt);
 }

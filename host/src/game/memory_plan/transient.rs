@@ -48,8 +48,8 @@ struct Batch {
     completion: u64,
 }
 
-/// The generation phase: the largest of the attacker's, the defender's and (local LLM
-/// judge) the judge's batch, each decoding its whole phase at once: KV cache, the prefill's
+/// The generation phase: the largest of the attacker's (when it writes), the defender's and
+/// (local LLM judge) the judge's batch, each decoding its whole phase at once: KV cache, the prefill's
 /// boolean mask and its MLP intermediates.
 pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
     let seeds = (x.seeds_per_category + x.benign_seeds) as u64;
@@ -60,30 +60,32 @@ pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
     let l = &x.lengths;
     let (ap, ac) = (l.attacker_prompt as u64, l.attacker_completion as u64);
     let (dp, dc) = (l.defender_prompt as u64, l.defender_completion as u64);
-    let mut gens =
-        vec![("attacker", &x.attacker, a_rows, ap, ac), ("defender", &x.defender, d_rows, dp, dc)];
+    // Rows that repeat a prompt share its prefill (`model::generate`'s `SharedPrefill`): the
+    // prefill runs on the distinct prompts, the KV cache holds every row. The attacker's A
+    // rewrites of a seed share one; a defender group's D replies share one per variant (the
+    // instructed and the bare prompt).
+    let d_prefill = seeds * (x.attacks_per_seed * x.defender_prompt_variants) as u64;
+    let mut gens = vec![("defender", &x.defender, d_rows, d_prefill.min(d_rows), dp, dc)];
+    if x.attacker_writes {
+        gens.push(("attacker", &x.attacker, a_rows, seeds, ap, ac));
+    }
     if let Some(j) = &x.judge {
         // One comparison per defender group: the rubric (~512 tokens), the context and two
         // replies.
         let prompt = 512 + ac + 2 * dc;
-        gens.push((
-            "judge",
-            j,
-            seeds * x.attacks_per_seed as u64,
-            prompt,
-            x.judge_max_tokens as u64,
-        ));
+        let rows = seeds * x.attacks_per_seed as u64;
+        gens.push(("judge", j, rows, rows, prompt, x.judge_max_tokens as u64));
     }
     let (name, bytes, formula) = gens
         .iter()
-        .map(|(name, spec, rows, p, c)| {
+        .map(|(name, spec, rows, prefill, p, c)| {
             let kv = (spec.num_kv_heads * spec.head_dim) as u64;
             let layers = spec.num_layers as u64;
             let cache = 2 * layers * rows * (p + c) * kv * e;
             let rep = (spec.num_heads / spec.num_kv_heads) as u64;
-            let mask = rows * (rep + 1) * p * p;
+            let mask = prefill * (rep + 1) * p * p;
             let (i, h) = (spec.intermediate_size as u64, spec.hidden_size as u64);
-            let mlp = rows * p * (3 * i + 2 * h) * e;
+            let mlp = prefill * p * (3 * i + 2 * h) * e;
             // LoRA players in f32 sample on a merged copy of the targeted projections
             // (`CausalLm::sampling`), made for the call and freed after it.
             let merged = match (&x.adapter, *name) {
@@ -99,8 +101,8 @@ pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
             };
             let formula = format!(
                 "KV cache 2 x {layers} layers x {rows} rows x ({p} + {c}) positions x {kv} x {e} B \
-                 = {}; prefill mask {rows} x {} x {p}^2 x 1 B = {}; prefill MLP {rows} x {p} x \
-                 (3 i + 2 h) x {e} B = {}",
+                 = {}; prefill (distinct prompts) mask {prefill} x {} x {p}^2 x 1 B = {}; MLP \
+                 {prefill} x {p} x (3 i + 2 h) x {e} B = {}",
                 gib(cache),
                 rep + 1,
                 gib(mask),
@@ -109,7 +111,7 @@ pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
             (*name, cache + mask + mlp + merged, formula)
         })
         .max_by_key(|g| g.1)
-        .expect("two players");
+        .expect("the defender generates");
     Term {
         phase: Phase::Generation,
         what: format!("{name} generation (largest batch)"),
@@ -119,8 +121,9 @@ pub(super) fn generation_term(x: &PlanInputs, e: u64) -> Term {
 }
 
 /// The update phase: the terms of the player whose largest micro-batch needs the most (the
-/// players update one after the other). Under `update_order = "per_category"` an update sees
-/// one category's groups (the larger category's seeds), under `"pooled"` both categories'.
+/// players update one after the other; an attacker that never learns has none). Under
+/// `update_order = "per_category"` an update sees one category's groups (the larger
+/// category's seeds), under `"pooled"` both categories'.
 pub(super) fn update_terms(x: &PlanInputs, e: u64) -> Vec<Term> {
     let seeds = match x.update_order {
         UpdateOrder::PerCategory => x.seeds_per_category.max(x.benign_seeds) as u64,
@@ -151,9 +154,10 @@ pub(super) fn update_terms(x: &PlanInputs, e: u64) -> Vec<Term> {
     ];
     players
         .iter()
+        .filter(|(name, _, _)| *name == "defender" || x.attacker_learns)
         .map(|(name, spec, b)| player_update_terms(name, spec, b, e, x))
         .max_by_key(|terms| terms.iter().map(|t| t.bytes).sum::<u64>())
-        .expect("two players")
+        .expect("the defender updates")
 }
 
 /// The update-phase terms of one player's micro-batch `b`.

@@ -179,6 +179,7 @@ fn ipo_grpo_and_on_policy_variants_run() {
         vec!["algorithm.method=grpo", "algorithm.grpo_baseline=group", "algorithm.sampler=current"],
         vec!["algorithm.sampler=current"],
         vec!["game.direct_seed_share=1.0"],
+        vec!["game.attacks_per_seed=1"],
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut overrides = extra.clone();
@@ -189,9 +190,12 @@ fn ipo_grpo_and_on_policy_variants_run() {
         let before = t.defender.current.probs();
         let summary = t.run(&mut |_| {}).unwrap();
         assert_ne!(t.defender.current.probs(), before, "{extra:?}");
-        // Seeds sent straight to the defender give the attacker nothing to learn from.
-        let direct = extra.contains(&"game.direct_seed_share=1.0");
-        assert_eq!(summary.attacker_updates == 0, direct, "{extra:?}");
+        // Seeds sent straight to the defender, or one rewrite per seed under DPO, give the
+        // attacker nothing to learn from: the rule the memory plan leaves its update out by.
+        let idle = extra.contains(&"game.direct_seed_share=1.0")
+            || extra.contains(&"game.attacks_per_seed=1");
+        assert_eq!(summary.attacker_updates == 0, idle, "{extra:?}");
+        assert_eq!(config.attacker_learns(), !idle, "{extra:?}");
         let lines = read_metrics(&run.join("metrics.jsonl")).unwrap();
         assert!(
             lines[1..].iter().any(|(_, m)| m.get("defender/loss").is_some_and(|v| v.is_finite())),
