@@ -15,12 +15,20 @@ fn main() -> std::process::ExitCode {
 
 /// Log events go to standard error as `LEVEL message`: warnings by default (a plugin that
 /// failed under the `continue` failure policy, a corrupt component cache, a remote request
-/// retried), more with `RUST_LOG` (`RUST_LOG=debug`, `RUST_LOG=advgame_host=trace`, the
-/// `tracing-subscriber` EnvFilter syntax). An unparsable `RUST_LOG` falls back to warnings.
+/// retried), more with `RUST_LOG` (`RUST_LOG=advgame_host=debug` for this crate's lines,
+/// `RUST_LOG=debug` for every crate's, wasmtime's and tokenizers' included; the
+/// `tracing-subscriber` EnvFilter syntax). An unparsable `RUST_LOG` falls back to warnings
+/// and says so.
 fn init_logging() {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let (filter, unparsable) = match EnvFilter::try_from_default_env() {
+        Ok(filter) => (filter, None),
+        Err(e) => {
+            let set = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+            (EnvFilter::new("warn"), set.map(|v| format!("{v:?} ({e})")))
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -28,4 +36,7 @@ fn init_logging() {
         .with_target(false)
         .without_time()
         .init();
+    if let Some(value) = unparsable {
+        tracing::warn!("RUST_LOG={value} is not a log filter; showing warnings only");
+    }
 }

@@ -62,7 +62,7 @@ pub struct TrainArgs {
     /// Device memory in GiB that the memory plan is checked against, by --memory-plan and by
     /// the warning `train` gives before loading when the run will not fit (default:
     /// MemAvailable on CPU, nvidia-smi's total on CUDA).
-    #[arg(long, value_name = "GIB")]
+    #[arg(long, value_name = "GIB", value_parser = positive_gib)]
     pub device_memory: Option<f64>,
     /// Plan LoRA players of this rank (PEFT's `r`) with --memory-plan, as a what-if on top
     /// of the config.
@@ -76,6 +76,14 @@ pub struct TrainArgs {
     /// `algorithm.gradient_checkpointing = true` would), as a what-if.
     #[arg(long, requires = "memory_plan")]
     pub plan_gradient_checkpointing: bool,
+}
+
+/// `--device-memory`: a finite number of GiB above 0.
+fn positive_gib(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(g) if g.is_finite() && g > 0.0 => Ok(g),
+        _ => Err(format!("expected a number of GiB above 0, found `{text}`")),
+    }
 }
 
 /// `--plugin NAME=PATH` and `--device` as config overrides.
@@ -401,6 +409,21 @@ mod tests {
             plan_lora_r: None,
             plan_target_modules: Vec::new(),
             plan_gradient_checkpointing: false,
+        }
+    }
+
+    #[test]
+    fn device_memory_is_a_positive_number_of_gib() {
+        use clap::Parser;
+        let parse = |gib: &str| {
+            let flag = format!("--device-memory={gib}");
+            let argv = ["advgame-host", "train", "--config", "x.toml", &flag];
+            crate::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())
+        };
+        assert!(parse("0.5").is_ok());
+        for bad in ["0", "-3", "nan", "inf", "lots"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains("--device-memory") && err.contains("above 0"), "{bad}: {err}");
         }
     }
 

@@ -202,7 +202,7 @@ impl PlanInputs {
         if !self.attacker_writes {
             Some("game.direct_seed_share = 1: every seed reaches the defender as written")
         } else if !self.attacker_learns {
-            Some("game.attacks_per_seed = 1: DPO/IPO pair two rewrites of a seed, so none forms")
+            Some("game.attacks_per_seed = 1: DPO/IPO pair two rewrites of a seed, so no pair forms")
         } else {
             None
         }
