@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::plugin_arg::{PluginPath, UsedPlugins, check_used};
 use crate::game::config::Config;
-use crate::game::memory_plan::{AdapterPlan, GIB, MemoryPlan, PlanInputs, device_capacity};
+use crate::game::memory_plan::{AdapterPlan, MemoryPlan, PlanInputs, device_capacity, gib};
 use crate::game::metrics::Metrics;
 use crate::game::plugins;
 use crate::game::run;
@@ -191,12 +191,12 @@ fn warn_if_memory_short(args: &TrainArgs, config: &Config) {
         && plan.peak() > c.bytes
     {
         tracing::warn!(
-            "the memory plan needs {:.2} GiB on {device} but {:.2} GiB is available ({}): the \
+            "the memory plan needs {} on {device} but {} is available ({}): the \
              run may be killed for memory (the newest checkpoint is what survives; \
              checkpoint.save_steps sets how often one is written). `train --memory-plan` with \
              the same arguments lists the terms",
-            plan.peak() as f64 / GIB,
-            c.bytes as f64 / GIB,
+            gib(plan.peak()),
+            gib(c.bytes),
             c.source
         );
     }

@@ -34,11 +34,10 @@ mod transient;
 
 pub use estimate::{decode_layout_bytes, dtype_bytes, parameter_count};
 pub use inputs::{AdapterPlan, Lengths, PlanInputs};
-pub use render::device_capacity;
+pub use render::{device_capacity, gib};
 pub use transient::layer_activation_bytes;
 
-/// Bytes in a GiB, as the plan's figures are printed.
-pub const GIB: f64 = (1u64 << 30) as f64;
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// Resident memory of the process before any model loads on CPU: libtorch's and wasmtime's
 /// code and data, the compiled plugins, the tokenizers. Measured: `VmHWM` 566 MiB of

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use super::{Capacity, GIB, MemoryPlan, Phase};
 
-pub(super) fn gib(bytes: u64) -> String {
+/// `bytes` as the plan prints them: GiB with two decimals (`9.37 GiB`).
+pub fn gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / GIB)
 }
 
