@@ -354,7 +354,7 @@ fn check_model_dir(dir: &Path, player: &str) -> Result<(), String> {
     }
     let config = dir.join("config.json");
     if !config.is_file() {
-        if dir.join("adapter_config.json").is_file() && player != "judge" {
+        if crate::model::lora::is_adapter_dir(dir) && player != "judge" {
             return Err(format!(
                 "{} is a PEFT adapter folder (adapter_config.json, no config.json): give its \
                  base model here and the adapter as models.lora.{player}_adapter, with \
