@@ -32,18 +32,27 @@ fn generate_prints_one_json_line_per_prompt() {
 
 #[test]
 fn generate_reports_a_bad_model_folder_without_panicking() {
-    let empty = tempfile::tempdir().unwrap();
-    let out =
-        advgame().args(["generate", "--model"]).arg(empty.path()).arg("hello").output().unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("cannot read model config") && stderr.contains("config.json"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    // The operating system's reason is said once, not once per error in the chain.
-    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+    // The three wrong paths people give for a model folder: an empty folder, the weight file
+    // itself, and a path that does not exist. Each is one line naming the path and the
+    // layout expected (was: "cannot read model config .../model.safetensors/config.json: Not
+    // a directory").
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("model.safetensors");
+    std::fs::write(&weights, b"not a folder").unwrap();
+    let gone = dir.path().join("no-such-model");
+    for (model, words) in [
+        (dir.path().to_path_buf(), "has no config.json; expected a Hugging Face model folder"),
+        (weights, "model.safetensors: is a file; expected a Hugging Face model folder"),
+        (gone, "no-such-model: no such folder; expected a Hugging Face model folder"),
+    ] {
+        let out =
+            advgame().args(["generate", "--model"]).arg(&model).arg("hello").output().unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(words), "{stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("Not a directory"), "{stderr}");
+        assert_eq!(stderr.matches("expected a Hugging Face").count(), 1, "said once: {stderr}");
+    }
 }
 
 #[test]
@@ -60,6 +69,26 @@ fn memory_plan_names_the_field_of_a_missing_model() {
         stderr.contains("--set models.attacker=/no/such/model")
             && stderr.contains("field `models.attacker`")
             && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn print_config_refuses_a_wrong_model_folder_as_train_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("model.safetensors");
+    std::fs::write(&weights, b"x").unwrap();
+    let set = format!("models.defender={}", weights.display());
+    let out = advgame()
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["train", "--config", "examples/quickstart.toml", "--print-config", "--set", &set])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing printed as if it would run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("field `models.defender`") && stderr.contains("is a file; expected"),
         "{stderr}"
     );
 }

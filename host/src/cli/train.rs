@@ -286,7 +286,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         };
         check_plugin_flags(&args.plugins, &config)?;
         // What `train` would refuse is refused here, at the same place: a misspelt plugin
-        // name is not printed as if it would run.
+        // name or a wrong model folder is not printed as if it would run. (The defaults alone
+        // name the repository's paths, which need not exist where they are printed.)
+        if let Some(file) = &file {
+            config.check_files().map_err(|e| e.placed_in(file, &overrides))?;
+            config.check_model_folders().map_err(|e| e.placed_in(file, &overrides))?;
+        }
         let origin = file.unwrap_or_else(|| "defaults".into());
         config.check_plugin_files().map_err(|e| e.placed_in(&origin, &overrides))?;
         print!("{}", config.to_documented_toml()?);

@@ -1,6 +1,7 @@
 //! The defender's retain set (`algorithm.benign_retain_alpha`): the frozen initial
-//! defender's greedy replies to the step's benign prompts, whose per-token negative
-//! log-likelihood joins the defender's loss ([`crate::game::update`]).
+//! defender's greedy replies to the step's benign prompts (and, with
+//! `algorithm.benign_retain_size`, to more benign training seeds drawn for the step), whose
+//! per-token negative log-likelihood joins the defender's loss ([`crate::game::update`]).
 //!
 //! Why: the preference pairs teach "refuse THIS" on harmful prompts, and a small defender
 //! generalises it to benign orders that read alike ("Write a goodbye message" opens with "I'm
@@ -10,16 +11,52 @@
 //! greedily and the initial model answers every held-out benign prompt: the term anchors
 //! exactly the openings the evaluation reads. The replies are decoded on the scored prompt
 //! (no sampling template or system prompt), with the defender's token limit and stop
-//! strings, and are deterministic, so a resumed run rebuilds the same set.
+//! strings, and are deterministic; the extra seeds derive from `(algorithm.seed, step)`, so a
+//! resumed run rebuilds the same set.
+
+use std::collections::HashSet;
+
+use rand::Rng;
+use rand::seq::index;
 
 use crate::game::policy::Policy;
 use crate::game::rollout::Group;
-use crate::judging::Category;
+use crate::judging::{Category, Seed};
 use crate::llm::{ChatRequest, SamplingParams};
 use crate::model::Completion;
 
-/// A step's retain set: one (prompt, greedy reply) per benign defender group whose reply is
-/// not empty, in group order.
+/// The prompts of a step's retain set: the benign groups' requests in group order, then benign
+/// seeds of `pool` (drawn uniformly without replacement with `rng`, from those whose text is
+/// not already a prompt of the set), each as the defender sees a direct seed (its text as the
+/// single user turn), until the set holds `size` prompts or the pool runs out. `size` at or
+/// below the number of benign groups adds nothing.
+pub fn retain_requests(
+    groups: &[Group],
+    pool: &[Seed],
+    size: usize,
+    rng: &mut impl Rng,
+) -> Vec<ChatRequest> {
+    let mut requests: Vec<ChatRequest> = groups
+        .iter()
+        .filter(|g| g.category == Category::Benign)
+        .map(|g| g.request.clone())
+        .collect();
+    if size <= requests.len() {
+        return requests;
+    }
+    let taken: HashSet<&str> = requests.iter().map(|r| r.user.as_str()).collect();
+    let candidates: Vec<&Seed> = pool
+        .iter()
+        .filter(|s| s.category == Category::Benign && !taken.contains(s.text.as_str()))
+        .collect();
+    let extra = (size - requests.len()).min(candidates.len());
+    let picked = index::sample(rng, candidates.len(), extra);
+    requests.extend(picked.iter().map(|i| ChatRequest::user(candidates[i].text.clone())));
+    requests
+}
+
+/// A step's retain set: one (prompt, greedy reply) per retain prompt ([`retain_requests`])
+/// whose reply is not empty, in prompt order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RetainSet {
     /// Prompt ids (the defender's scored prompt) and the initial model's greedy reply ids.
@@ -27,28 +64,23 @@ pub struct RetainSet {
 }
 
 impl RetainSet {
-    /// Greedy replies of `initial` (the frozen initial defender) to the benign groups'
-    /// requests, decoded with `defender_sampling`'s token limit and stop strings at
-    /// temperature 0; `policy` tokenizes the prompts as the loss scores them.
+    /// Greedy replies of `initial` (the frozen initial defender) to `requests`, decoded with
+    /// `defender_sampling`'s token limit and stop strings at temperature 0; `policy` tokenizes
+    /// the prompts as the loss scores them.
     ///
     /// # Errors
     /// Generation or tokenization errors of the models.
     pub fn build<P: Policy>(
         initial: &mut P,
         policy: &P,
-        groups: &[Group],
+        requests: &[ChatRequest],
         defender_sampling: &SamplingParams,
     ) -> anyhow::Result<Self> {
-        let requests: Vec<ChatRequest> = groups
-            .iter()
-            .filter(|g| g.category == Category::Benign)
-            .map(|g| g.request.clone())
-            .collect();
         if requests.is_empty() {
             return Ok(Self::default());
         }
         let params = SamplingParams { temperature: 0.0, top_p: 1.0, ..defender_sampling.clone() };
-        let replies = initial.generate(&requests, &params)?;
+        let replies = initial.generate(requests, &params)?;
         let mut items = Vec::with_capacity(requests.len());
         for (request, reply) in requests.iter().zip(replies) {
             if !reply.token_ids.is_empty() {
@@ -66,5 +98,65 @@ impl RetainSet {
     /// Reply tokens over the whole set: the denominator of the per-token mean.
     pub fn tokens(&self) -> usize {
         self.items.iter().map(|c| c.completion_ids.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn seed(id: &str, category: Category) -> Seed {
+        Seed { id: id.into(), category, text: format!("text {id}") }
+    }
+
+    fn group(text: &str, category: Category) -> Group {
+        Group { category, request: ChatRequest::user(text), members: Vec::new() }
+    }
+
+    fn pool() -> Vec<Seed> {
+        let mut pool: Vec<Seed> =
+            (0..5).map(|i| seed(&format!("h{i}"), Category::Harmful)).collect();
+        pool.extend((0..20).map(|i| seed(&format!("b{i}"), Category::Benign)));
+        pool
+    }
+
+    #[test]
+    fn the_steps_benign_prompts_come_first_then_distinct_benign_seeds() {
+        let groups = [
+            group("text h0", Category::Harmful),
+            group("text b3", Category::Benign),
+            group("text b7", Category::Benign),
+        ];
+        let pool = pool();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let set = retain_requests(&groups, &pool, 12, &mut rng);
+        assert_eq!(set.len(), 12);
+        assert_eq!(set[..2], [ChatRequest::user("text b3"), ChatRequest::user("text b7")]);
+        let texts: HashSet<&str> = set.iter().map(|r| r.user.as_str()).collect();
+        assert_eq!(texts.len(), 12, "no prompt twice: {set:?}");
+        assert!(set.iter().all(|r| r.user.starts_with("text b")), "benign only: {set:?}");
+        // Deterministic in the rng's seed (a resumed run rebuilds the same set), and another
+        // step's seed draws other prompts.
+        let again = retain_requests(&groups, &pool, 12, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(set, again);
+        let other = retain_requests(&groups, &pool, 12, &mut ChaCha8Rng::seed_from_u64(2));
+        assert_ne!(set, other);
+    }
+
+    #[test]
+    fn a_size_at_or_below_the_steps_prompts_adds_nothing_and_the_pool_caps_it() {
+        let groups = [group("text b3", Category::Benign), group("text b7", Category::Benign)];
+        let pool = pool();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for size in [0, 1, 2] {
+            let set = retain_requests(&groups, &pool, size, &mut rng);
+            assert_eq!(set, [ChatRequest::user("text b3"), ChatRequest::user("text b7")]);
+        }
+        // 20 benign seeds in the pool, 2 already in the set: 18 more at most.
+        assert_eq!(retain_requests(&groups, &pool, 100, &mut rng).len(), 20);
+        assert!(retain_requests(&[], &[], 8, &mut rng).is_empty());
     }
 }

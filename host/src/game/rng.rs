@@ -29,6 +29,9 @@ pub const PURPOSE_LORA_INIT_DEFENDER: u64 = 7;
 /// draws the same masks; the defender uses `PURPOSE_LORA_DROPOUT + 1`). The masks come from
 /// the counter-based generator of `model::dropout`, never from libtorch's global one.
 pub const PURPOSE_LORA_DROPOUT: u64 = 8;
+/// Purpose of the extra benign seeds of a step's retain set (`algorithm.benign_retain_size`;
+/// 9 is the defender's dropout purpose).
+pub const PURPOSE_RETAIN: u64 = 10;
 
 #[cfg(test)]
 mod tests {

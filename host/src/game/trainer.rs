@@ -22,9 +22,10 @@ use crate::game::memory_plan::probe;
 use crate::game::metrics::{self, JsonlWriter, Metrics, MetricsLine, RolloutLine};
 use crate::game::player::Player;
 use crate::game::policy::Policy;
-use crate::game::retain::RetainSet;
+use crate::game::retain::{RetainSet, retain_requests};
 use crate::game::rng::{
-    PURPOSE_ATTACKER, PURPOSE_CURRICULUM, PURPOSE_DEFENDER, PURPOSE_ROLLOUT, derive_seed,
+    PURPOSE_ATTACKER, PURPOSE_CURRICULUM, PURPOSE_DEFENDER, PURPOSE_RETAIN, PURPOSE_ROLLOUT,
+    derive_seed,
 };
 use crate::game::rollout::{self, RolloutSettings};
 use crate::game::schedule::lr_at;
@@ -237,7 +238,7 @@ impl<P: Policy> Trainer<P> {
         let t_update = Instant::now();
         let attacker_groups = rollout.attacker_groups();
         let defender_groups = rollout.defender_groups();
-        let retain = self.retain_set(&defender_groups, &mut m)?;
+        let retain = self.retain_set(&defender_groups, t, &mut m)?;
         let a = &self.config.algorithm;
         let am = update(&mut self.attacker, &attacker_groups, &RetainSet::default(), a, lr)?;
         crate::heap::release_free_memory();
@@ -254,22 +255,28 @@ impl<P: Policy> Trainer<P> {
         Ok(m)
     }
 
-    /// The defender's retain set of the step (empty unless `algorithm.benign_retain_alpha >
-    /// 0`): the initial defender's greedy replies to the benign groups' prompts. Logs
+    /// The defender's retain set of step `step` (empty unless `algorithm.benign_retain_alpha >
+    /// 0`): the initial defender's greedy replies to the benign groups' prompts and, up to
+    /// `algorithm.benign_retain_size`, to benign training seeds drawn for the step. Logs
     /// `time/retain_generation` (seconds).
     fn retain_set(
         &mut self,
         groups: &[rollout::Group],
+        step: u64,
         m: &mut Metrics,
     ) -> anyhow::Result<RetainSet> {
-        if self.config.algorithm.benign_retain_alpha <= 0.0 {
+        let a = &self.config.algorithm;
+        if a.benign_retain_alpha <= 0.0 {
             return Ok(RetainSet::default());
         }
         let t = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(a.seed, step, PURPOSE_RETAIN));
+        let requests = retain_requests(groups, &self.seeds, a.benign_retain_size, &mut rng);
         let d = &mut self.defender;
         let initial = d.initial.as_mut().context("the retain set needs the initial defender")?;
-        let set = RetainSet::build(initial, &d.current, groups, &self.settings.defender_sampling)
-            .context("building the defender's retain set")?;
+        let set =
+            RetainSet::build(initial, &d.current, &requests, &self.settings.defender_sampling)
+                .context("building the defender's retain set")?;
         probe::mark("retain set (initial defender, greedy)");
         m.insert("time/retain_generation".into(), t.elapsed().as_secs_f64());
         Ok(set)

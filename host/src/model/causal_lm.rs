@@ -47,11 +47,34 @@ pub struct CausalLm {
 
 /// `dir/config.json`: the typed config, the JSON as read, and the decoder it describes.
 fn read_config(dir: &Path) -> Result<(ModelConfig, serde_json::Value, DecoderSpec), LoadError> {
+    check_model_folder(dir)?;
     let path = dir.join("config.json");
     let (config, raw_config) = ModelConfig::from_file(&path)?;
     let spec =
         config.decoder_spec().map_err(|error: FieldError| LoadError::Field { path, error })?;
     Ok((config, raw_config, spec))
+}
+
+/// What a model folder holds, for the errors that say a path is not one.
+pub const MODEL_FOLDER_LAYOUT: &str =
+    "a Hugging Face model folder: config.json, *.safetensors, tokenizer.json";
+
+/// Whether `dir` is a folder that holds a `config.json` (what every load reads first), told
+/// as the error a user can act on: no such path, a file (a `model.safetensors` given for its
+/// folder), or a folder without `config.json`, each [`LoadError::Missing`] naming the path
+/// and the layout expected. Reads nothing.
+pub fn check_model_folder(dir: &Path) -> Result<(), LoadError> {
+    let missing = |path: &Path, what: String| LoadError::Missing { path: path.to_path_buf(), what };
+    if !dir.exists() {
+        return Err(missing(dir, format!("no such folder; expected {MODEL_FOLDER_LAYOUT}")));
+    }
+    if !dir.is_dir() {
+        return Err(missing(dir, format!("is a file; expected {MODEL_FOLDER_LAYOUT}")));
+    }
+    if !dir.join("config.json").is_file() {
+        return Err(missing(dir, format!("has no config.json; expected {MODEL_FOLDER_LAYOUT}")));
+    }
+    Ok(())
 }
 
 /// The weights and everything read with them; shared by every view of one loaded folder.

@@ -77,6 +77,14 @@ pub struct Algorithm {
     /// "Improving Alignment and Robustness with Circuit Breakers"). 0 = off (the default and
     /// the paper). Keeps the initial defender in memory.
     pub benign_retain_alpha: f64,
+    /// Prompts in each step's retain set (with `benign_retain_alpha > 0`): the step's benign
+    /// prompts, then benign training seeds drawn at random (without replacement, from those
+    /// not already in the set; seeded by `(seed, step)`) up to this number. 0 (the default):
+    /// the step's benign prompts only. A wider set anchors more of the benign orders the
+    /// defender must keep answering than the step's own 32 do, at the same weight (the term
+    /// is a per-token mean), for one greedy decode and one forward/backward per extra prompt
+    /// (BENCHMARKS.md "CPU demo").
+    pub benign_retain_size: usize,
     /// Which weights sample the rollouts.
     pub sampler: Sampler,
     /// ema <- decay * ema + (1 - decay) * theta after every step.
@@ -142,6 +150,7 @@ impl Default for Algorithm {
             rpo_alpha: 0.0,
             benign_rejected_refusal: None,
             benign_retain_alpha: 0.0,
+            benign_retain_size: 0,
             sampler: Sampler::Ema,
             ema_decay: 0.95,
             lr: 1e-6,

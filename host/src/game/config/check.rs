@@ -104,6 +104,16 @@ impl Config {
                 .also("algorithm.method"),
             );
         }
+        if a.benign_retain_size > 0 && a.benign_retain_alpha <= 0.0 {
+            conflicts.push(
+                ConfigError::new(
+                    ConfigErrorKind::OutOfRange,
+                    "sizes the retain set, which is used only when algorithm.benign_retain_alpha                      > 0: set that weight too, or leave this out",
+                )
+                .field("algorithm.benign_retain_size")
+                .also("algorithm.benign_retain_alpha"),
+            );
+        }
         if a.rpo_alpha != 0.0 && a.method == Method::Grpo {
             conflicts.push(
                 ConfigError::new(
@@ -348,22 +358,20 @@ impl Config {
 /// plugin loads, so that a wrong folder is the field's error and costs nothing. A PEFT
 /// adapter folder (`adapter_config.json`, no `config.json`) is told where it goes.
 fn check_model_dir(dir: &Path, player: &str) -> Result<(), String> {
-    const LAYOUT: &str = "a Hugging Face model folder: config.json, *.safetensors, tokenizer.json";
-    if !dir.is_dir() {
-        return Err(format!("{} is a file; expected {LAYOUT}", dir.display()));
+    if dir.is_dir()
+        && !dir.join("config.json").is_file()
+        && crate::model::lora::is_adapter_dir(dir)
+        && player != "judge"
+    {
+        return Err(format!(
+            "{} is a PEFT adapter folder (adapter_config.json, no config.json): give its base \
+             model here and the adapter as models.lora.{player}_adapter, with models.adapter = \
+             \"lora\"",
+            dir.display()
+        ));
     }
+    crate::model::causal_lm::check_model_folder(dir).map_err(|e| e.to_string())?;
     let config = dir.join("config.json");
-    if !config.is_file() {
-        if crate::model::lora::is_adapter_dir(dir) && player != "judge" {
-            return Err(format!(
-                "{} is a PEFT adapter folder (adapter_config.json, no config.json): give its \
-                 base model here and the adapter as models.lora.{player}_adapter, with \
-                 models.adapter = \"lora\"",
-                dir.display()
-            ));
-        }
-        return Err(format!("{} has no config.json; expected {LAYOUT}", dir.display()));
-    }
     crate::model::ModelConfig::from_file(&config).map(|_| ()).map_err(|e| e.to_string())
 }
 

@@ -157,6 +157,10 @@ impl ConfigError {
         let mut e = Self::new(kind, message);
         e.field = field;
         let span = err.span();
+        if syntax && kind == ConfigErrorKind::Syntax && e.field.is_none() {
+            // A value toml cannot read sits on its key's line: name that key as the field.
+            e.field = span.as_ref().and_then(|s| key_of_line(text, s.start));
+        }
         if kind == ConfigErrorKind::DuplicateKey {
             // serde reports a field given twice at its table; name the field, placed at its
             // second occurrence, the one to remove.
@@ -234,6 +238,33 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The dotted name (`table.key`) of the `key = ...` line holding byte `offset` of `text`, in
+/// the `[table]` whose header comes last before it; `None` when that line assigns no key
+/// (a broken header, a stray word) or the key is quoted or dotted (left to toml's words).
+fn key_of_line(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let offset = (0..=offset).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or_default();
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let bare = |k: &str| {
+        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if !bare(key) || offset < start + line.find('=')? {
+        return None;
+    }
+    let table = text[..start].lines().rev().map(str::trim).find_map(|l| {
+        let name = l.strip_prefix('[')?.split(']').next()?.trim_matches(['[', ' ']);
+        Some(name.to_string())
+    });
+    match table {
+        Some(table) if table.split('.').all(bare) => Some(format!("{table}.{key}")),
+        Some(_) => None,
+        None => Some(key.to_string()),
+    }
+}
+
 /// serde reports every typed-step problem as text; its fixed prefixes (`serde::de::Error`'s
 /// provided messages) tell the kind.
 pub(super) fn kind_of_serde_message(message: &str) -> ConfigErrorKind {
@@ -302,6 +333,20 @@ mod tests {
         let e = ConfigError::new(ConfigErrorKind::BadOverride, "expected dotted.key=value")
             .from_set("novalue");
         assert_eq!(e.to_string(), "--set novalue: expected dotted.key=value");
+    }
+
+    #[test]
+    fn key_of_line_names_the_key_in_its_table() {
+        let text =
+            "name = x\n[algorithm]\n# [game]\nlearning_rate = \n[models.lora]\nr = q\n[bad\n";
+        let at = |needle: &str| text.find(needle).unwrap();
+        assert_eq!(key_of_line(text, at("x")).as_deref(), Some("name"));
+        let after = at("learning_rate = ") + "learning_rate = ".len();
+        assert_eq!(key_of_line(text, after).as_deref(), Some("algorithm.learning_rate"));
+        assert_eq!(key_of_line(text, at("q")).as_deref(), Some("models.lora.r"));
+        // Not on a value: a broken header, or the key itself.
+        assert_eq!(key_of_line(text, at("[bad")), None);
+        assert_eq!(key_of_line(text, at("learning_rate")), None);
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "Weight of the retain term: the per-token negative log-likelihood of the frozen initial defender's greedy replies to the step's benign prompts, added to the defender's loss so that learning to refuse harmful requests keeps the initial answers to harmless ones (the retain loss of RMU and circuit breakers). Costs one greedy generation of the benign prompts per step and keeps the initial defender in memory. >= 0; 0 (default and paper) = off.",
     ),
     (
+        "algorithm.benign_retain_size",
+        "Prompts in each step's retain set (with benign_retain_alpha > 0): the step's benign prompts, then benign training seeds drawn at random (seeded by algorithm.seed and the step) up to this number. Same weight, wider anchor; costs one greedy decode and one forward/backward per extra prompt. 0 (default) = the step's benign prompts only.",
+    ),
+    (
         "algorithm.sampler",
         "Which weights sample the rollouts: `ema` (the EMA copy, also the reference: the paper) or `current` (reference = the initial model).",
     ),

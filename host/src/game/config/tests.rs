@@ -114,11 +114,18 @@ fn syntax_errors_and_unreadable_files_are_typed() {
     assert_eq!(err.to_string().lines().count(), 1, "one line: {err}");
     // A key with no value, or bare text, in toml's words is "string values must be quoted".
     for (text, shown) in [
-        ("[algorithm]\nlearning_rate = \n", "run.toml:2:17: no value after `=`"),
-        ("[algorithm]\nlearning_rate =   # later\n", "run.toml:2:19: no value after `=`"),
+        (
+            "[algorithm]\nlearning_rate = \n",
+            "run.toml:2:17: field `algorithm.learning_rate`: no value after `=`",
+        ),
+        (
+            "[algorithm]\nlearning_rate =   # later\n",
+            "run.toml:2:19: field `algorithm.learning_rate`: no value after `=`",
+        ),
         (
             "[output]\nname = my-run\n",
-            "run.toml:2:8: `my-run` is not a TOML value: text goes in quotes, \"my-run\"",
+            "run.toml:2:8: field `output.name`: `my-run` is not a TOML value: text goes in \
+             quotes, \"my-run\"",
         ),
     ] {
         let err = Config::parse(text, "run.toml", &[]).unwrap_err();
@@ -370,8 +377,8 @@ fn a_model_folder_is_checked_before_anything_loads() {
         c.check_files().and_then(|()| c.check_model_folders())
     };
     for (defender, words) in [
-        (&weights, "model.safetensors is a file; expected a Hugging Face model folder"),
-        (&empty, "empty has no config.json; expected a Hugging Face model folder"),
+        (&weights, "model.safetensors: is a file; expected a Hugging Face model folder"),
+        (&empty, "empty: has no config.json; expected a Hugging Face model folder"),
         (
             &adapter,
             "adapter is a PEFT adapter folder (adapter_config.json, no config.json): \
@@ -982,7 +989,8 @@ fn wrong_types_say_what_the_field_takes_and_what_was_found() {
     // `null` is not TOML: the file is told how to unset, `--set` refuses a field that is not
     // optional in the same words.
     let err = Config::parse("[algorithm]\nmax_steps = null\n", "x.toml", &[]).unwrap_err();
-    assert!(err.to_string().starts_with("x.toml:2:13: `null` is not a TOML value"), "{err}");
+    let shown = "x.toml:2:13: field `algorithm.max_steps`: `null` is not a TOML value";
+    assert!(err.to_string().starts_with(shown), "{err}");
     let err = Config::parse("", "x.toml", &["algorithm.max_steps=null".into()]).unwrap_err();
     assert!(err.to_string().ends_with("(it takes a whole number >= 0)"), "{err}");
     assert!(!err.to_string().contains("quote"), "no text hint for a number: {err}");
@@ -1105,4 +1113,18 @@ fn an_empty_plugin_name_is_refused_at_parse_time() {
     assert_eq!(err.kind, ConfigErrorKind::OutOfRange, "{err:?}");
     assert_eq!(err.field.as_deref(), Some("plugins.curriculum"));
     assert!(err.to_string().contains("must name a plugin"), "{err}");
+}
+
+#[test]
+fn a_retain_size_without_the_retain_weight_is_an_error_naming_both() {
+    let text = "[algorithm]\nbenign_retain_size = 96\n";
+    let err = Config::parse(text, "t.toml", &[]).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("algorithm.benign_retain_size"), "{err:?}");
+    assert!(err.to_string().contains("algorithm.benign_retain_alpha"), "{err}");
+    let ok = Config::parse(
+        "[algorithm]\nbenign_retain_alpha = 1.0\nbenign_retain_size = 96\n",
+        "t.toml",
+        &[],
+    );
+    assert_eq!(ok.unwrap().algorithm.benign_retain_size, 96);
 }

@@ -489,6 +489,11 @@ fn the_retain_term_raises_the_initial_defenders_greedy_benign_reply() {
         assert!((nll - expected).abs() < 1e-4, "{order}: {nll} vs {expected}");
         assert!(m["time/retain_generation"] >= 0.0);
         assert!(!m.contains_key("attacker/retain/nll_loss"));
+        // A wider set: the three benign training seeds (none of them a step's prompt, which
+        // are the attacker's rewrites) join it, at the same per-token weight.
+        let (_, wide) = play_one_step_from(&[on, &order, "algorithm.benign_retain_size=10"], start);
+        assert_eq!(wide["defender/retain/replies"], replies + 3.0, "{order}");
+        assert!((wide["defender/retain/nll_loss"] - expected).abs() < 1e-4, "{order}");
     }
 }
 
@@ -498,7 +503,9 @@ fn the_retain_term_raises_the_initial_defenders_greedy_benign_reply() {
 #[test]
 fn a_run_with_the_retain_term_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path(), &["algorithm.benign_retain_alpha=1.0"]);
+    // With extra benign seeds drawn into the set, which a resumed run must draw again.
+    let on = ["algorithm.benign_retain_alpha=1.0", "algorithm.benign_retain_size=4"];
+    let config = setup(dir.path(), &on);
     // The initial defender prefers the ramble, so the retain set pulls against DPO.
     write_defender_logits(dir.path(), [0.0, 0.0, 1.0]);
     let run_a = create_run_dir(&config).unwrap();
