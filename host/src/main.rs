@@ -31,7 +31,8 @@ fn init_logging() {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Through the progress bar, when one is drawn (`cli::stderr`).
+        .with_writer(advgame_host::cli::stderr::LogWriter::new)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()

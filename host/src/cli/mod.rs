@@ -12,6 +12,7 @@ pub mod plugin_arg;
 mod plugin_new;
 pub mod redteam;
 pub mod serve;
+pub mod stderr;
 pub mod train;
 
 /// The parsed command line of `advgame-host`.
@@ -83,7 +84,7 @@ pub(crate) fn progress_bar(name: &str, len: u64) -> indicatif::ProgressBar {
 #[derive(Debug)]
 pub(crate) struct PhaseProgress {
     terminal: bool,
-    bar: Option<indicatif::ProgressBar>,
+    bar: Option<(indicatif::ProgressBar, stderr::BarGuard)>,
 }
 
 impl PhaseProgress {
@@ -97,7 +98,9 @@ impl PhaseProgress {
     pub(crate) fn start(&mut self, name: &str, len: u64, line: &str) {
         self.finish();
         if self.terminal {
-            self.bar = Some(progress_bar(name, len));
+            let bar = progress_bar(name, len);
+            let guard = stderr::show(&bar);
+            self.bar = Some((bar, guard));
         } else {
             eprintln!("{line}");
         }
@@ -105,14 +108,14 @@ impl PhaseProgress {
 
     /// Advances the current phase's bar by `n` steps (nothing without a bar).
     pub(crate) fn inc(&mut self, n: u64) {
-        if let Some(bar) = &self.bar {
+        if let Some((bar, _)) = &self.bar {
             bar.inc(n);
         }
     }
 
     /// Finishes the current phase's bar, if any.
     pub(crate) fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
+        if let Some((bar, _guard)) = self.bar.take() {
             bar.finish();
         }
     }

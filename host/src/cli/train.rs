@@ -367,6 +367,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 .progress_chars("=> "),
         );
         bar.set_position(trainer.step());
+        let _shown = super::stderr::show(&bar);
         let result = trainer.run(&mut |r| {
             bar.set_position(r.step);
             bar.set_message(format!(
