@@ -55,8 +55,12 @@ pub fn retain_requests(
     requests
 }
 
+/// Rows per greedy decode of the retain set: the step's own benign batch in the demo, so a
+/// wider set adds batches of the size the step already decodes.
+pub const DECODE_CHUNK: usize = 32;
+
 /// A step's retain set: one (prompt, greedy reply) per retain prompt ([`retain_requests`])
-/// whose reply is not empty, in prompt order.
+/// whose reply is not empty, shortest prompt first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RetainSet {
     /// Prompt ids (the defender's scored prompt) and the initial model's greedy reply ids.
@@ -66,7 +70,14 @@ pub struct RetainSet {
 impl RetainSet {
     /// Greedy replies of `initial` (the frozen initial defender) to `requests`, decoded with
     /// `defender_sampling`'s token limit and stop strings at temperature 0; `policy` tokenizes
-    /// the prompts as the loss scores them.
+    /// the prompts as the loss scores them. The set holds them shortest prompt first.
+    ///
+    /// Why sorted: a decode batch and a loss micro-batch are padded to their longest prompt,
+    /// and benign seeds run from 16 to 804 bytes (median 70), so 96 prompts in one batch
+    /// pay for the longest about three times over. Decoded in length-ordered chunks of
+    /// [`DECODE_CHUNK`] rows and kept in that order, each chunk and micro-batch pays for
+    /// its own. Greedy decoding draws no random numbers, so the replies are the same
+    /// whatever the chunks (up to float rounding).
     ///
     /// # Errors
     /// Generation or tokenization errors of the models.
@@ -80,11 +91,19 @@ impl RetainSet {
             return Ok(Self::default());
         }
         let params = SamplingParams { temperature: 0.0, top_p: 1.0, ..defender_sampling.clone() };
-        let replies = initial.generate(requests, &params)?;
-        let mut items = Vec::with_capacity(requests.len());
-        for (request, reply) in requests.iter().zip(replies) {
-            if !reply.token_ids.is_empty() {
-                items.push(Completion::new(policy.prompt_ids(request)?, reply.token_ids));
+        let mut prompts = requests
+            .iter()
+            .map(|r| Ok((r, policy.prompt_ids(r)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        prompts.sort_by_key(|(_, ids)| ids.len());
+        let mut items = Vec::with_capacity(prompts.len());
+        for chunk in prompts.chunks(DECODE_CHUNK) {
+            let batch: Vec<ChatRequest> = chunk.iter().map(|(r, _)| (*r).clone()).collect();
+            let replies = initial.generate(&batch, &params)?;
+            for ((_, ids), reply) in chunk.iter().zip(replies) {
+                if !reply.token_ids.is_empty() {
+                    items.push(Completion::new(ids.clone(), reply.token_ids));
+                }
             }
         }
         Ok(Self { items })
