@@ -266,11 +266,8 @@ pub fn target_of(spec: &TargetSpec, device: &str) -> anyhow::Result<Target> {
         });
     }
     let dir = PathBuf::from(&source);
-    if !dir.is_dir() {
-        bail!(
-            "--target {source}: not a model folder (expected config.json, model.safetensors, tokenizer.json)"
-        );
-    }
+    // Every target is checked here, before any generates: a wrong folder costs no work.
+    crate::model::chat::check_loadable(&dir).context("--target")?;
     let device = crate::model::parse_device(device)?;
     Ok(Target {
         name: spec.name.clone(),
@@ -564,7 +561,13 @@ mod tests {
         let spec = |s: &str| TargetSpec { name: "t".into(), source: s.into() };
         // A URL is accepted up front; connecting happens when the target is loaded.
         assert!(target_of(&spec("https://example.invalid/v1#m"), "cpu").is_ok());
-        let err = target_of(&spec("/nonexistent/model"), "cpu").unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/model") && err.contains("not a model folder"), "{err}");
+        let err = format!("{:#}", target_of(&spec("/nonexistent/model"), "cpu").unwrap_err());
+        assert!(err.starts_with("--target: /nonexistent/model: no such folder; expected"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = format!(
+            "{:#}",
+            target_of(&spec(&empty.path().display().to_string()), "cpu").unwrap_err()
+        );
+        assert!(err.contains("has no config.json; expected a Hugging Face model folder"), "{err}");
     }
 }

@@ -32,6 +32,20 @@ pub struct ExportArgs {
 /// Runs `export`: merges the adapter into the base weights (`W + B A * lora_alpha / r`,
 /// PEFT's `merge_and_unload`) and writes a Hugging Face model folder to `--out`.
 pub fn run(args: ExportArgs) -> Result<()> {
+    if !lora::is_adapter_dir(&args.adapter) {
+        let what = if !args.adapter.exists() {
+            "no such folder"
+        } else if !args.adapter.is_dir() {
+            "is a file"
+        } else {
+            "has no adapter_config.json"
+        };
+        bail!(
+            "--adapter {}: {what}; expected a PEFT adapter folder: adapter_config.json, \
+             adapter_model.safetensors",
+            args.adapter.display()
+        );
+    }
     let base = match &args.base {
         Some(b) => b.clone(),
         None => match lora::base_model_of(&args.adapter)? {
@@ -42,11 +56,15 @@ pub fn run(args: ExportArgs) -> Result<()> {
             ),
         },
     };
-    if !base.join("config.json").is_file() {
-        bail!(
-            "base model {}: no config.json (pass --base with a local model folder)",
-            base.display()
-        );
+    match &args.base {
+        Some(_) => crate::model::causal_lm::check_model_folder(&base).context("--base")?,
+        None => crate::model::causal_lm::check_model_folder(&base).with_context(|| {
+            format!(
+                "the adapter's base model (base_model_name_or_path in {}; pass --base DIR for \
+                 a local copy)",
+                args.adapter.join(lora::CONFIG_FILE).display()
+            )
+        })?,
     }
     let kind = match args.dtype.as_deref() {
         Some(name) => kind_named(name).with_context(|| format!("--dtype {name}"))?,

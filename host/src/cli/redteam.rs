@@ -95,11 +95,7 @@ pub fn run(args: RedteamArgs) -> anyhow::Result<()> {
     let (mut judge, records) = args.judge.load(&config, &names)?;
     let spec = target_specs(std::slice::from_ref(&args.target))?.remove(0);
     let target = target_of(&spec, &args.judge.device)?;
-    anyhow::ensure!(
-        args.attacker.is_dir(),
-        "--attacker {}: not a model folder",
-        args.attacker.display()
-    );
+    crate::model::chat::check_loadable(&args.attacker).context("--attacker")?;
     let device = crate::model::parse_device(&args.judge.device)?;
     let attacker_dir = args.attacker.clone();
     let attacker: crate::eval::run::Loader = Box::new(move || {

@@ -61,6 +61,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // A wrong folder is one line naming it, before the server starts.
+    anyhow::Context::context(crate::model::chat::check_loadable(&args.model), "--model")?;
     serve(ServeOptions {
         model_dir: args.model,
         served_model_name: args.served_model_name,

@@ -41,6 +41,25 @@ pub struct ChatModel {
     source_dir: PathBuf,
 }
 
+/// What [`ChatModel::load`] accepts, checked before anything loads so that a wrong path is
+/// one line naming it: a model folder ([`crate::model::causal_lm::check_model_folder`]), or
+/// a PEFT adapter folder whose `base_model_name_or_path` is one.
+///
+/// Errors: the [`LoadError`] of the folder (or of the adapter's base, with the adapter named).
+pub fn check_loadable(dir: &Path) -> Result<()> {
+    if crate::model::lora::is_adapter_dir(dir) && !dir.join("config.json").is_file() {
+        let base = crate::model::lora::base_model_of(dir)?.with_context(|| {
+            format!(
+                "{}: no `base_model_name_or_path` to load the adapter onto",
+                dir.join(crate::model::lora::CONFIG_FILE).display()
+            )
+        })?;
+        return crate::model::causal_lm::check_model_folder(Path::new(&base))
+            .with_context(|| format!("the base model of adapter {}", dir.display()));
+    }
+    Ok(crate::model::causal_lm::check_model_folder(dir)?)
+}
+
 impl ChatModel {
     /// Loads model, tokenizer, chat template and stop tokens from a HF model folder.
     ///

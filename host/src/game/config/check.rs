@@ -108,7 +108,7 @@ impl Config {
             conflicts.push(
                 ConfigError::new(
                     ConfigErrorKind::OutOfRange,
-                    "sizes the retain set, which is used only when algorithm.benign_retain_alpha                      > 0: set that weight too, or leave this out",
+                    "sizes the retain set, which is used only when algorithm.benign_retain_alpha > 0: set that weight too, or leave this out",
                 )
                 .field("algorithm.benign_retain_size")
                 .also("algorithm.benign_retain_alpha"),
