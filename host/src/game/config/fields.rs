@@ -190,7 +190,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "algorithm.benign_retain_size",
-        "Prompts in each step's retain set (with benign_retain_alpha > 0): the step's benign prompts, then benign training seeds drawn at random (seeded by algorithm.seed and the step) up to this number. Same weight, wider anchor; costs one greedy decode and one forward/backward per extra prompt. 0 (default) = the step's benign prompts only.",
+        "Prompts in each step's retain set (with benign_retain_alpha > 0): the step's benign prompts, then benign training seeds drawn at random (seeded by algorithm.seed and the step) up to this number. Same weight, wider anchor; costs one greedy decode and one forward/backward per extra prompt. A whole number >= 0, at most the benign training seeds' count in effect (the draw stops when they run out); 0 (default) = the step's benign prompts only.",
     ),
     (
         "algorithm.sampler",

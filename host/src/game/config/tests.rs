@@ -123,6 +123,11 @@ fn syntax_errors_and_unreadable_files_are_typed() {
             "run.toml:2:19: field `algorithm.learning_rate`: no value after `=`",
         ),
         (
+            "[algorithm]\nlearning_rate = 1e-5 garbage\n",
+            "run.toml:2:17: field `algorithm.learning_rate`: `1e-5 garbage` is not a TOML value: \
+             after the number 1e-5 comes more text",
+        ),
+        (
             "[output]\nname = my-run\n",
             "run.toml:2:8: field `output.name`: `my-run` is not a TOML value: text goes in \
              quotes, \"my-run\"",

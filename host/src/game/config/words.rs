@@ -118,6 +118,14 @@ pub(super) fn syntax_hint(message: &str, at: Option<&str>) -> String {
                     [list] or a table; leave the key out for its default)"
                 .into();
         }
+        // A number with more after it (`1e-5 garbage`): the number is meant, not text.
+        let number = word.split_whitespace().next().filter(|w| w.parse::<f64>().is_ok());
+        if let Some(number) = number.filter(|_| word.contains(char::is_whitespace)) {
+            return format!(
+                "`{word}` is not a TOML value: after the number {number} comes more text (a \
+                 comment starts with #; text goes in quotes)"
+            );
+        }
         if !word.contains(['"', '\'', '\n']) {
             return format!("`{word}` is not a TOML value: text goes in quotes, \"{word}\"");
         }
