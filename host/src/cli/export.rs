@@ -32,20 +32,12 @@ pub struct ExportArgs {
 /// Runs `export`: merges the adapter into the base weights (`W + B A * lora_alpha / r`,
 /// PEFT's `merge_and_unload`) and writes a Hugging Face model folder to `--out`.
 pub fn run(args: ExportArgs) -> Result<()> {
-    if !lora::is_adapter_dir(&args.adapter) {
-        let what = if !args.adapter.exists() {
-            "no such folder"
-        } else if !args.adapter.is_dir() {
-            "is a file"
-        } else {
-            "has no adapter_config.json"
-        };
-        bail!(
-            "--adapter {}: {what}; expected a PEFT adapter folder: adapter_config.json, \
-             adapter_model.safetensors",
-            args.adapter.display()
-        );
-    }
+    crate::model::causal_lm::check_folder(
+        &args.adapter,
+        lora::CONFIG_FILE,
+        "a PEFT adapter folder: adapter_config.json, adapter_model.safetensors",
+    )
+    .context("--adapter")?;
     let base = match &args.base {
         Some(b) => b.clone(),
         None => match lora::base_model_of(&args.adapter)? {

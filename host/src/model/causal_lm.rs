@@ -64,17 +64,23 @@ pub const MODEL_FOLDER_LAYOUT: &str =
 /// folder), or a folder without `config.json`, each [`LoadError::Missing`] naming the path
 /// and the layout expected. Reads nothing.
 pub fn check_model_folder(dir: &Path) -> Result<(), LoadError> {
-    let missing = |path: &Path, what: String| LoadError::Missing { path: path.to_path_buf(), what };
-    if !dir.exists() {
-        return Err(missing(dir, format!("no such folder; expected {MODEL_FOLDER_LAYOUT}")));
-    }
-    if !dir.is_dir() {
-        return Err(missing(dir, format!("is a file; expected {MODEL_FOLDER_LAYOUT}")));
-    }
-    if !dir.join("config.json").is_file() {
-        return Err(missing(dir, format!("has no config.json; expected {MODEL_FOLDER_LAYOUT}")));
-    }
-    Ok(())
+    check_folder(dir, "config.json", MODEL_FOLDER_LAYOUT)
+}
+
+/// Whether `dir` is a folder holding the file `marker` (errors as for [`check_model_folder`],
+/// with `layout` as what was expected): the one rule for "this path is not that kind of
+/// folder", also used for PEFT adapter folders.
+pub fn check_folder(dir: &Path, marker: &str, layout: &str) -> Result<(), LoadError> {
+    let what = if !dir.exists() {
+        "no such folder".to_string()
+    } else if !dir.is_dir() {
+        "is a file".to_string()
+    } else if !dir.join(marker).is_file() {
+        format!("has no {marker}")
+    } else {
+        return Ok(());
+    };
+    Err(LoadError::Missing { path: dir.to_path_buf(), what: format!("{what}; expected {layout}") })
 }
 
 /// The weights and everything read with them; shared by every view of one loaded folder.

@@ -47,17 +47,26 @@ pub struct ChatModel {
 ///
 /// Errors: the [`LoadError`] of the folder (or of the adapter's base, with the adapter named).
 pub fn check_loadable(dir: &Path) -> Result<()> {
-    if crate::model::lora::is_adapter_dir(dir) && !dir.join("config.json").is_file() {
-        let base = crate::model::lora::base_model_of(dir)?.with_context(|| {
-            format!(
-                "{}: no `base_model_name_or_path` to load the adapter onto",
-                dir.join(crate::model::lora::CONFIG_FILE).display()
-            )
-        })?;
-        return crate::model::causal_lm::check_model_folder(Path::new(&base))
-            .with_context(|| format!("the base model of adapter {}", dir.display()));
+    match adapter_base(dir)? {
+        Some(base) => crate::model::causal_lm::check_model_folder(&base)
+            .with_context(|| format!("the base model of adapter {}", dir.display())),
+        None => Ok(crate::model::causal_lm::check_model_folder(dir)?),
     }
-    Ok(crate::model::causal_lm::check_model_folder(dir)?)
+}
+
+/// The base model folder of `dir` when it is a PEFT adapter folder (`adapter_config.json`, no
+/// `config.json`): its `base_model_name_or_path`, which it must then name; `None` otherwise.
+fn adapter_base(dir: &Path) -> Result<Option<PathBuf>> {
+    if !crate::model::lora::is_adapter_dir(dir) || dir.join("config.json").is_file() {
+        return Ok(None);
+    }
+    let base = crate::model::lora::base_model_of(dir)?.with_context(|| {
+        format!(
+            "{}: no `base_model_name_or_path` to load the adapter onto",
+            dir.join(crate::model::lora::CONFIG_FILE).display()
+        )
+    })?;
+    Ok(Some(PathBuf::from(base)))
 }
 
 impl ChatModel {
@@ -71,14 +80,8 @@ impl ChatModel {
     /// the adapter on it (in `kind`), so every command that takes a model folder also takes
     /// a LoRA checkpoint.
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
-        if crate::model::lora::is_adapter_dir(dir) && !dir.join("config.json").is_file() {
-            let base = crate::model::lora::base_model_of(dir)?.with_context(|| {
-                format!(
-                    "{}: no `base_model_name_or_path` to load the adapter onto",
-                    dir.join(crate::model::lora::CONFIG_FILE).display()
-                )
-            })?;
-            let base = Self::load(Path::new(&base), device, kind)
+        if let Some(base) = adapter_base(dir)? {
+            let base = Self::load(&base, device, kind)
                 .with_context(|| format!("loading the base model of adapter {}", dir.display()))?;
             return base.load_adapter(dir, Some(kind));
         }
