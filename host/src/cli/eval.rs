@@ -437,8 +437,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         Category::Benign => (h, b + 1),
     });
     eprintln!(
-        "eval: {} targets x {} prompts ({h} harmful, {b} benign); judge {}; out {}",
+        "eval: {} target{} x {} prompts ({h} harmful, {b} benign); judge {}; out {}",
         specs.len(),
+        if specs.len() == 1 { "" } else { "s" },
         items.len(),
         judge.label(),
         args.run.out.display()

@@ -152,7 +152,12 @@ impl ConfigError {
         let message = match syntax {
             false => words::reword(&message, field.as_deref(), || words::enum_at(text, path))
                 .unwrap_or_else(|| words::suggest_field(&message)),
-            true => words::syntax_hint(&message, err.span().and_then(|s| text.get(s))),
+            true => {
+                let span = err.span();
+                let token = span.as_ref().and_then(|s| text.get(s.start..)).unwrap_or_default();
+                let token = token.split([' ', '\t', '\n', '\r', ',', ']', '}', '#']).next();
+                words::syntax_hint(&message, span.and_then(|s| text.get(s)), token.unwrap_or(""))
+            }
         };
         let mut e = Self::new(kind, message);
         e.field = field;

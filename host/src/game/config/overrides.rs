@@ -68,13 +68,27 @@ impl Override {
                     ));
                 }
                 // So is a decimal number beyond f64 (`1e400`, which TOML refuses to round).
-                Err(_) if raw.parse::<f64>().is_ok_and(f64::is_infinite) => {
+                Err(_)
+                    if words::is_unreadable_number(raw)
+                        && raw.parse::<f64>().is_ok_and(f64::is_infinite) =>
+                {
                     return Err(bad(
                         item,
                         format!(
                             "{raw} is beyond TOML's floating-point numbers (64 bits: at most \
                              about {:e}); quote it to mean the text",
                             f64::MAX
+                        ),
+                    ));
+                }
+                // And `.5` or `1.`, numbers in most languages but not in TOML.
+                Err(_) if words::is_unreadable_number(raw) => {
+                    return Err(bad(
+                        item,
+                        format!(
+                            "{raw} is not a TOML number: TOML writes a digit on each side of \
+                             the point (0.5, 1.0) or an exponent (1e-5); quote it to mean the \
+                             text"
                         ),
                     ));
                 }

@@ -128,6 +128,11 @@ fn syntax_errors_and_unreadable_files_are_typed() {
              after the number 1e-5 comes more text",
         ),
         (
+            "[game]\ntop_p = .5\n",
+            "run.toml:2:9: field `game.top_p`: `.5` is not a TOML number: TOML writes a digit on \
+             each side of the point (0.5, 1.0) or an exponent (1e-5)",
+        ),
+        (
             "[output]\nname = my-run\n",
             "run.toml:2:8: field `output.name`: `my-run` is not a TOML value: text goes in \
              quotes, \"my-run\"",
@@ -175,6 +180,12 @@ fn bad_override_names_the_field() {
         ),
         "{err:?}"
     );
+    // `.5` is a number to people and to Rust, not to TOML: said so, not read as the text.
+    let err = Config::parse("", "t.toml", &["game.top_p=.5".into()]).unwrap_err();
+    assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
+    assert!(err.to_string().contains(".5 is not a TOML number"), "{err}");
+    let c = Config::parse("", "t.toml", &["output.name=Infinity".into()]).unwrap();
+    assert_eq!(c.output.name, "Infinity");
     let err = Config::parse("", "t.toml", &["game.nope=1".into()]).unwrap_err();
     assert_eq!(err.kind, ConfigErrorKind::UnknownKey, "{err:?}");
     assert!(err.to_string().contains("nope"), "{err}");

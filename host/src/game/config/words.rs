@@ -102,13 +102,23 @@ pub(super) fn closest<'a>(
 }
 
 /// A TOML syntax error at the text `at`, with the fix when the text is a word people write
-/// for "no value" (`null`, which TOML lacks; toml then says `invalid float, expected nan`).
-pub(super) fn syntax_hint(message: &str, at: Option<&str>) -> String {
+/// for "no value" (`null`, which TOML lacks; toml then says `invalid float, expected nan`)
+/// or a number TOML does not read. `token` is the text from the error's start to the next
+/// blank, comma or bracket (toml points `.5` at its point alone).
+pub(super) fn syntax_hint(message: &str, at: Option<&str>, token: &str) -> String {
     let word = at.map(str::trim).unwrap_or_default();
     if ["null", "none", "nil"].iter().any(|w| word.eq_ignore_ascii_case(w)) {
         return format!(
             "`{word}` is not a TOML value (TOML has no null): leave the key out for its \
              default, or write \"\" to turn an optional file or text off"
+        );
+    }
+    // A number toml cannot read (`.5`, `1.`): TOML wants a digit on each side of the
+    // point. (Whole numbers past 64 bits parse, and are refused by type: "beyond 64 bits".)
+    if let Some(number) = [word, token].into_iter().find(|w| is_unreadable_number(w)) {
+        return format!(
+            "`{number}` is not a TOML number: TOML writes a digit on each side of the point \
+             (0.5, 1.0) or an exponent (1e-5)"
         );
     }
     // toml's words for a value it cannot read at all, be it missing (`lr = `) or bare text.
@@ -131,6 +141,14 @@ pub(super) fn syntax_hint(message: &str, at: Option<&str>) -> String {
         }
     }
     message.to_string()
+}
+
+/// Whether `word` is a number to Rust (digits and all: not `Infinity` or `NaN`, which are
+/// text here) that TOML does not read as one: `.5`, `1.`, `+.5e3`.
+pub(super) fn is_unreadable_number(word: &str) -> bool {
+    word.parse::<f64>().is_ok()
+        && word.bytes().any(|b| b.is_ascii_digit())
+        && toml::from_str::<toml::Table>(&format!("v = {word}")).is_err()
 }
 
 /// What a field takes: serde's `expected` part (`usize`, `a boolean`, `path string`...) as
