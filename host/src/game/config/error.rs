@@ -154,9 +154,8 @@ impl ConfigError {
                 .unwrap_or_else(|| words::suggest_field(&message)),
             true => {
                 let span = err.span();
-                let token = span.as_ref().and_then(|s| text.get(s.start..)).unwrap_or_default();
-                let token = token.split([' ', '\t', '\n', '\r', ',', ']', '}', '#']).next();
-                words::syntax_hint(&message, span.and_then(|s| text.get(s)), token.unwrap_or(""))
+                let token = span.as_ref().map_or("", |s| token_at(text, s.start));
+                words::syntax_hint(&message, span.and_then(|s| text.get(s)), token)
             }
         };
         let mut e = Self::new(kind, message);
@@ -270,6 +269,18 @@ fn key_of_line(text: &str, offset: usize) -> Option<String> {
     }
 }
 
+/// The value token around byte `offset` of `text`: from the blank, `=`, comma or bracket
+/// before it to the one after it. toml points a number it cannot read at its point (`.5`) or
+/// just past it (`1.`), so the token, not the span, is the number the user wrote.
+fn token_at(text: &str, offset: usize) -> &str {
+    let stop = |c: char| c.is_whitespace() || "=,[]{}#".contains(c);
+    let offset = (0..=offset.min(text.len())).rev().find(|&i| text.is_char_boundary(i));
+    let offset = offset.unwrap_or(0);
+    let start = text[..offset].rfind(stop).map_or(0, |i| i + 1);
+    let end = text[offset..].find(stop).map_or(text.len(), |i| offset + i);
+    &text[start..end]
+}
+
 /// serde reports every typed-step problem as text; its fixed prefixes (`serde::de::Error`'s
 /// provided messages) tell the kind.
 pub(super) fn kind_of_serde_message(message: &str) -> ConfigErrorKind {
@@ -352,6 +363,16 @@ mod tests {
         // Not on a value: a broken header, or the key itself.
         assert_eq!(key_of_line(text, at("[bad")), None);
         assert_eq!(key_of_line(text, at("learning_rate")), None);
+    }
+
+    #[test]
+    fn token_at_is_the_value_around_an_offset() {
+        let text = "a = .5\nb = 1.\nc = [1., 2]\n";
+        assert_eq!(token_at(text, text.find(".5").unwrap()), ".5");
+        // Just past `1.`, where toml points: the token still ends at the line's end.
+        assert_eq!(token_at(text, text.find("1.\n").unwrap() + 2), "1.");
+        assert_eq!(token_at(text, text.find("1.,").unwrap() + 1), "1.");
+        assert_eq!(token_at(text, text.len()), "");
     }
 
     #[test]

@@ -132,6 +132,7 @@ fn syntax_errors_and_unreadable_files_are_typed() {
             "run.toml:2:9: field `game.top_p`: `.5` is not a TOML number: TOML writes a digit on \
              each side of the point (0.5, 1.0) or an exponent (1e-5)",
         ),
+        ("[game]\ntop_p = 1.\n", "run.toml:2:11: field `game.top_p`: `1.` is not a TOML number"),
         (
             "[output]\nname = my-run\n",
             "run.toml:2:8: field `output.name`: `my-run` is not a TOML value: text goes in \

@@ -115,7 +115,8 @@ pub(super) fn syntax_hint(message: &str, at: Option<&str>, token: &str) -> Strin
     }
     // A number toml cannot read (`.5`, `1.`): TOML wants a digit on each side of the
     // point. (Whole numbers past 64 bits parse, and are refused by type: "beyond 64 bits".)
-    if let Some(number) = [word, token].into_iter().find(|w| is_unreadable_number(w)) {
+    let number = if token.is_empty() { word } else { token };
+    if is_unreadable_number(number) {
         return format!(
             "`{number}` is not a TOML number: TOML writes a digit on each side of the point \
              (0.5, 1.0) or an exponent (1e-5)"
