@@ -26,18 +26,22 @@ impl Config {
         need(g.replies_per_prompt >= 1, "game.replies_per_prompt", "must be at least 1");
         need(g.attacker_max_tokens >= 1, "game.attacker_max_tokens", "must be at least 1");
         need(g.defender_max_tokens >= 1, "game.defender_max_tokens", "must be at least 1");
-        need(g.temperature >= 0.0, "game.temperature", "must be >= 0");
+        need(
+            g.temperature >= 0.0 && g.temperature.is_finite(),
+            "game.temperature",
+            "must be finite and >= 0",
+        );
         // Each player's own temperature, when given (unset, it is `temperature`, checked
         // above: one bad value is one problem).
         need(
-            g.attacker_temperature.is_none_or(|t| t >= 0.0),
+            g.attacker_temperature.is_none_or(|t| t >= 0.0 && t.is_finite()),
             "game.attacker_temperature",
-            "must be >= 0",
+            "must be finite and >= 0",
         );
         need(
-            g.defender_temperature.is_none_or(|t| t >= 0.0),
+            g.defender_temperature.is_none_or(|t| t >= 0.0 && t.is_finite()),
             "game.defender_temperature",
-            "must be >= 0",
+            "must be finite and >= 0",
         );
         need(
             (0.0..=1.0).contains(&g.direct_seed_share),

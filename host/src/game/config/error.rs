@@ -297,7 +297,7 @@ pub(super) fn kind_of_serde_message(message: &str) -> ConfigErrorKind {
 }
 
 /// A possibly multi-line message as one line.
-fn one_line(message: &str) -> String {
+pub(super) fn one_line(message: &str) -> String {
     message.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
 }
 

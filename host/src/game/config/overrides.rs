@@ -19,6 +19,11 @@ fn bad(item: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::new(ConfigErrorKind::BadOverride, message).from_set(item)
 }
 
+/// The `--set` item that passes `raw` to `key` as text: `--set 'key="raw"'`.
+fn as_text(key: &str, raw: &str) -> String {
+    format!("--set '{key}=\"{raw}\"'")
+}
+
 /// One parsed `--set` item.
 #[derive(Debug, Clone)]
 pub(super) struct Override {
@@ -61,11 +66,13 @@ impl Override {
                     return Err(bad(
                         item,
                         format!(
-                            "{raw} is beyond TOML's whole numbers (64 bits: at most {}); quote \
-                             it to mean the text",
-                            i64::MAX
+                            "`{raw}` is beyond TOML's whole numbers (64 bits: at most {}); as \
+                             text: {}",
+                            i64::MAX,
+                            as_text(key, raw)
                         ),
-                    ));
+                    )
+                    .field(key));
                 }
                 // So is a decimal number beyond f64 (`1e400`, which TOML refuses to round).
                 Err(_)
@@ -75,22 +82,34 @@ impl Override {
                     return Err(bad(
                         item,
                         format!(
-                            "{raw} is beyond TOML's floating-point numbers (64 bits: at most \
-                             about {:e}); quote it to mean the text",
-                            f64::MAX
+                            "`{raw}` is beyond TOML's floating-point numbers (64 bits: at most \
+                             about {:e}); as text: {}",
+                            f64::MAX,
+                            as_text(key, raw)
                         ),
-                    ));
+                    )
+                    .field(key));
                 }
                 // And `.5` or `1.`, numbers in most languages but not in TOML.
                 Err(_) if words::is_unreadable_number(raw) => {
-                    return Err(bad(
-                        item,
-                        format!(
-                            "{raw} is not a TOML number: TOML writes a digit on each side of \
-                             the point (0.5, 1.0) or an exponent (1e-5); quote it to mean the \
-                             text"
+                    let message = words::unreadable_number(raw);
+                    return Err(
+                        bad(item, format!("{message}; as text: {}", as_text(key, raw))).field(key)
+                    );
+                }
+                // A list or inline table that does not parse is not meant as text either.
+                Err(e) if raw.starts_with(['[', '{']) => {
+                    let stop = |c: char| c.is_whitespace() || ",[]{}=".contains(c);
+                    let number = raw.split(stop).find(|w| words::is_unreadable_number(w));
+                    let message = match number {
+                        Some(n) => words::unreadable_number(n),
+                        None => format!(
+                            "`{raw}` opens a TOML {} but is not one: {}",
+                            if raw.starts_with('[') { "list" } else { "inline table" },
+                            super::error::one_line(e.message())
                         ),
-                    ));
+                    };
+                    return Err(bad(item, message).field(key));
                 }
                 // Text that opens with a quote was meant as a TOML string; taken bare, the
                 // quotes would become part of the value (`'I'm sorry'`: TOML's single-quoted

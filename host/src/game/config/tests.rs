@@ -129,10 +129,13 @@ fn syntax_errors_and_unreadable_files_are_typed() {
         ),
         (
             "[game]\ntop_p = .5\n",
-            "run.toml:2:9: field `game.top_p`: `.5` is not a TOML number: TOML writes a digit on \
-             each side of the point (0.5, 1.0) or an exponent (1e-5)",
+            "run.toml:2:9: field `game.top_p`: `.5` is not a TOML number: write 0.5 (TOML \
+             wants a digit on each side of the point)",
         ),
-        ("[game]\ntop_p = 1.\n", "run.toml:2:11: field `game.top_p`: `1.` is not a TOML number"),
+        (
+            "[game]\ntop_p = 1.\n",
+            "run.toml:2:11: field `game.top_p`: `1.` is not a TOML number: write 1.0",
+        ),
         (
             "[output]\nname = my-run\n",
             "run.toml:2:8: field `output.name`: `my-run` is not a TOML value: text goes in \
@@ -184,7 +187,20 @@ fn bad_override_names_the_field() {
     // `.5` is a number to people and to Rust, not to TOML: said so, not read as the text.
     let err = Config::parse("", "t.toml", &["game.top_p=.5".into()]).unwrap_err();
     assert_eq!(err.kind, ConfigErrorKind::BadOverride, "{err:?}");
-    assert!(err.to_string().contains(".5 is not a TOML number"), "{err}");
+    assert_eq!(err.field.as_deref(), Some("game.top_p"), "{err:?}");
+    assert!(
+        err.to_string().contains(
+            "`.5` is not a TOML number: write 0.5 (TOML wants a digit on each side of the \
+             point); as text: --set 'game.top_p=\".5\"'"
+        ),
+        "{err}"
+    );
+    // In a list, the number is named, not the list taken for text.
+    let err = Config::parse("", "t.toml", &["game.attacker_stop=[\"a\", 1.]".into()]).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("game.attacker_stop"), "{err:?}");
+    assert!(err.to_string().contains("`1.` is not a TOML number: write 1.0"), "{err}");
+    let err = Config::parse("", "t.toml", &["game.attacker_stop=[\"a\"".into()]).unwrap_err();
+    assert!(err.to_string().contains("opens a TOML list but is not one"), "{err}");
     let c = Config::parse("", "t.toml", &["output.name=Infinity".into()]).unwrap();
     assert_eq!(c.output.name, "Infinity");
     let err = Config::parse("", "t.toml", &["game.nope=1".into()]).unwrap_err();

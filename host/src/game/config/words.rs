@@ -117,10 +117,7 @@ pub(super) fn syntax_hint(message: &str, at: Option<&str>, token: &str) -> Strin
     // point. (Whole numbers past 64 bits parse, and are refused by type: "beyond 64 bits".)
     let number = if token.is_empty() { word } else { token };
     if is_unreadable_number(number) {
-        return format!(
-            "`{number}` is not a TOML number: TOML writes a digit on each side of the point \
-             (0.5, 1.0) or an exponent (1e-5)"
-        );
+        return unreadable_number(number);
     }
     // toml's words for a value it cannot read at all, be it missing (`lr = `) or bare text.
     if message.starts_with("string values must be quoted") {
@@ -150,6 +147,33 @@ pub(super) fn is_unreadable_number(word: &str) -> bool {
     word.parse::<f64>().is_ok()
         && word.bytes().any(|b| b.is_ascii_digit())
         && toml::from_str::<toml::Table>(&format!("v = {word}")).is_err()
+}
+
+/// "`.5` is not a TOML number: write 0.5 ...": the message for an [`is_unreadable_number`]
+/// word, with the number as TOML writes it (a 0 on the bare side of the point).
+pub(super) fn unreadable_number(word: &str) -> String {
+    let mut fixed = String::with_capacity(word.len() + 2);
+    let bytes = word.as_bytes();
+    for (i, c) in word.char_indices() {
+        if c == '.' && !bytes.get(i.wrapping_sub(1)).is_some_and(u8::is_ascii_digit) {
+            fixed.push('0');
+        }
+        fixed.push(c);
+        if c == '.' && !bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            fixed.push('0');
+        }
+    }
+    let readable = toml::from_str::<toml::Table>(&format!("v = {fixed}")).is_ok();
+    match readable {
+        true => format!(
+            "`{word}` is not a TOML number: write {fixed} (TOML wants a digit on each side of \
+             the point)"
+        ),
+        false => format!(
+            "`{word}` is not a TOML number: TOML writes a digit on each side of the point \
+             (0.5, 1.0) or an exponent (1e-5)"
+        ),
+    }
 }
 
 /// What a field takes: serde's `expected` part (`usize`, `a boolean`, `path string`...) as
