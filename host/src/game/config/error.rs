@@ -269,15 +269,14 @@ fn key_of_line(text: &str, offset: usize) -> Option<String> {
     }
 }
 
-/// The value token around byte `offset` of `text`: from the blank, `=`, comma or bracket
-/// before it to the one after it. toml points a number it cannot read at its point (`.5`) or
+/// The value token around byte `offset` of `text`: between the [`words::ends_token`]
+/// characters before and after it. toml points a number it cannot read at its point (`.5`) or
 /// just past it (`1.`), so the token, not the span, is the number the user wrote.
 fn token_at(text: &str, offset: usize) -> &str {
-    let stop = |c: char| c.is_whitespace() || "=,[]{}#".contains(c);
     let offset = (0..=offset.min(text.len())).rev().find(|&i| text.is_char_boundary(i));
     let offset = offset.unwrap_or(0);
-    let start = text[..offset].rfind(stop).map_or(0, |i| i + 1);
-    let end = text[offset..].find(stop).map_or(text.len(), |i| offset + i);
+    let start = text[..offset].rfind(words::ends_token).map_or(0, |i| i + 1);
+    let end = text[offset..].find(words::ends_token).map_or(text.len(), |i| offset + i);
     &text[start..end]
 }
 

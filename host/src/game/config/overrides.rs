@@ -99,8 +99,8 @@ impl Override {
                 }
                 // A list or inline table that does not parse is not meant as text either.
                 Err(e) if raw.starts_with(['[', '{']) => {
-                    let stop = |c: char| c.is_whitespace() || ",[]{}=".contains(c);
-                    let number = raw.split(stop).find(|w| words::is_unreadable_number(w));
+                    let number =
+                        raw.split(words::ends_token).find(|w| words::is_unreadable_number(w));
                     let message = match number {
                         Some(n) => words::unreadable_number(n),
                         None => format!(

@@ -103,8 +103,8 @@ pub(super) fn closest<'a>(
 
 /// A TOML syntax error at the text `at`, with the fix when the text is a word people write
 /// for "no value" (`null`, which TOML lacks; toml then says `invalid float, expected nan`)
-/// or a number TOML does not read. `token` is the text from the error's start to the next
-/// blank, comma or bracket (toml points `.5` at its point alone).
+/// or a number TOML does not read. `token` is the value token around the error's start
+/// (toml points `.5` at its point alone, `1.` just past it), empty when there is none.
 pub(super) fn syntax_hint(message: &str, at: Option<&str>, token: &str) -> String {
     let word = at.map(str::trim).unwrap_or_default();
     if ["null", "none", "nil"].iter().any(|w| word.eq_ignore_ascii_case(w)) {
@@ -163,17 +163,23 @@ pub(super) fn unreadable_number(word: &str) -> String {
             fixed.push('0');
         }
     }
-    let readable = toml::from_str::<toml::Table>(&format!("v = {fixed}")).is_ok();
-    match readable {
-        true => format!(
+    if toml::from_str::<toml::Table>(&format!("v = {fixed}")).is_ok() {
+        format!(
             "`{word}` is not a TOML number: write {fixed} (TOML wants a digit on each side of \
              the point)"
-        ),
-        false => format!(
+        )
+    } else {
+        format!(
             "`{word}` is not a TOML number: TOML writes a digit on each side of the point \
              (0.5, 1.0) or an exponent (1e-5)"
-        ),
+        )
     }
+}
+
+/// Whether `c` ends a TOML value token (a number or a bare word): a blank, `=`, a comma, a
+/// bracket or brace, or a comment's `#`.
+pub(super) fn ends_token(c: char) -> bool {
+    c.is_whitespace() || "=,[]{}#".contains(c)
 }
 
 /// What a field takes: serde's `expected` part (`usize`, `a boolean`, `path string`...) as
