@@ -187,8 +187,8 @@ impl Override {
         if wants_text && !matches!(self.value, Some(toml::Value::String(_))) {
             let raw = self.item.split_once('=').map_or("", |(_, r)| r.trim());
             out.push_str(&format!(
-                "; to pass it as text, quote it: --set '{}=\"{raw}\"'",
-                self.dotted()
+                "; to pass it as text, quote it: {}",
+                as_text(&self.dotted(), raw)
             ));
         }
         out
